@@ -1,0 +1,222 @@
+"""Builds the one aiohttp application: routes, store, connectors, ingest writers, outbox worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot import api, outbox_kinds
+from bot.admin import Admin, RuleCache
+from bot.commands import CommandRunner
+from bot.config import SalesforceSettings, Settings, WebhookChannel
+from bot.inbox import Inbox
+from bot.metrics import Metrics
+from bot.outbox import Outbox, PermanentFailure, RetryLater
+from bot.store import db, repo
+from connectors.base import Connector, ConnectorContext, OutboundTarget
+from connectors.webhook import WebhookConnector, webhook_handler
+
+log = logging.getLogger("inbox.app")
+
+STATE_KEY = web.AppKey("state", "AppState")
+
+
+class AppState:
+    """Everything one running server holds; built once per app, started by the cleanup context."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.rules = RuleCache(settings)
+        self.rules.on_reload.append(self.metrics.automations.set)
+        self.admin = Admin(settings, self.rules)
+        self.commands = CommandRunner(self.admin)
+        self.inbox = Inbox(
+            rules=self.rules.current,
+            metrics=self.metrics,
+            writers=1 if settings.database.is_sqlite else max(1, min(4, settings.database.pool_max // 2)),
+        )
+        self.outbox = Outbox(
+            metrics=self.metrics,
+            skip_locked=not settings.database.is_sqlite,
+            max_attempts=settings.outbox.max_attempts,
+            base_delay=settings.outbox.base_delay,
+            max_delay=settings.outbox.max_delay,
+            poll_interval=settings.outbox.poll_interval,
+        )
+        self.inbox.wake_outbox = self.outbox.wake
+        self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
+        self.connectors: dict[str, Connector] = {}
+        self.left_off: dict[str, str] = {}
+        self.crm: Any = None
+        self._build_connectors()
+        self.outbox.register(outbox_kinds.REPLY, self.deliver_reply)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build_connectors(self) -> None:
+        s = self.settings
+        for ch in s.channels:
+            missing = s.missing_secrets(ch)
+            if missing:
+                why = f'channel "{ch.name}" is off: set {", ".join(missing)} in the environment'
+                self.left_off[ch.name] = why
+                log.warning(why)
+                continue
+            try:
+                self.connectors[ch.name] = build_connector(ch, self.ctx)
+            except Exception as exc:  # one broken connector never stops the others
+                why = f'channel "{ch.name}" is off: {exc}'
+                self.left_off[ch.name] = why
+                log.error(why)
+        sf = s.crm.salesforce
+        if sf is not None:
+            self.crm = build_crm(sf, self)
+
+    def connector(self, name: str) -> Connector | None:
+        return self.connectors.get(name)
+
+    async def deliver_reply(self, payload: dict[str, Any]) -> None:
+        """Outbox job: send one stored outbound message through its conversation's channel."""
+        message = await repo.get_message(int(payload["message_id"]))
+        if message is None:
+            raise PermanentFailure(f"message {payload['message_id']} no longer exists")
+        if message.external_id is not None:
+            return  # sent already (a retry after the send but before the commit)
+        conv = await repo.get_conversation(message.conversation_id)  # type: ignore[attr-defined]
+        assert conv is not None
+        contact = await repo.get_contact(conv.contact_id)  # type: ignore[attr-defined]
+        connector = self.connectors.get(conv.channel)
+        if connector is None:
+            why = self.left_off.get(conv.channel) or f'channel "{conv.channel}" is not configured'
+            raise RetryLater(why)
+        target = OutboundTarget(
+            conversation_id=conv.id,
+            message_id=message.id,
+            thread_key=conv.thread_key,
+            contact_id=contact.platform_id if contact else "",
+            contact_name=contact.name if contact else None,
+            reply_to=dict(conv.reply_to or {}),
+        )
+        external_id = await connector.send(target, message.text)
+        await repo.mark_sent(message.id, external_id or "sent")
+
+    async def start(self) -> None:
+        await self.rules.refresh(force=True)
+        self.inbox.start()
+        for name, c in list(self.connectors.items()):
+            try:
+                await c.start()
+            except Exception as exc:
+                why = f'channel "{name}" is off: could not start: {exc}'
+                self.left_off[name] = why
+                self.connectors.pop(name)
+                self.metrics.connector_errors.labels(name).inc()
+                log.error(why)
+        if self.crm is not None:
+            await self.crm.start()
+        self.outbox.start()
+        self._tasks.append(asyncio.create_task(self.rules.watch(), name="rules-watch"))
+
+    async def stop(self) -> None:
+        for c in self.connectors.values():
+            with contextlib.suppress(Exception):
+                await c.stop()
+        await self.inbox.stop()
+        if self.crm is not None:
+            with contextlib.suppress(Exception):
+                await self.crm.stop()
+        await self.outbox.stop(timeout=self.settings.server.shutdown_timeout)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+
+
+def build_connector(ch: Any, ctx: ConnectorContext) -> Connector:
+    s = ctx.settings
+    if isinstance(ch, WebhookChannel):
+        secret = s.secret(ch.secret_env)
+        assert secret is not None
+        return WebhookConnector(ch.name, ctx, secret=secret, reply_url=ch.reply_url)
+    if ch.kind == "slack":
+        from connectors.slack import SlackConnector
+
+        return SlackConnector.from_settings(ch, ctx)
+    if ch.kind == "telegram":
+        from connectors.telegram import TelegramConnector
+
+        return TelegramConnector.from_settings(ch, ctx)
+    raise ValueError(f"unknown channel kind {ch.kind!r}")
+
+
+def build_crm(sf: SalesforceSettings, state: AppState) -> Any:
+    try:
+        from connectors.salesforce import SalesforceCrm
+    except ImportError:  # pragma: no cover - the Salesforce connector ships with the app
+        log.error("Salesforce connector is not available")
+        return None
+    return SalesforceCrm.from_settings(sf, state)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (repo.OperationalError, ConnectionError, OSError) as exc:
+        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+        return web.json_response({"error": "the store is unavailable — try again shortly"}, status=503)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error — the bot's log has the details"}, status=500)
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The aiohttp app. The store must already be migrated (`inbox-bot serve` does it first)."""
+    state = AppState(settings)
+    app = web.Application(
+        middlewares=[error_middleware, api.api_middleware],
+        client_max_size=settings.server.max_body_bytes + 1024,
+    )
+    app[STATE_KEY] = state
+    app[api.ADMIN_KEY] = state.admin
+    app[api.INBOX_KEY] = state.inbox
+    app[api.TOKENS_KEY] = settings.api_tokens()
+    app[api.METRICS_KEY] = state.metrics
+    if not settings.api_tokens():
+        log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
+    app.add_routes(api.routes())
+    app.router.add_post(
+        "/webhooks/{channel}",
+        webhook_handler(
+            state.connector,
+            max_body=settings.server.max_body_bytes,
+            known=lambda name: state.left_off.get(name),
+        ),
+    )
+    for c in state.connectors.values():
+        c.add_routes(app)
+    if state.crm is not None and hasattr(state.crm, "add_routes"):
+        state.crm.add_routes(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        db_settings = settings.database
+        async with db.open_store(db_settings.url, pool_min=db_settings.pool_min, pool_max=db_settings.pool_max):
+            await state.start()
+            try:
+                yield
+            finally:
+                await state.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,73 @@
+"""`inbox-bot check`: config, environment, store, automations against the plan, failed outbox jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from tortoise import Tortoise
+
+from bot import plans
+from bot.admin import actions_from_json
+from bot.config import Settings
+
+
+async def run_check(settings: Settings) -> int:
+    """Print one line per finding; 0 when everything is usable, 1 otherwise."""
+    problems = 0
+    print(f"config: ok ({settings.path})")
+    if not settings.api_tokens():
+        print(f"api: WARN no tokens — set {settings.api.tokens_env} to enable the JSON API")
+    for ch in settings.channels:
+        missing = settings.missing_secrets(ch)
+        if missing:
+            problems += 1
+            print(f'channel "{ch.name}" ({ch.kind}): FAIL set {", ".join(missing)} in the environment')
+        else:
+            print(f'channel "{ch.name}" ({ch.kind}): ok')
+    sf = settings.crm.salesforce
+    if sf is not None:
+        names = [sf.session_id_env] if sf.session_id_env else [sf.username_env, sf.password_env]
+        missing = [n for n in names if n and not settings.secret(n)]
+        if missing:
+            problems += 1
+            print(f"crm.salesforce: FAIL set {', '.join(missing)} in the environment")
+        else:
+            print("crm.salesforce: ok")
+
+    from tortoise.migrations.api import plan
+
+    from bot.store import db, repo
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            lines = await plan(config=db.tortoise_config(settings.database.url))
+        await Tortoise.close_connections()
+    except Exception as exc:
+        print(f"store: FAIL cannot reach the store: {exc}")
+        return 1
+    pending = [line[2:] for line in lines if line.startswith("+ ")]
+    if pending:
+        problems += 1
+        print(f"store: FAIL {len(pending)} migration(s) not applied ({', '.join(pending)}) — run `inbox-bot migrate`")
+        return 1
+    try:
+        async with db.open_store(settings.database.url):
+            await repo.ping()
+            print("store: ok")
+            for a in await repo.list_automations():
+                why = plans.refusal(settings.organization, actions_from_json(a.actions))
+                if why and a.enabled:
+                    problems += 1
+                    print(f'automation #{a.id} "{a.name}": SKIPPED at run time — {why}; disable or change it')
+            failed = await repo.count_jobs("failed")
+            if failed:
+                problems += 1
+                print(f"outbox: FAIL {failed} job(s) failed for good — see GET /api/outbox?status=failed")
+            else:
+                print("outbox: ok")
+    except Exception as exc:
+        print(f"store: FAIL {exc} — run `inbox-bot migrate` first?")
+        return 1
+    print("check: " + ("ok" if not problems else f"{problems} problem(s)"))
+    return 0 if not problems else 1

@@ -1,0 +1,300 @@
+"""Command line: `inbox-bot serve | migrate | check | send` (also `python -m bot …`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, WebhookChannel, load_settings
+from bot.logs import setup_logging
+
+LOCAL_ENV = Path(".env.local")
+DEMO_CHANNEL = "demo"
+
+log = logging.getLogger("inbox.cli")
+
+
+def load_local_env(path: Path = LOCAL_ENV) -> None:
+    """Read KEY=VALUE lines of a git-ignored local env file; the real environment wins."""
+    if not path.exists():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip())
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        print("inbox-bot: the config cannot be used:", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _ensure_demo_secrets(settings: Settings) -> Settings:
+    """First `make run`: generate the demo channel secret and an API token into .env.local."""
+    wanted: dict[str, str] = {}
+    if not settings.api_tokens():
+        wanted[settings.api.tokens_env] = "tok_" + secrets.token_urlsafe(24)
+    for ch in settings.channels:
+        if isinstance(ch, WebhookChannel) and not settings.secret(ch.secret_env):
+            wanted[ch.secret_env] = secrets.token_urlsafe(32)
+    if not wanted:
+        return settings
+    with LOCAL_ENV.open("a", encoding="utf-8") as fh:
+        for k, v in wanted.items():
+            fh.write(f"{k}={v}\n")
+            os.environ[k] = v
+    LOCAL_ENV.chmod(0o600)
+    print(f"Generated {', '.join(wanted)} into {LOCAL_ENV} (git-ignored; keep it private).")
+    return load_settings(settings.path)
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.store import db
+
+    await db.migrate(settings.database.url)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings)
+    asyncio.run(_migrate(settings))
+    print(f"Store is up to date ({_safe_url(settings.database.url)}).")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
+
+
+async def _seed_demo(settings: Settings) -> None:
+    """An empty store gets the "Au revoir" example so the first message shows an automation."""
+    from bot.store import db, repo
+
+    async with db.open_store(settings.database.url):
+        if await repo.list_automations(limit=1):
+            return
+        if settings.organization.plan != "enterprise":
+            return
+        if settings.organization.resolution_reasons and not await repo.find_label("reason", "Contact left"):
+            await repo.create_label("reason", "Contact left")
+        if not await repo.find_label("tag", "closing"):
+            await repo.create_label("tag", "closing")
+        await repo.create_automation(
+            name="Au revoir",
+            key="au revoir",
+            keywords=["au revoir", "bye", "goodbye"],
+            match="any",
+            actions=[{"type": "tag", "tag": "closing"}]
+            + [{"type": "resolve", "reason": "Contact left" if settings.organization.resolution_reasons else None}],
+            channels=[],
+            types=[],
+            enabled=True,
+            created_by="demo",
+        )
+        await repo.bump_automations_revision()
+        print('Created the demo automation "Au revoir" (keywords: au revoir, bye, goodbye → tag + resolve).')
+
+
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, banner: bool) -> None:
+    from aiohttp import web
+
+    from bot.app import build_app
+
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout)
+    await runner.setup()
+    sock = _bind(host, port, reuse_port)
+    site = web.SockSite(runner, sock, shutdown_timeout=settings.server.shutdown_timeout)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if banner:
+        _print_banner(settings, host, sock.getsockname()[1])
+    print(f"inbox-bot serving on http://{host}:{sock.getsockname()[1]} (pid {os.getpid()})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("inbox-bot: shutting down — finishing in-flight requests and outbox work", flush=True)
+        await runner.cleanup()
+
+
+def _print_banner(settings: Settings, host: str, port: int) -> None:
+    demo = settings.channel(DEMO_CHANNEL)
+    channels = ", ".join(c.name for c in settings.channels) or "none"
+    print(f"Channels: {channels}. Store: {_safe_url(settings.database.url)}")
+    if demo is not None:
+        base = f"http://{host}:{port}"
+        print("Send a first message (in another terminal):")
+        print(f'  .venv/bin/inbox-bot send {DEMO_CHANNEL} "Au revoir !" --url {base}')
+        print("Then see the conversation it opened (and resolved):")
+        print(f'  curl -s -H "Authorization: Bearer $(grep {settings.api.tokens_env} .env.local | cut -d= -f2 | cut -d, -f1)" '
+              f"{base}/api/conversations")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.demo:
+        settings = _ensure_demo_secrets(settings)
+    setup_logging(settings)
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    asyncio.run(_migrate(settings))
+    if args.demo:
+        asyncio.run(_seed_demo(settings))
+    workers = args.workers or 1
+    if workers > 1 and not args.worker_child:
+        return _run_workers(args, workers, host, port, settings)
+    asyncio.run(_serve(settings, host, port, reuse_port=workers > 1 or args.worker_child, banner=args.demo))
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, workers: int, host: str, port: int, settings: Settings) -> int:
+    """N processes on one port (SO_REUSEPORT); the kernel spreads connections across them."""
+    if settings.database.is_sqlite:
+        print("inbox-bot: note: several workers on SQLite share one writer; use PostgreSQL for real scale-out")
+    cmd = [sys.executable, "-m", "bot", "serve", "--worker-child", "--host", host, "--port", str(port)]
+    if args.config:
+        cmd += ["--config", args.config]
+    procs = [subprocess.Popen(cmd) for _ in range(workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    codes = [p.wait() for p in procs]
+    return max(codes)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.check import run_check
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print("config: FAIL")
+        for p in exc.problems:
+            print(f"  - {p}")
+        return 1
+    setup_logging(settings)
+    return asyncio.run(run_check(settings))
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Sign and POST one message to a running server's webhook channel."""
+    from connectors.webhook import signed_headers
+
+    settings = _settings(args)
+    ch = settings.channel(args.channel)
+    if not isinstance(ch, WebhookChannel):
+        print(f'inbox-bot: "{args.channel}" is not a webhook channel in {settings.path}', file=sys.stderr)
+        return 2
+    secret = settings.secret(ch.secret_env)
+    if not secret:
+        print(f"inbox-bot: set {ch.secret_env} (or run `make run` once to generate it)", file=sys.stderr)
+        return 2
+    url = (args.url or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    body = json.dumps(
+        {
+            "id": args.id or f"cli-{secrets.token_hex(6)}",
+            "contact": {"id": args.contact, "name": args.name},
+            "text": args.text,
+            "type": args.type,
+            **({"thread": args.thread} if args.thread else {}),
+        }
+    ).encode()
+    req = urllib.request.Request(f"{url}/webhooks/{ch.name}", data=body, headers=signed_headers(secret, body))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the user's own server
+            print(resp.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"{exc.code}: {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"inbox-bot: cannot reach {url} ({exc.reason}) — is `make run` running?", file=sys.stderr)
+        return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="inbox-bot", description="Automation bot for support conversations")
+    p.add_argument("--config", help="path to config.toml (default: ./config.toml or $INBOX_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--config", help="path to config.toml", default=argparse.SUPPRESS)
+        return sp
+
+    s = add("serve", "migrate the store, then serve until SIGINT/SIGTERM")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, default=None, help="processes sharing the port (SO_REUSEPORT)")
+    s.add_argument("--demo", action="store_true", help="generate local secrets and a demo automation (make run)")
+    s.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_serve)
+    add("migrate", "apply pending migrations").set_defaults(func=cmd_migrate)
+    add("check", "validate config, environment, store and automations").set_defaults(func=cmd_check)
+    snd = add("send", "sign and send a message to a running server's webhook channel")
+    snd.add_argument("channel")
+    snd.add_argument("text")
+    snd.add_argument("--contact", default="demo-contact")
+    snd.add_argument("--name", default="Demo Contact")
+    snd.add_argument("--thread")
+    snd.add_argument("--id", help="platform message id (default: random)")
+    snd.add_argument("--type", default="direct", choices=["direct", "group", "public"])
+    snd.add_argument("--url", help="server base URL (default: from config)")
+    snd.set_defaults(func=cmd_send)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    load_local_env()
+    args = parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = None
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

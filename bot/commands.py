@@ -1,0 +1,291 @@
+"""The `/automation` command: text → admin service calls → reply text. Platform-independent.
+
+Slack and Telegram only pass the text after `/automation`, say whether the caller is an admin,
+and post the reply. All the wording of the chat front-end lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.admin import LABEL_KINDS, Admin, AdminError, actions_from_json, automation_json
+from bot.model import Action, ActionType
+
+NOT_ADMIN = "Only inbox admins can manage automations."
+
+HELP = """\
+/automation list — all automations
+/automation show NAME — one automation (NAME quoted, or #ID)
+/automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"] [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
+/automation enable NAME · disable NAME · delete NAME
+/automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
+/automation tags [add NAME | delete NAME] · topics [...] · reasons [...]"""
+
+CREATE_OPTIONS = ("keywords", "match", "tags", "topics", "reason", "crm", "channels", "types", "resolve")
+
+
+class CommandError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    quoted: bool  # the whole token (or its value after `=`) was quoted
+
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split on spaces outside quotes. "…" and '…' quote when they open a token or a `key=` value;
+    an apostrophe inside a word is literal (don't). Typographic quotes count as plain ones."""
+    text = text.translate(_QUOTES)
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        buf: list[str] = []
+        quoted = False
+        while i < n and not text[i].isspace():
+            ch = text[i]
+            at_value = not buf or (buf and buf[-1] == "=" and "=" not in "".join(buf[:-1]))
+            if ch in "\"'" and at_value:
+                end = i + 1
+                chunk: list[str] = []
+                while end < n and text[end] != ch:
+                    if ch == '"' and text[end] == "\\" and end + 1 < n:
+                        end += 1
+                    chunk.append(text[end])
+                    end += 1
+                if end >= n:
+                    raise CommandError(f"a quote ({ch}) is not closed — close it and send again")
+                buf.extend(chunk)
+                quoted = True
+                i = end + 1
+                continue
+            buf.append(ch)
+            i += 1
+        tokens.append(Token("".join(buf), quoted))
+    return tokens
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _q(s: str) -> str:
+    return f'"{s}"'
+
+
+def describe_actions(actions: list[Action] | tuple[Action, ...]) -> str:
+    parts: list[str] = []
+    tags = [a.value for a in actions if a.type is ActionType.TAG and a.value]
+    topics = [a.value for a in actions if a.type is ActionType.TOPIC and a.value]
+    if tags:
+        parts.append("tag " + ", ".join(map(_q, tags)))
+    if topics:
+        parts.append("topic " + ", ".join(map(_q, topics)))
+    for a in actions:
+        if a.type is ActionType.RESOLVE:
+            parts.append(f"resolve (reason {_q(a.value)})" if a.value else "resolve")
+        elif a.type is ActionType.CRM:
+            parts.append(f"send to {a.value or 'salesforce'}")
+    return ", ".join(parts)
+
+
+class CommandRunner:
+    """Runs one `/automation …` command for a caller and returns the reply text."""
+
+    def __init__(self, admin: Admin) -> None:
+        self.admin = admin
+
+    async def run(self, text: str, *, is_admin: bool, actor: str) -> str:
+        if not is_admin:
+            return NOT_ADMIN
+        try:
+            tokens = tokenize(text.strip())
+            if tokens and tokens[0].text.lower() in ("/automation", "automation") and not tokens[0].quoted:
+                tokens = tokens[1:]
+            if not tokens:
+                return HELP
+            sub, args = tokens[0].text.lower(), tokens[1:]
+            handler = getattr(self, f"_cmd_{sub}", None)
+            if handler is None or tokens[0].quoted:
+                return f'unknown subcommand "{tokens[0].text}" — try /automation help'
+            result: str = await handler(args, actor)
+            return result
+        except (AdminError, CommandError) as exc:
+            return str(exc)
+
+    # --- subcommands -------------------------------------------------------------------------
+    async def _cmd_help(self, args: list[Token], actor: str) -> str:
+        return HELP
+
+    async def _cmd_list(self, args: list[Token], actor: str) -> str:
+        rows = await self.admin.list_automations()
+        if not rows:
+            return 'No automations yet. Create one: /automation create "Au revoir" keywords="au revoir, bye" resolve'
+        lines = []
+        for a in rows:
+            info = automation_json(a, self.admin.settings)
+            state = "enabled" if a.enabled else "disabled"
+            line = (
+                f"#{a.id} {_q(a.name)} — {a.match} of: {', '.join(a.keywords)} → "
+                f"{describe_actions(actions_from_json(a.actions))} · {state}"
+            )
+            if info["problem"]:
+                line += f" · ⚠ skipped: {info['problem']}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _name(self, args: list[Token], what: str) -> str:
+        if not args:
+            raise CommandError(f'name the automation to {what}, e.g. /automation {what} "Au revoir" or #3')
+        if len(args) > 1 and not args[0].quoted:
+            return " ".join(t.text for t in args)  # unquoted multi-word name
+        if len(args) > 1:
+            raise CommandError(f"unexpected {_q(args[1].text)} after the name — see /automation help")
+        return args[0].text
+
+    async def _cmd_show(self, args: list[Token], actor: str) -> str:
+        a = await self.admin.find(self._name(args, "show"))
+        info = automation_json(a, self.admin.settings)
+        lines = [
+            f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
+            f"keywords ({a.match}): {', '.join(a.keywords)}",
+            f"actions: {describe_actions(actions_from_json(a.actions))}",
+            f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
+        ]
+        if info["problem"]:
+            lines.append(f"⚠ skipped at run time: {info['problem']}")
+        return "\n".join(lines)
+
+    async def _cmd_create(self, args: list[Token], actor: str) -> str:
+        if not args or "=" in args[0].text and not args[0].quoted:
+            raise CommandError(
+                'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
+            )
+        name_parts = []
+        rest = list(args)
+        while rest and (rest[0].quoted or "=" not in rest[0].text) and rest[0].text.lower() != "resolve":
+            name_parts.append(rest.pop(0).text)
+            if name_parts and args[0].quoted:
+                break
+        name = " ".join(name_parts)
+        opts: dict[str, str] = {}
+        resolve = False
+        for tok in rest:
+            if tok.text.lower() == "resolve" and not tok.quoted:
+                resolve = True
+                continue
+            key, sep, value = tok.text.partition("=")
+            key = key.lower()
+            if not sep:
+                raise CommandError(f'unexpected "{tok.text}" — options are written key=value; see /automation help')
+            if key not in CREATE_OPTIONS or key == "resolve":
+                raise CommandError(f'unknown option "{key}" — see /automation help')
+            if key in opts:
+                raise CommandError(f'"{key}" is given twice')
+            opts[key] = value
+        actions: list[dict[str, str | None]] = []
+        actions += [{"type": "tag", "tag": t} for t in _split_list(opts.get("tags", ""))]
+        actions += [{"type": "topic", "topic": t} for t in _split_list(opts.get("topics", ""))]
+        if "tags" in opts and not _split_list(opts["tags"]):
+            raise CommandError('tags= is empty — e.g. tags="closing"')
+        if resolve or opts.get("reason"):
+            actions.append({"type": "resolve", "reason": opts.get("reason") or None})
+        if "crm" in opts:
+            actions.append({"type": "crm", "target": opts["crm"]})
+        data = {
+            "name": name,
+            "keywords": opts.get("keywords"),
+            "match": opts.get("match", "any").lower(),
+            "actions": actions,
+            "channels": _split_list(opts.get("channels", "")),
+            "types": _split_list(opts.get("types", "")),
+        }
+        a = await self.admin.create(data, actor=actor)
+        scope = []
+        if a.channels:
+            scope.append("channels " + ", ".join(a.channels))
+        if a.types:
+            scope.append("types " + ", ".join(a.types))
+        return (
+            f"Created automation #{a.id} {_q(a.name)}: when a message holds {a.match} of "
+            f"{', '.join(map(_q, a.keywords))} → {describe_actions(actions_from_json(a.actions))}"
+            + (f" (only {'; '.join(scope)})" if scope else "")
+            + ". Enabled."
+        )
+
+    async def _cmd_enable(self, args: list[Token], actor: str) -> str:
+        a, changed = await self.admin.set_enabled(self._name(args, "enable"), True)
+        return f"Enabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already enabled."
+
+    async def _cmd_disable(self, args: list[Token], actor: str) -> str:
+        a, changed = await self.admin.set_enabled(self._name(args, "disable"), False)
+        return f"Disabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already disabled."
+
+    async def _cmd_delete(self, args: list[Token], actor: str) -> str:
+        a = await self.admin.delete(self._name(args, "delete"))
+        return f"Deleted automation #{a.id} {_q(a.name)}. Its past runs are kept."
+
+    async def _cmd_test(self, args: list[Token], actor: str) -> str:
+        if not args:
+            raise CommandError('give the message to test, e.g. /automation test "Au revoir !"')
+        text_parts: list[str] = []
+        opts: dict[str, str] = {}
+        for tok in args:
+            key, sep, value = tok.text.partition("=")
+            if sep and not tok.quoted and key.lower() in ("channel", "type"):
+                opts[key.lower()] = value
+            elif opts:
+                raise CommandError(f'unexpected "{tok.text}" — quote the message: /automation test "…"')
+            else:
+                text_parts.append(tok.text)
+        result = await self.admin.test(" ".join(text_parts), channel=opts.get("channel"), type=opts.get("type"))
+        ev = result.evaluation
+        lines = []
+        if not ev.firings:
+            lines.append("Nothing would fire.")
+        for f in ev.firings:
+            lines.append(
+                f"#{f.rule.id} {_q(f.rule.name)} would fire on {', '.join(map(_q, f.keywords))} → "
+                f"{describe_actions(f.actions) or 'nothing'}"
+            )
+        for name, why in result.skipped:
+            lines.append(f"{_q(name)} is skipped: {why}")
+        lines.append("(test only — nothing was changed)")
+        return "\n".join(lines)
+
+    async def _labels(self, kind: str, args: list[Token]) -> str:
+        what = LABEL_KINDS[kind]
+        plural = {"tag": "Tags", "topic": "Topics", "reason": "Resolution reasons"}[kind]
+        cmd = {"tag": "tags", "topic": "topics", "reason": "reasons"}[kind]
+        if not args:
+            names = await self.admin.list_labels(kind)
+            if not names:
+                return f"No {plural.lower()} yet — add one with /automation {cmd} add NAME"
+            return f"{plural}: " + ", ".join(names)
+        verb = args[0].text.lower()
+        name = " ".join(t.text for t in args[1:])
+        if verb == "add":
+            added = await self.admin.add_label(kind, name)
+            return f"Added {what} {_q(added)}."
+        if verb in ("delete", "remove"):
+            if not name.strip():
+                raise CommandError(f"name the {what} to delete, e.g. /automation {cmd} delete NAME")
+            deleted = await self.admin.delete_label(kind, name)
+            return f"Deleted {what} {_q(deleted)}."
+        raise CommandError(f'unknown "{args[0].text}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME')
+
+    async def _cmd_tags(self, args: list[Token], actor: str) -> str:
+        return await self._labels("tag", args)
+
+    async def _cmd_topics(self, args: list[Token], actor: str) -> str:
+        return await self._labels("topic", args)
+
+    async def _cmd_reasons(self, args: list[Token], actor: str) -> str:
+        return await self._labels("reason", args)

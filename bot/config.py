@@ -1,0 +1,277 @@
+"""config.toml → frozen, typed settings. Secrets are read from the environment, never the file.
+
+A bad config stops start-up with one message per problem, each naming the key
+(`channels[1].secret_env: field required`). A channel whose secrets are missing from the
+environment is reported and left off; the others still start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` holds one message per bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name (write the variable's name, not the secret)")
+    return value
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    shutdown_timeout: float = Field(default=10.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite://data/inbox.sqlite3"
+    pool_min: int = Field(default=1, ge=1)
+    pool_max: int = Field(default=10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql|asyncpg)://", v):
+            raise ValueError("must start with sqlite:// or postgres://")
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite://")
+
+
+class OrganizationSettings(_Section):
+    plan: Literal["business", "enterprise"] = "enterprise"
+    advanced_inbox: bool = False
+    resolution_reasons: bool = True
+
+
+class AdminSettings(_Section):
+    slack: tuple[str, ...] = ()
+    telegram: tuple[int, ...] = ()
+    slack_workspace_admins: bool = False
+
+
+class ApiSettings(_Section):
+    tokens_env: str = "INBOX_API_TOKENS"
+    _v = field_validator("tokens_env")(_env_name)
+
+
+class OutboxSettings(_Section):
+    max_attempts: int = Field(default=8, ge=1)
+    base_delay: float = Field(default=1.0, gt=0)
+    max_delay: float = Field(default=300.0, gt=0)
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
+class WebhookChannel(_Section):
+    name: str
+    kind: Literal["webhook"]
+    secret_env: str
+    reply_url: str | None = None
+    _v = field_validator("secret_env")(_env_name)
+
+
+class SlackChannel(_Section):
+    name: str
+    kind: Literal["slack"]
+    bot_token_env: str
+    signing_secret_env: str
+    app_token_env: str | None = None
+    api_url: str | None = None
+    _v = field_validator("bot_token_env", "signing_secret_env", "app_token_env")(_env_name)
+
+
+class TelegramChannel(_Section):
+    name: str
+    kind: Literal["telegram"]
+    token_env: str
+    webhook_secret_env: str | None = None
+    public_url: str | None = None
+    api_url: str | None = None
+    _v = field_validator("token_env", "webhook_secret_env")(_env_name)
+
+
+ChannelSettings = Annotated[WebhookChannel | SlackChannel | TelegramChannel, Field(discriminator="kind")]
+
+
+class SalesforceSettings(_Section):
+    instance_url: str
+    session_id_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    security_token_env: str | None = None
+    domain: str | None = None
+    case_external_id_field: str | None = None
+    poll_seconds: float = Field(default=30, gt=0)
+    ca_file: str | None = None
+    api_version: str = "59.0"
+    timeout: float = Field(default=30, gt=0)
+    _v = field_validator("session_id_env", "username_env", "password_env", "security_token_env")(_env_name)
+
+    @model_validator(mode="after")
+    def _login(self) -> SalesforceSettings:
+        if not self.session_id_env and not (self.username_env and self.password_env):
+            raise ValueError("set session_id_env, or username_env and password_env (and security_token_env)")
+        return self
+
+
+class CrmSettings(_Section):
+    salesforce: SalesforceSettings | None = None
+
+
+class Settings(_Section):
+    """The whole config.toml, validated. `env` is the environment captured at load time."""
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    organization: OrganizationSettings = OrganizationSettings()
+    admins: AdminSettings = AdminSettings()
+    api: ApiSettings = ApiSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    channels: tuple[ChannelSettings, ...] = ()
+    crm: CrmSettings = CrmSettings()
+    log_level: str = "WARNING"
+    path: str | None = None
+    env: Mapping[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _channels(self) -> Settings:
+        seen: set[str] = set()
+        for i, ch in enumerate(self.channels):
+            if not CHANNEL_NAME.match(ch.name):
+                raise ValueError(
+                    f"channels[{i}].name: {ch.name!r} must be lowercase letters, digits, '-' or '_'"
+                )
+            if ch.name in seen:
+                raise ValueError(f"channels[{i}].name: {ch.name!r} is used by another channel")
+            seen.add(ch.name)
+        return self
+
+    # --- secrets -------------------------------------------------------------------------
+    def secret(self, env_name: str | None) -> str | None:
+        """The value of the environment variable `env_name`, or None when unset/blank."""
+        if not env_name:
+            return None
+        value = self.env.get(env_name, "").strip()
+        return value or None
+
+    def api_tokens(self) -> frozenset[str]:
+        raw = self.secret(self.api.tokens_env) or ""
+        return frozenset(t.strip() for t in raw.split(",") if t.strip())
+
+    def channel(self, name: str) -> WebhookChannel | SlackChannel | TelegramChannel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def missing_secrets(self, ch: WebhookChannel | SlackChannel | TelegramChannel) -> list[str]:
+        """Names of the required environment variables that a channel lacks."""
+        if isinstance(ch, WebhookChannel):
+            needed = [ch.secret_env]
+        elif isinstance(ch, SlackChannel):
+            needed = [ch.bot_token_env, ch.signing_secret_env]
+            if ch.app_token_env:
+                needed.append(ch.app_token_env)
+        else:
+            needed = [ch.token_env]
+            if ch.webhook_secret_env:
+                needed.append(ch.webhook_secret_env)
+        return [n for n in needed if not self.secret(n)]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value (for log redaction)."""
+        names: list[str | None] = [self.api.tokens_env]
+        for ch in self.channels:
+            for key, value in ch.model_dump().items():
+                if key.endswith("_env"):
+                    names.append(value)
+        sf = self.crm.salesforce
+        if sf:
+            names += [sf.session_id_env, sf.password_env, sf.security_token_env]
+        values = [v for n in names if (v := self.secret(n))]
+        values += list(self.api_tokens())
+        return values
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc_parts: list[str] = []
+        for part in e["loc"]:
+            if isinstance(part, int):
+                loc_parts[-1:] = [f"{loc_parts[-1] if loc_parts else ''}[{part}]"]
+            elif part in ("webhook", "slack", "telegram") and loc_parts and loc_parts[-1].startswith("channels["):
+                continue  # the discriminator branch name adds nothing for the reader
+            else:
+                loc_parts.append(str(part))
+        loc = ".".join(loc_parts)
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against SPEC §7)"
+        elif e["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            loc, msg = f"{loc}.kind", "must be one of webhook, slack, telegram"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if not loc and ": " in msg and msg.split(": ", 1)[0].startswith("channels["):
+            problems.append(msg)
+        else:
+            problems.append(f"{loc}: {msg}" if loc else msg)
+    return problems
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("INBOX_CONFIG") or "config.toml")
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate config.toml (or `path`, or $INBOX_CONFIG). Raises ConfigError."""
+    env = dict(os.environ if env is None else env)
+    p = Path(path) if path else default_config_path(env)
+    try:
+        raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: config file not found (pass --config PATH or set INBOX_CONFIG)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+    return settings_from_dict(raw, env=env, path=str(p))
+
+
+def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: str | None = None) -> Settings:
+    data = dict(raw)
+    for forbidden in ("env", "path"):
+        data.pop(forbidden, None)
+    try:
+        return Settings.model_validate({**data, "env": dict(env), "path": path})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None

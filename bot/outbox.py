@@ -1,0 +1,155 @@
+"""Durable external work: claim due jobs, run them, retry with backoff and jitter, fail for good.
+
+Jobs are rows written in the same transaction as the change that needs them, so an acknowledged
+message's replies and CRM sync survive a crash. Several workers may run this loop against one
+PostgreSQL: claims use FOR UPDATE SKIP LOCKED and a lease, so a job is taken by one worker at a time
+and a crashed worker's job is taken again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.metrics import Metrics
+from bot.store import repo
+
+log = logging.getLogger("inbox.outbox")
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """Try the job again later; `retry_after` (seconds) when the remote said how long to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """The job can never succeed (bad request, unknown channel); fail it without retrying."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        skip_locked: bool,
+        max_attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        poll_interval: float = 0.5,
+        lease_seconds: float = 120.0,
+        batch: int = 16,
+    ) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._metrics = metrics
+        self._skip_locked = skip_locked
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def wake(self) -> None:
+        """New work was committed: look now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="outbox")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; let running jobs finish (up to `timeout`); unfinished ones are retried later."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=timeout)
+            for t in pending:
+                t.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox claim failed; trying again shortly")
+                worked = 0
+            if worked:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Claim and run one batch of due jobs; returns how many were run."""
+        jobs = await repo.claim_jobs(limit=self.batch, lease_seconds=self.lease_seconds, skip_locked=self._skip_locked)
+        if not jobs:
+            return 0
+        tasks = [asyncio.create_task(self._run(job)) for job in jobs]
+        self._running.update(tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self._running.difference_update(tasks)
+        return len(jobs)
+
+    async def drain(self, *, timeout: float = 10.0) -> None:
+        """Run due jobs until none is left (tests, shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and await self.run_once():
+            pass
+
+    def _delay(self, attempts: int) -> float:
+        # exponential backoff with full jitter
+        cap = min(self.max_delay, self.base_delay * (2 ** (attempts - 1)))
+        return random.uniform(cap / 2, cap)
+
+    async def _run(self, job: repo.OutboxJob) -> None:
+        handler = self._handlers.get(job.kind)
+        attempts = job.attempts + 1
+        try:
+            if handler is None:
+                raise RetryLater(f"no handler for job kind {job.kind!r} in this worker")
+            await handler(dict(job.payload))
+        except PermanentFailure as exc:
+            await repo.retry_job(job.id, attempts=attempts, delay=0, error=str(exc), failed=True)
+            self._metrics.outbox_jobs.labels(job.kind, "failed").inc()
+            log.warning("outbox job %s (%s) failed for good: %s", job.id, job.kind, exc)
+        except Exception as exc:
+            failed = attempts >= self.max_attempts
+            delay = self._delay(attempts)
+            if isinstance(exc, RetryLater) and exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            error = f"{type(exc).__name__}: {exc}"
+            await repo.retry_job(job.id, attempts=attempts, delay=delay, error=error, failed=failed)
+            self._metrics.outbox_jobs.labels(job.kind, "failed" if failed else "retry").inc()
+            if failed:
+                log.warning("outbox job %s (%s) failed after %d attempts: %s", job.id, job.kind, attempts, error)
+            else:
+                log.info("outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error)
+        else:
+            await repo.finish_job(job.id)
+            self._metrics.outbox_jobs.labels(job.kind, "done").inc()

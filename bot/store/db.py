@@ -1,0 +1,68 @@
+"""Opening, migrating and closing the store. The Tortoise config is built here only."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise
+from tortoise.context import TortoiseContext
+
+APP = "inbox"
+MODELS = "bot.store.models"
+
+
+def _db_url(url: str, *, pool_min: int, pool_max: int) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite://") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        query.setdefault("journal_mode", "WAL")
+        query.setdefault("busy_timeout", "10000")
+    else:
+        query.setdefault("minsize", str(pool_min))
+        query.setdefault("maxsize", str(pool_max))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def tortoise_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str, Any]:
+    """The Tortoise config dict for our one app, with migrations in the top-level package."""
+    return {
+        "connections": {"default": _db_url(url, pool_min=pool_min, pool_max=pool_max)},
+        "apps": {APP: {"models": [MODELS], "default_connection": "default", "migrations": "migrations"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(url: str) -> None:
+    """Apply pending migrations from `migrations/`."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    await run_migrations(config=tortoise_config(url))
+    await Tortoise.close_connections()
+
+
+@contextlib.asynccontextmanager
+async def open_store(url: str, *, pool_min: int = 1, pool_max: int = 10) -> AsyncIterator[TortoiseContext]:
+    """Connect for the lifetime of the block; the ORM context stays active inside it."""
+    ctx = await Tortoise.init(config=tortoise_config(url, pool_min=pool_min, pool_max=pool_max))
+    try:
+        yield ctx
+    finally:
+        await ctx.close_connections()
+
+
+def tortoise_cli_config() -> dict[str, Any]:
+    """Config for the `tortoise` CLI (`tortoise -c bot.store.db.TORTOISE_ORM makemigrations`)."""
+    import os
+
+    return tortoise_config(os.environ.get("INBOX_DATABASE_URL", "sqlite://data/dev.sqlite3"))
+
+
+TORTOISE_ORM = tortoise_cli_config()

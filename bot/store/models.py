@@ -1,0 +1,208 @@
+"""Tortoise ORM models: the store's tables. Only `bot.store` imports this module."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Contact(Model):
+    """The outside person writing in, per channel."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=64)
+    platform_id = fields.CharField(max_length=255)
+    name = fields.CharField(max_length=255, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "contacts"
+        unique_together = (("channel", "platform_id"),)
+
+
+class Conversation(Model):
+    """Messages between one contact (or thread) and the team on one channel."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=64)
+    thread_key = fields.CharField(max_length=255)
+    # "<channel>\x1f<thread_key>" while open, NULL once resolved: the unique index makes
+    # "at most one open conversation per (channel, thread key)" a database guarantee.
+    open_key = fields.CharField(max_length=330, null=True, unique=True)
+    type = fields.CharField(max_length=16)
+    status = fields.CharField(max_length=16, default="open", db_index=True)
+    contact: fields.ForeignKeyRelation[Contact] = fields.ForeignKeyField(
+        "inbox.Contact", related_name="conversations", on_delete=fields.RESTRICT
+    )
+    previous_id = fields.BigIntField(null=True)
+    resolution_reason = fields.CharField(max_length=100, null=True)
+    resolved_by = fields.CharField(max_length=100, null=True)
+    resolved_at = fields.DatetimeField(null=True)
+    # Normalized keywords of `all` automations seen so far in this conversation's inbound messages.
+    keyword_progress = fields.JSONField(default=list)
+    # Where replies go on the platform (Slack channel/thread_ts, Telegram chat/topic).
+    reply_to = fields.JSONField(default=dict)
+    # Set when a `crm` action linked the conversation; the outbox keeps the Case in sync from then on.
+    crm_target = fields.CharField(max_length=32, null=True)
+    crm_case_id = fields.CharField(max_length=64, null=True)
+    crm_case_number = fields.CharField(max_length=64, null=True)
+    crm_status = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "conversations"
+        indexes = (("channel", "thread_key"),)
+
+
+class Message(Model):
+    """One inbound (from the contact) or outbound (from the team) message."""
+
+    id = fields.BigIntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "inbox.Conversation", related_name="messages", on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=64)
+    # Inbound: the platform's message id (dedupe key). Outbound: NULL.
+    platform_id = fields.CharField(max_length=255, null=True)
+    # Outbound: the id the platform gave the sent message, once delivered.
+    external_id = fields.CharField(max_length=255, null=True)
+    direction = fields.CharField(max_length=8)
+    text = fields.TextField()
+    author = fields.CharField(max_length=100, null=True)
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "messages"
+        unique_together = (("channel", "platform_id"),)
+
+
+class MessageTag(Model):
+    id = fields.BigIntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "inbox.Message", related_name="tags", on_delete=fields.CASCADE
+    )
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "inbox.Conversation", related_name="message_tags", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100, db_index=True)
+
+    class Meta:
+        table = "message_tags"
+        unique_together = (("message", "key"),)
+
+
+class ConversationTopic(Model):
+    id = fields.BigIntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "inbox.Conversation", related_name="topics", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100, db_index=True)
+
+    class Meta:
+        table = "conversation_topics"
+        unique_together = (("conversation", "key"),)
+
+
+class ConversationEvent(Model):
+    """Who changed a conversation's status, and when (resolve, reopen)."""
+
+    id = fields.BigIntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "inbox.Conversation", related_name="events", on_delete=fields.CASCADE
+    )
+    action = fields.CharField(max_length=16)
+    actor = fields.CharField(max_length=100)
+    reason = fields.CharField(max_length=100, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "conversation_events"
+
+
+class Label(Model):
+    """An admin-managed name: a tag, a topic or a resolution reason."""
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=8)  # tag | topic | reason
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "labels"
+        unique_together = (("kind", "key"),)
+
+
+class Automation(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100, unique=True)
+    keywords = fields.JSONField()
+    match = fields.CharField(max_length=8, default="any")
+    actions = fields.JSONField()
+    channels = fields.JSONField(default=list)
+    types = fields.JSONField(default=list)
+    enabled = fields.BooleanField(default=True)
+    created_by = fields.CharField(max_length=100, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "automations"
+
+
+class AutomationRun(Model):
+    """One automation fired on one message. Survives the automation's deletion."""
+
+    id = fields.BigIntField(primary_key=True)
+    automation_id = fields.IntField(db_index=True)
+    automation_name = fields.CharField(max_length=100)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "inbox.Conversation", related_name="runs", on_delete=fields.CASCADE
+    )
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "inbox.Message", related_name="runs", on_delete=fields.CASCADE
+    )
+    keywords = fields.JSONField()
+    actions = fields.JSONField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "automation_runs"
+
+
+class OutboxJob(Model):
+    """Durable external work (channel replies, CRM sync): claimed, run, retried, failed."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    payload = fields.JSONField()
+    conversation_id = fields.BigIntField(null=True, db_index=True)
+    # Jobs with the same ordering key run one at a time, in id order (e.g. one CRM case per conversation).
+    ordering_key = fields.CharField(max_length=100, null=True, db_index=True)
+    status = fields.CharField(max_length=16, default="pending")  # pending|running|done|failed
+    attempts = fields.IntField(default=0)
+    run_after = fields.DatetimeField()
+    locked_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "outbox_jobs"
+        indexes = (("status", "run_after"),)
+
+
+class KeyValue(Model):
+    """Small key/value state: the automations revision, poll cursors."""
+
+    key = fields.CharField(max_length=100, primary_key=True)
+    value = fields.TextField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "key_values"

@@ -1,0 +1,488 @@
+"""The queries the rest of the bot uses. The one place that talks to the ORM (with views.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError as _IntegrityError
+from tortoise.exceptions import OperationalError as _OperationalError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from bot.model import Direction, InboundMessage, Status
+from bot.store.models import (
+    Automation,
+    AutomationRun,
+    Contact,
+    Conversation,
+    ConversationEvent,
+    ConversationTopic,
+    KeyValue,
+    Label,
+    Message,
+    MessageTag,
+    OutboxJob,
+)
+
+IntegrityError = _IntegrityError
+OperationalError = _OperationalError
+
+__all__ = [
+    "Automation",
+    "AutomationRun",
+    "Contact",
+    "Conversation",
+    "IntegrityError",
+    "Label",
+    "Message",
+    "OperationalError",
+    "OutboxJob",
+]
+
+AUTOMATIONS_REVISION = "automations_revision"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_key(channel: str, thread_key: str) -> str:
+    return f"{channel}\x1f{thread_key}"
+
+
+@contextlib.asynccontextmanager
+async def transaction() -> AsyncIterator[Any]:
+    """One database transaction; queries made by this task inside it join it."""
+    async with in_transaction("default") as conn:
+        yield conn
+
+
+async def ping() -> bool:
+    await KeyValue.filter(key="__ping__").exists()
+    return True
+
+
+# --- ingest primitives (called inside a transaction) -----------------------------------------
+
+
+async def find_inbound(channel: str, platform_id: str) -> Message | None:
+    return await Message.filter(channel=channel, platform_id=platform_id).first()
+
+
+class ContactCache:
+    """(channel, platform id) → (pk, name): skips a round trip for contacts seen before."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._items: dict[tuple[str, str], tuple[int, str | None]] = {}
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    async def contact_id(self, channel: str, platform_id: str, name: str | None) -> int:
+        key = (channel, platform_id)
+        hit = self._items.get(key)
+        if hit is not None and (name is None or hit[1] == name):
+            return hit[0]
+        contact = await Contact.filter(channel=channel, platform_id=platform_id).first()
+        if contact is None:
+            contact = await Contact.create(channel=channel, platform_id=platform_id, name=name)
+        elif name and contact.name != name:
+            await Contact.filter(id=contact.id).update(name=name)
+            contact.name = name
+        if len(self._items) >= self._size:
+            self._items.clear()
+        self._items[key] = (contact.id, contact.name)
+        return contact.id
+
+
+async def open_conversation_for_update(channel: str, thread_key: str) -> Conversation | None:
+    return (
+        await Conversation.filter(open_key=open_key(channel, thread_key)).select_for_update().first()
+    )
+
+
+async def start_conversation(msg: InboundMessage, contact_id: int) -> Conversation:
+    previous = (
+        await Conversation.filter(channel=msg.channel, thread_key=msg.thread_key)
+        .order_by("-id")
+        .only("id")
+        .first()
+    )
+    return await Conversation.create(
+        channel=msg.channel,
+        thread_key=msg.thread_key,
+        open_key=open_key(msg.channel, msg.thread_key),
+        type=msg.type.value,
+        status=Status.OPEN.value,
+        contact_id=contact_id,
+        previous_id=previous.id if previous else None,
+        keyword_progress=[],
+        reply_to=dict(msg.reply_to),
+    )
+
+
+async def add_message(
+    *,
+    conversation_id: int,
+    channel: str,
+    direction: Direction,
+    text: str,
+    platform_id: str | None = None,
+    author: str | None = None,
+    sent_at: datetime | None = None,
+) -> Message:
+    return await Message.create(
+        conversation_id=conversation_id,
+        channel=channel,
+        platform_id=platform_id,
+        direction=direction.value,
+        text=text,
+        author=author,
+        sent_at=sent_at or now(),
+    )
+
+
+async def add_message_tags(message_id: int, conversation_id: int, names: Sequence[str]) -> None:
+    if names:
+        await MessageTag.bulk_create(
+            [
+                MessageTag(message_id=message_id, conversation_id=conversation_id, name=n, key=n.casefold())
+                for n in names
+            ],
+            ignore_conflicts=True,
+        )
+
+
+async def add_topics(conversation_id: int, names: Sequence[str]) -> None:
+    if names:
+        await ConversationTopic.bulk_create(
+            [ConversationTopic(conversation_id=conversation_id, name=n, key=n.casefold()) for n in names],
+            ignore_conflicts=True,
+        )
+
+
+async def add_runs(runs: Iterable[AutomationRun]) -> None:
+    runs = list(runs)
+    if runs:
+        await AutomationRun.bulk_create(runs)
+
+
+def new_run(**kwargs: Any) -> AutomationRun:
+    return AutomationRun(**kwargs)
+
+
+async def save_conversation(conv: Conversation, fields: Sequence[str]) -> None:
+    if fields:
+        await conv.save(update_fields=[*fields, "updated_at"])
+
+
+async def record_event(conversation_id: int, action: str, actor: str, reason: str | None) -> None:
+    await ConversationEvent.create(conversation_id=conversation_id, action=action, actor=actor, reason=reason)
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+async def get_conversation(conversation_id: int, *, for_update: bool = False) -> Conversation | None:
+    qs = Conversation.filter(id=conversation_id)
+    if for_update:
+        qs = qs.select_for_update()
+    return await qs.first()
+
+
+async def set_resolved(conv: Conversation, *, actor: str, reason: str | None) -> None:
+    conv.status = Status.RESOLVED.value
+    conv.open_key = None
+    conv.resolution_reason = reason
+    conv.resolved_by = actor
+    conv.resolved_at = now()
+    await save_conversation(conv, ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"])
+    await record_event(conv.id, "resolve", actor, reason)
+
+
+async def set_reopened(conv: Conversation, *, actor: str) -> None:
+    """Reopen; raises IntegrityError when another conversation is open on the same thread."""
+    conv.status = Status.OPEN.value
+    conv.open_key = open_key(conv.channel, conv.thread_key)
+    conv.resolution_reason = None
+    conv.resolved_by = None
+    conv.resolved_at = None
+    await save_conversation(conv, ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"])
+    await record_event(conv.id, "reopen", actor, None)
+
+
+async def list_conversations(
+    *,
+    status: str | None,
+    channel: str | None,
+    topic: str | None,
+    tag: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Conversation]:
+    qs = Conversation.all()
+    if status:
+        qs = qs.filter(status=status)
+    if channel:
+        qs = qs.filter(channel=channel)
+    if topic:
+        qs = qs.filter(id__in=ConversationTopic.filter(key=topic.casefold()).values("conversation_id"))
+    if tag:
+        qs = qs.filter(id__in=MessageTag.filter(key=tag.casefold()).values("conversation_id"))
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return await qs.order_by("-id").limit(limit).prefetch_related("contact")
+
+
+async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """(topics by conversation, tags by conversation), each in first-applied order, unique."""
+    topics: dict[int, list[str]] = {i: [] for i in ids}
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    if not ids:
+        return topics, tags
+    for cid, name in await ConversationTopic.filter(conversation_id__in=ids).order_by("id").values_list(
+        "conversation_id", "name"
+    ):
+        topics[cid].append(name)
+    seen: set[tuple[int, str]] = set()
+    for cid, name, key in await MessageTag.filter(conversation_id__in=ids).order_by("id").values_list(
+        "conversation_id", "name", "key"
+    ):
+        if (cid, key) not in seen:
+            seen.add((cid, key))
+            tags[cid].append(name)
+    return topics, tags
+
+
+async def conversation_messages(conversation_id: int) -> tuple[list[Message], dict[int, list[str]]]:
+    messages = await Message.filter(conversation_id=conversation_id).order_by("id")
+    tags: dict[int, list[str]] = {m.id: [] for m in messages}
+    for mid, name in await MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list(
+        "message_id", "name"
+    ):
+        tags.setdefault(mid, []).append(name)
+    return messages, tags
+
+
+async def conversation_runs(conversation_id: int) -> list[AutomationRun]:
+    return await AutomationRun.filter(conversation_id=conversation_id).order_by("id")
+
+
+async def get_contact(contact_id: int) -> Contact | None:
+    return await Contact.filter(id=contact_id).first()
+
+
+async def mark_sent(message_id: int, external_id: str | None) -> None:
+    await Message.filter(id=message_id).update(external_id=external_id)
+
+
+async def get_message(message_id: int) -> Message | None:
+    return await Message.filter(id=message_id).first()
+
+
+# --- labels (tags, topics, reasons) -----------------------------------------------------------
+
+
+async def list_labels(kind: str) -> list[Label]:
+    return await Label.filter(kind=kind).order_by("key")
+
+
+async def find_label(kind: str, name: str) -> Label | None:
+    return await Label.filter(kind=kind, key=name.casefold()).first()
+
+
+async def find_labels(kind: str, names: Iterable[str]) -> dict[str, Label]:
+    keys = [n.casefold() for n in names]
+    return {lab.key: lab for lab in await Label.filter(kind=kind, key__in=keys)}
+
+
+async def create_label(kind: str, name: str) -> Label:
+    return await Label.create(kind=kind, name=name, key=name.casefold())
+
+
+async def delete_label(label: Label) -> None:
+    await label.delete()
+
+
+# --- automations -------------------------------------------------------------------------------
+
+
+async def list_automations(*, after_id: int | None = None, limit: int | None = None) -> list[Automation]:
+    qs = Automation.all().order_by("id")
+    if after_id is not None:
+        qs = qs.filter(id__gt=after_id)
+    if limit is not None:
+        qs = qs.limit(limit)
+    return await qs
+
+
+async def enabled_automations() -> list[Automation]:
+    return await Automation.filter(enabled=True).order_by("id")
+
+
+async def get_automation(automation_id: int) -> Automation | None:
+    return await Automation.filter(id=automation_id).first()
+
+
+async def find_automation(name: str) -> Automation | None:
+    return await Automation.filter(key=name.casefold()).first()
+
+
+async def create_automation(**fields: Any) -> Automation:
+    return await Automation.create(**fields)
+
+
+async def save_automation(a: Automation) -> None:
+    await a.save()
+
+
+async def delete_automation(a: Automation) -> None:
+    await a.delete()
+
+
+async def automations_using(kind: str, name: str) -> list[Automation]:
+    """Automations whose actions name this tag/topic/reason (case-insensitively)."""
+    action_type = {"tag": "tag", "topic": "topic", "reason": "resolve"}[kind]
+    value_key = {"tag": "tag", "topic": "topic", "reason": "reason"}[kind]
+    out = []
+    for a in await Automation.all().order_by("id"):
+        for act in a.actions:
+            v = act.get(value_key)
+            if act.get("type") == action_type and isinstance(v, str) and v.casefold() == name.casefold():
+                out.append(a)
+                break
+    return out
+
+
+async def list_runs(
+    *, automation_id: int | None = None, before_id: int | None = None, limit: int = 50
+) -> list[AutomationRun]:
+    qs = AutomationRun.all()
+    if automation_id is not None:
+        qs = qs.filter(automation_id=automation_id)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return await qs.order_by("-id").limit(limit)
+
+
+async def bump_automations_revision() -> int:
+    """Count a change to the automations; every worker reloads when it sees a new revision."""
+    updated = await KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=F("value") + 1)  # type: ignore[arg-type]
+    if not updated:
+        try:
+            async with in_transaction("default"):
+                await KeyValue.create(key=AUTOMATIONS_REVISION, value="1")
+        except IntegrityError:
+            await KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=F("value") + 1)  # type: ignore[arg-type]
+    return await automations_revision()
+
+
+async def automations_revision() -> int:
+    row = await KeyValue.filter(key=AUTOMATIONS_REVISION).first()
+    return int(row.value) if row else 0
+
+
+async def kv_get(key: str) -> str | None:
+    row = await KeyValue.filter(key=key).first()
+    return row.value if row else None
+
+
+async def kv_set(key: str, value: str) -> None:
+    if not await KeyValue.filter(key=key).update(value=value):
+        await KeyValue.create(key=key, value=value)
+
+
+# --- outbox ---------------------------------------------------------------------------------------
+
+
+async def enqueue(
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    conversation_id: int | None = None,
+    ordering_key: str | None = None,
+    delay: float = 0.0,
+) -> OutboxJob:
+    return await OutboxJob.create(
+        kind=kind,
+        payload=payload,
+        conversation_id=conversation_id,
+        ordering_key=ordering_key,
+        status="pending",
+        run_after=now() + timedelta(seconds=delay),
+    )
+
+
+async def claim_jobs(*, limit: int, lease_seconds: float, skip_locked: bool) -> list[OutboxJob]:
+    """Take up to `limit` due jobs for this worker. On PostgreSQL rows locked by another worker
+    are skipped (FOR UPDATE SKIP LOCKED); a job whose lease ran out (a crashed worker) is due again.
+    Jobs sharing an ordering key run one at a time, oldest first."""
+    t = now()
+    async with in_transaction("default"):
+        due = Q(status="pending", run_after__lte=t) | Q(status="running", locked_until__lt=t)
+        qs = OutboxJob.filter(due).order_by("id").limit(limit * 4)
+        qs = qs.select_for_update(skip_locked=True) if skip_locked else qs
+        candidates = await qs
+        keys = {j.ordering_key for j in candidates if j.ordering_key}
+        heads: dict[str, int] = {}
+        if keys:
+            rows = await OutboxJob.filter(ordering_key__in=keys, status__in=["pending", "running"]).values_list(
+                "ordering_key", "id"
+            )
+            for k, jid in rows:
+                heads[k] = min(jid, heads.get(k, jid))
+        candidates = [j for j in candidates if not j.ordering_key or heads.get(j.ordering_key) == j.id]
+        candidates = candidates[:limit]
+        if candidates:
+            await OutboxJob.filter(id__in=[j.id for j in candidates]).update(
+                status="running", locked_until=t + timedelta(seconds=lease_seconds)
+            )
+        return candidates
+
+
+async def finish_job(job_id: int) -> None:
+    await OutboxJob.filter(id=job_id).update(status="done", locked_until=None, last_error=None)
+
+
+async def retry_job(job_id: int, *, attempts: int, delay: float, error: str, failed: bool) -> None:
+    await OutboxJob.filter(id=job_id).update(
+        status="failed" if failed else "pending",
+        attempts=attempts,
+        run_after=now() + timedelta(seconds=delay),
+        locked_until=None,
+        last_error=error[:2000],
+    )
+
+
+async def list_jobs(
+    *, status: str | None = None, conversation_id: int | None = None, before_id: int | None = None, limit: int = 50
+) -> list[OutboxJob]:
+    qs = OutboxJob.all()
+    if status:
+        qs = qs.filter(status=status)
+    if conversation_id is not None:
+        qs = qs.filter(conversation_id=conversation_id)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return await qs.order_by("-id").limit(limit)
+
+
+async def count_jobs(status: str) -> int:
+    return await OutboxJob.filter(status=status).count()
+
+
+async def get_job(job_id: int) -> OutboxJob | None:
+    return await OutboxJob.filter(id=job_id).first()
+
+
+async def requeue_job(job_id: int) -> bool:
+    return bool(
+        await OutboxJob.filter(id=job_id, status="failed").update(status="pending", attempts=0, run_after=now())
+    )

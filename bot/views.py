@@ -1,0 +1,91 @@
+"""JSON shapes of the API (SPEC §6): conversations, messages, runs, outbox jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.store import repo
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def message_json(m: repo.Message, tags: list[str]) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "text": m.text,
+        "tags": tags,
+        "author": m.author,
+        "sent_at": _iso(m.sent_at),
+        "delivered": m.external_id is not None if m.direction == "outbound" else None,
+    }
+
+
+def run_json(r: repo.AutomationRun) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "automation_id": r.automation_id,
+        "automation_name": r.automation_name,
+        "conversation_id": r.conversation_id,  # type: ignore[attr-defined]
+        "message_id": r.message_id,  # type: ignore[attr-defined]
+        "keywords": list(r.keywords),
+        "actions": list(r.actions),
+        "created_at": _iso(r.created_at),
+    }
+
+
+def job_json(j: repo.OutboxJob) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "kind": j.kind,
+        "status": j.status,
+        "attempts": j.attempts,
+        "conversation_id": j.conversation_id,
+        "last_error": j.last_error,
+        "run_after": _iso(j.run_after),
+        "created_at": _iso(j.created_at),
+        "updated_at": _iso(j.updated_at),
+    }
+
+
+def _conversation_json(c: repo.Conversation, topics: list[str], tags: list[str]) -> dict[str, Any]:
+    contact = c.contact
+    return {
+        "id": c.id,
+        "channel": c.channel,
+        "type": c.type,
+        "status": c.status,
+        "thread": c.thread_key,
+        "contact": {"id": contact.platform_id, "name": contact.name},
+        "topics": topics,
+        "tags": tags,
+        "resolution_reason": c.resolution_reason,
+        "resolved_by": c.resolved_by,
+        "resolved_at": _iso(c.resolved_at),
+        "previous_id": c.previous_id,
+        "created_at": _iso(c.created_at),
+        "updated_at": _iso(c.updated_at),
+        "crm": {"case_id": c.crm_case_id, "case_number": c.crm_case_number} if c.crm_case_id else None,
+    }
+
+
+async def conversations_json(convs: list[repo.Conversation]) -> list[dict[str, Any]]:
+    topics, tags = await repo.conversation_labels([c.id for c in convs])
+    return [_conversation_json(c, topics[c.id], tags[c.id]) for c in convs]
+
+
+async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | None:
+    conv = await repo.get_conversation(conversation_id)
+    if conv is None:
+        return None
+    await conv.fetch_related("contact")
+    (data,) = await conversations_json([conv])
+    messages, tags = await repo.conversation_messages(conversation_id)
+    data["messages"] = [message_json(m, tags.get(m.id, [])) for m in messages]
+    data["runs"] = [run_json(r) for r in await repo.conversation_runs(conversation_id)]
+    if conv.crm_target and not conv.crm_case_id:
+        data["crm"] = {"case_id": None, "case_number": None, "target": conv.crm_target, "status": "pending"}
+    return data

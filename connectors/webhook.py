@@ -1,0 +1,201 @@
+"""Generic signed webhooks: `POST /webhooks/{channel}` in, signed POSTs to `reply_url` out.
+
+Signature: `X-Inbox-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>` with
+`X-Inbox-Timestamp` (unix seconds) no more than 5 minutes away from now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from bot.model import ConversationType, InboundMessage
+from bot.outbox import PermanentFailure, RetryLater
+from connectors.base import Connector, ConnectorContext, OutboundTarget
+
+log = logging.getLogger("inbox.webhook")
+
+MAX_SKEW_SECONDS = 300
+SIGNATURE_HEADER = "X-Inbox-Signature"
+TIMESTAMP_HEADER = "X-Inbox-Timestamp"
+
+NonEmpty = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+
+
+def sign(secret: str, timestamp: str | int, body: bytes) -> str:
+    """The `X-Inbox-Signature` value for `body` sent at `timestamp`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def signed_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+    ts = str(int(time.time() if now is None else now))
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret, ts, body), "Content-Type": "application/json"}
+
+
+def check_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> str | None:
+    """None when the request is signed right and recently; otherwise what is wrong."""
+    ts = headers.get(TIMESTAMP_HEADER, "")
+    given = headers.get(SIGNATURE_HEADER, "")
+    if not ts or not given:
+        return f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
+    if not ts.isdigit():
+        return f"{TIMESTAMP_HEADER} must be unix seconds"
+    if abs((time.time() if now is None else now) - int(ts)) > MAX_SKEW_SECONDS:
+        return f"{TIMESTAMP_HEADER} is more than 5 minutes away from now (replayed, or the sender's clock is off)"
+    if not hmac.compare_digest(sign(secret, ts, body).encode(), given.strip().encode()):
+        return "signature does not match: sign '{timestamp}.{raw body}' with HMAC-SHA256 and the channel's secret"
+    return None
+
+
+class _Contact(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: NonEmpty
+    name: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
+
+
+class WebhookPayload(BaseModel):
+    """The body of `POST /webhooks/{channel}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: NonEmpty
+    contact: _Contact
+    text: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100_000)]
+    type: Literal["direct", "group", "public"] = "direct"
+    thread: NonEmpty | None = None
+    sent_at: datetime | None = None
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        msg = "required" if e["type"] == "missing" else e["msg"]
+        out.setdefault(loc, msg)
+    return out
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The raw body, or None when it is larger than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        return None
+    return body
+
+
+class WebhookConnector(Connector):
+    kind = "webhook"
+
+    def __init__(self, name: str, ctx: ConnectorContext, *, secret: str, reply_url: str | None) -> None:
+        super().__init__(name, ctx)
+        self.secret = secret
+        self.reply_url = reply_url
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def to_message(self, payload: WebhookPayload) -> InboundMessage:
+        return InboundMessage(
+            channel=self.name,
+            platform_message_id=payload.id,
+            thread_key=payload.thread or payload.contact.id,
+            contact_id=payload.contact.id,
+            contact_name=payload.contact.name,
+            text=payload.text,
+            type=ConversationType(payload.type),
+            sent_at=payload.sent_at,
+        )
+
+    async def send(self, target: OutboundTarget, text: str) -> str | None:
+        if not self.reply_url:
+            raise PermanentFailure(f'channel "{self.name}" has no reply_url; set one in config.toml to send replies')
+        if self._session is None:
+            raise RetryLater(f'channel "{self.name}" is not started')
+        body = json.dumps(
+            {
+                "conversation_id": target.conversation_id,
+                "message_id": target.message_id,
+                "thread": target.thread_key,
+                "contact": {"id": target.contact_id, "name": target.contact_name},
+                "text": text,
+            }
+        ).encode()
+        try:
+            async with self._session.post(self.reply_url, data=body, headers=signed_headers(self.secret, body)) as resp:
+                if resp.status == 429 or resp.status >= 500:
+                    retry_after = resp.headers.get("Retry-After")
+                    raise RetryLater(
+                        f"reply_url answered {resp.status}",
+                        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                    )
+                if resp.status >= 400:
+                    raise PermanentFailure(f"reply_url answered {resp.status}: {(await resp.text())[:200]}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(f"reply_url unreachable: {type(exc).__name__}: {exc}") from exc
+        return None
+
+
+def webhook_handler(
+    connectors: Callable[[str], Connector | None],
+    *,
+    max_body: int,
+    known: Callable[[str], str | None],
+) -> Callable[[web.Request], Any]:
+    """The `POST /webhooks/{channel}` handler. `known(name)` says why a configured channel is off."""
+
+    async def handle(request: web.Request) -> web.Response:
+        name = request.match_info["channel"]
+        connector = connectors(name)
+        if not isinstance(connector, WebhookConnector):
+            why = known(name)
+            return error(404, why or f'unknown channel "{name}" — configure it under [[channels]] with kind = "webhook"')
+        metrics = connector.ctx.metrics
+        body = await read_limited(request, max_body)
+        if body is None:
+            metrics.rejected.labels("webhook", "too_large").inc()
+            return error(413, f"body is larger than {max_body // 1024} KiB")
+        problem = check_signature(connector.secret, request.headers, body)
+        if problem is not None:
+            metrics.rejected.labels("webhook", "signature").inc()
+            return error(401, problem)
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            metrics.rejected.labels("webhook", "json").inc()
+            return error(400, f"body is not valid JSON: {exc}")
+        if not isinstance(data, dict):
+            metrics.rejected.labels("webhook", "json").inc()
+            return error(400, "body must be a JSON object", fields={"body": "must be an object"})
+        try:
+            payload = WebhookPayload.model_validate(data)
+        except ValidationError as exc:
+            metrics.rejected.labels("webhook", "fields").inc()
+            return error(400, "invalid fields", fields=field_errors(exc))
+        result = await connector.ctx.inbox.ingest(connector.to_message(payload))
+        return web.json_response(
+            {"conversation_id": result.conversation_id, "message_id": result.message_id, "duplicate": result.duplicate}
+        )
+
+    return handle

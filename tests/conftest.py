@@ -1,0 +1,185 @@
+"""Shared fixtures: real stores (SQLite file, PostgreSQL when INBOX_TEST_POSTGRES_URL is set),
+a running app over HTTP, signed webhook requests. No test reaches the internet."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.app import STATE_KEY, AppState, build_app
+from bot.config import Settings, settings_from_dict
+from bot.store import db
+from connectors.webhook import signed_headers
+
+PG_ENV = "INBOX_TEST_POSTGRES_URL"
+PG_URL = os.environ.get(PG_ENV)
+TOKEN = "test-token-123"
+SHOP_SECRET = "shop-secret-abc"
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+# --- the network guard: tests talk to 127.0.0.1 only ------------------------------------------
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("127."):
+            raise RuntimeError(f"test tried to reach {address!r}: tests must not leave this machine")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+def load_payload(name: str) -> Any:
+    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+
+
+# --- stores ---------------------------------------------------------------------------------------
+
+
+async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    import asyncpg
+
+    assert PG_URL is not None
+    name = f"inbox_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    parts = urlsplit(PG_URL)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return url, drop
+
+
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A freshly migrated store. Parametrize with `store` to choose; SQLite by default."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "postgres":
+        if not PG_URL:
+            pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by .ci/run; e.g. postgres://postgres@127.0.0.1:5432/test)")
+        url, drop = await _create_pg_database()
+        await db.migrate(url)
+        yield url
+        await drop()
+    else:
+        url = f"sqlite://{tmp_path}/inbox.sqlite3"
+        await db.migrate(url)
+        yield url
+
+
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "database": {"url": db_url},
+        "organization": {"plan": "enterprise", "advanced_inbox": False, "resolution_reasons": True},
+        "admins": {"slack": ["UADMIN"], "telegram": [111], "slack_workspace_admins": False},
+        "api": {"tokens_env": "TEST_API_TOKENS"},
+        "outbox": {"base_delay": 0.05, "max_delay": 0.2, "poll_interval": 0.05, "max_attempts": 4},
+        "channels": [
+            {"name": "shop", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"},
+            {"name": "support", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"},
+        ],
+    }
+    env = {"TEST_API_TOKENS": f"{TOKEN},other-token", "TEST_SHOP_SECRET": SHOP_SECRET}
+    env.update(overrides.pop("env", {}))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return settings_from_dict(raw, env=env)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+class Bot:
+    """A running inbox-bot app and helpers to talk to it over HTTP, as users do."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    @property
+    def state(self) -> AppState:
+        return self.client.app[STATE_KEY]
+
+    async def webhook(
+        self,
+        text: str,
+        *,
+        id: str | None = None,
+        contact: str = "c-42",
+        name: str | None = "Marie",
+        thread: str | None = None,
+        type: str | None = None,
+        channel: str = "shop",
+        expect: int = 200,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"id": id or f"m-{uuid.uuid4().hex[:10]}", "contact": {"id": contact}, "text": text}
+        if name:
+            payload["contact"]["name"] = name
+        if thread:
+            payload["thread"] = thread
+        if type:
+            payload["type"] = type
+        body = json.dumps(payload).encode()
+        resp = await self.client.post(f"/webhooks/{channel}", data=body, headers=signed_headers(SHOP_SECRET, body))
+        data = await resp.json()
+        assert resp.status == expect, data
+        return data
+
+    async def api(self, method: str, path: str, *, expect: int | None = 200, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        resp = await self.client.request(method, path, headers=headers, **kwargs)
+        data = await resp.json()
+        if expect is not None:
+            assert resp.status == expect, (resp.status, data)
+        return data
+
+    async def command(self, text: str, *, admin: bool = True) -> str:
+        return await self.state.commands.run(text, is_admin=admin, actor="test-admin")
+
+    async def conversation(self, cid: int) -> dict[str, Any]:
+        return await self.api("GET", f"/api/conversations/{cid}")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_bot(aiohttp_client: Any) -> Callable[[Settings], Awaitable[Bot]]:
+    async def factory(settings: Settings) -> Bot:
+        client = await aiohttp_client(build_app(settings))
+        return Bot(client)
+
+    return factory
+
+
+@pytest.fixture
+async def bot(make_bot: Callable[[Settings], Awaitable[Bot]], settings: Settings) -> Bot:
+    return await make_bot(settings)
