@@ -172,7 +172,8 @@ class Bot:
 
 
 @pytest.fixture
-def make_bot(aiohttp_client: Any) -> Callable[[Settings], Awaitable[Bot]]:
+def make_bot(db_url: str, aiohttp_client: Any) -> Callable[[Settings], Awaitable[Bot]]:
+    # db_url first: the apps are torn down before their database is dropped
     async def factory(settings: Settings) -> Bot:
         client = await aiohttp_client(build_app(settings))
         return Bot(client)

@@ -40,8 +40,18 @@ def tortoise_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[
     }
 
 
+def _forget_compiled_queries() -> None:
+    # Tortoise caches compiled INSERT/UPDATE SQL per (connection alias, table), not per dialect:
+    # a process that opens SQLite and later PostgreSQL (the test suite) would send `?` placeholders
+    # to PostgreSQL. Dropping the cache on every open costs one recompile per table.
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
+
+
 async def migrate(url: str) -> None:
     """Apply pending migrations from `migrations/`."""
+    _forget_compiled_queries()
     from tortoise.migrations.api import migrate as run_migrations
 
     await run_migrations(config=tortoise_config(url))
@@ -51,6 +61,7 @@ async def migrate(url: str) -> None:
 @contextlib.asynccontextmanager
 async def open_store(url: str, *, pool_min: int = 1, pool_max: int = 10) -> AsyncIterator[TortoiseContext]:
     """Connect for the lifetime of the block; the ORM context stays active inside it."""
+    _forget_compiled_queries()
     ctx = await Tortoise.init(config=tortoise_config(url, pool_min=pool_min, pool_max=pool_max))
     try:
         yield ctx

@@ -9,7 +9,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError as _IntegrityError
 from tortoise.exceptions import OperationalError as _OperationalError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from bot.model import Direction, InboundMessage, Status
@@ -374,14 +374,19 @@ async def list_runs(
 
 async def bump_automations_revision() -> int:
     """Count a change to the automations; every worker reloads when it sees a new revision."""
-    updated = await KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=F("value") + 1)  # type: ignore[arg-type]
-    if not updated:
+    for _ in range(3):
         try:
             async with in_transaction("default"):
-                await KeyValue.create(key=AUTOMATIONS_REVISION, value="1")
-        except IntegrityError:
-            await KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=F("value") + 1)  # type: ignore[arg-type]
-    return await automations_revision()
+                row = await KeyValue.filter(key=AUTOMATIONS_REVISION).select_for_update().first()
+                if row is None:
+                    await KeyValue.create(key=AUTOMATIONS_REVISION, value="1")
+                    return 1
+                value = int(row.value) + 1
+                await KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=str(value))
+                return value
+        except IntegrityError:  # two first changes at once: the other one created the row
+            continue
+    raise RuntimeError("could not record the automations revision")
 
 
 async def automations_revision() -> int:
