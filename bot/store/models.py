@@ -44,9 +44,15 @@ class Conversation(Model):
     reply_to = fields.JSONField(default=dict)
     # Set when a `crm` action linked the conversation; the outbox keeps the Case in sync from then on.
     crm_target = fields.CharField(max_length=32, null=True)
-    crm_case_id = fields.CharField(max_length=64, null=True)
+    crm_case_id = fields.CharField(max_length=64, null=True, db_index=True)
     crm_case_number = fields.CharField(max_length=64, null=True)
     crm_status = fields.CharField(max_length=64, null=True)
+    # Salesforce sync progress: the last message id written into the Case Description (set before the
+    # Case is created, so a retry after a timeout knows a Case may exist); the message whose CaseComment
+    # create was sent but not confirmed; whether the Case was closed when last seen.
+    crm_transcript_upto = fields.BigIntField(null=True)
+    crm_pending_message_id = fields.BigIntField(null=True)
+    crm_closed = fields.BooleanField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -71,6 +77,9 @@ class Message(Model):
     text = fields.TextField()
     author = fields.CharField(max_length=100, null=True)
     sent_at = fields.DatetimeField(null=True)
+    # The Salesforce CaseComment that mirrors this message (or that it came from, for an agent's
+    # comment sent back through the channel). Unique: a comment is never sent or stored twice.
+    crm_comment_id = fields.CharField(max_length=64, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
