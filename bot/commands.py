@@ -32,6 +32,7 @@ class CommandError(Exception):
 class Token:
     text: str
     quoted: bool  # the whole token (or its value after `=`) was quoted
+    opened: bool = False  # the token itself began with a quote: one quoted string, never key=value
 
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
@@ -49,6 +50,7 @@ def tokenize(text: str) -> list[Token]:
             continue
         buf: list[str] = []
         quoted = False
+        opened = text[i] in "\"'"
         while i < n and not text[i].isspace():
             ch = text[i]
             at_value = not buf or (buf and buf[-1] == "=" and "=" not in "".join(buf[:-1]))
@@ -68,7 +70,7 @@ def tokenize(text: str) -> list[Token]:
                 continue
             buf.append(ch)
             i += 1
-        tokens.append(Token("".join(buf), quoted))
+        tokens.append(Token("".join(buf), quoted, opened))
     return tokens
 
 
@@ -78,6 +80,11 @@ def _split_list(value: str) -> list[str]:
 
 def _q(s: str) -> str:
     return f'"{s}"'
+
+
+def _keywords(keywords: list[str]) -> str:
+    """Keywords as written in a command: a phrase holding a comma is quoted."""
+    return ", ".join(_q(k) if "," in k else k for k in keywords)
 
 
 def describe_actions(actions: list[Action] | tuple[Action, ...]) -> str:
@@ -133,7 +140,7 @@ class CommandRunner:
             info = automation_json(a, self.admin.settings)
             state = "enabled" if a.enabled else "disabled"
             line = (
-                f"#{a.id} {_q(a.name)} — {a.match} of: {', '.join(a.keywords)} → "
+                f"#{a.id} {_q(a.name)} — {a.match} of: {_keywords(a.keywords)} → "
                 f"{describe_actions(actions_from_json(a.actions))} · {state}"
             )
             if info["problem"]:
@@ -155,7 +162,7 @@ class CommandRunner:
         info = automation_json(a, self.admin.settings)
         lines = [
             f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
-            f"keywords ({a.match}): {', '.join(a.keywords)}",
+            f"keywords ({a.match}): {_keywords(a.keywords)}",
             f"actions: {describe_actions(actions_from_json(a.actions))}",
             f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
         ]
@@ -164,16 +171,20 @@ class CommandRunner:
         return "\n".join(lines)
 
     async def _cmd_create(self, args: list[Token], actor: str) -> str:
-        if not args or "=" in args[0].text and not args[0].quoted:
+        def is_option(tok: Token) -> bool:
+            if tok.opened:
+                return False
+            return "=" in tok.text or (tok.text.lower() == "resolve" and not tok.quoted)
+
+        if not args or is_option(args[0]):
             raise CommandError(
                 'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
             )
-        name_parts = []
         rest = list(args)
-        while rest and (rest[0].quoted or "=" not in rest[0].text) and rest[0].text.lower() != "resolve":
+        name_parts = [rest.pop(0).text]
+        # An unquoted name may span several words, up to the first option (whose value may be quoted).
+        while rest and not args[0].opened and not is_option(rest[0]):
             name_parts.append(rest.pop(0).text)
-            if name_parts and args[0].quoted:
-                break
         name = " ".join(name_parts)
         opts: dict[str, str] = {}
         resolve = False
@@ -183,7 +194,7 @@ class CommandRunner:
                 continue
             key, sep, value = tok.text.partition("=")
             key = key.lower()
-            if not sep:
+            if not sep or tok.opened:
                 raise CommandError(f'unexpected "{tok.text}" — options are written key=value; see /automation help')
             if key not in CREATE_OPTIONS or key == "resolve":
                 raise CommandError(f'unknown option "{key}" — see /automation help')
@@ -239,7 +250,7 @@ class CommandRunner:
         opts: dict[str, str] = {}
         for tok in args:
             key, sep, value = tok.text.partition("=")
-            if sep and not tok.quoted and key.lower() in ("channel", "type"):
+            if sep and not tok.opened and key.lower() in ("channel", "type"):
                 opts[key.lower()] = value
             elif opts:
                 raise CommandError(f'unexpected "{tok.text}" — quote the message: /automation test "…"')
