@@ -120,7 +120,8 @@ async def test_create_with_every_option(make_bot: MakeBot, db_url: str) -> None:
     await labels(bot, tags=("closing", "vip"), topics=("Sales", "Billing"), reasons=("Contact left",))
     reply = await bot.command(
         'create "Au revoir" keywords=\'au revoir, "bye, now", bye\' match=all tags="closing, vip" '
-        'topics=Sales,Billing resolve reason="Contact left" crm=salesforce channels=shop,support types=direct,group'
+        'topics=Sales,Billing resolve reason="Contact left" crm=salesforce '
+        "channels=shop,support types=direct,group"
     )
     assert reply == (
         'Created automation #1 "Au revoir": when a message holds all of "au revoir", "bye, now", "bye" → '
@@ -167,7 +168,8 @@ async def test_create_minimal_defaults_and_unquoted_name(bot: Bot) -> None:
     )
     reply = await bot.command('create Good bye keywords="bye, ciao" tags="closing"')
     assert reply == (
-        'Created automation #2 "Good bye": when a message holds any of "bye", "ciao" → tag "closing". Enabled.'
+        'Created automation #2 "Good bye": when a message holds any of "bye", "ciao" → '
+        'tag "closing". Enabled.'
     )
     assert await bot.command('create "keywords=x" keywords=x tags=closing') == (
         'Created automation #3 "keywords=x": when a message holds any of "x" → tag "closing". Enabled.'
@@ -244,7 +246,8 @@ async def test_create_reason_alone_implies_resolve(bot: Bot) -> None:
         ("create x keywords=a crm=hubspot", 'unknown CRM "hubspot" — the crm action supports salesforce'),
         (
             "create keywords=a resolve",
-            'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
+            "name the automation first, e.g. "
+            '/automation create "Au revoir" keywords="au revoir, bye" resolve',
         ),
         (
             "create #7 keywords=a resolve",
@@ -304,7 +307,8 @@ async def test_business_plan_refuses_resolve_and_topics(make_bot: MakeBot, db_ur
 async def test_crm_needs_advanced_inbox(make_bot: MakeBot, db_url: str) -> None:
     bot = await make_bot(make_settings(db_url))
     assert await bot.command("create x keywords=bye crm=salesforce") == (
-        'plan "enterprise without advanced_inbox" does not include crm (needs enterprise with advanced_inbox = true)'
+        'plan "enterprise without advanced_inbox" does not include crm '
+        "(needs enterprise with advanced_inbox = true)"
     )
     assert await automations(bot) == []
 
