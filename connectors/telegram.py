@@ -1,0 +1,461 @@
+"""Telegram channel on python-telegram-bot: webhook updates at `POST /telegram/{channel}` of our one
+aiohttp server (secret header checked), or long polling when no webhook secret is configured.
+
+PTB's `Application` is used without its own web server or `Updater`: we feed each update to
+`Application.process_update`, whose handlers are blocking, so the webhook is answered only after the
+message is committed. Inbound text and captions become `InboundMessage`s; `/automation` goes to the
+shared command runner; replies go out through `sendMessage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import warnings
+from collections import OrderedDict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from telegram import Bot, Message, Update
+from telegram.constants import MessageLimit
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.model import ConversationType, InboundMessage
+from bot.outbox import PermanentFailure, RetryLater
+from connectors.base import Connector, ConnectorContext, OutboundTarget
+from connectors.webhook import error, read_limited
+
+if TYPE_CHECKING:
+    from bot.config import TelegramChannel
+
+log = logging.getLogger("inbox.telegram")
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret_token.
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# We only handle these; asking for nothing else spares Telegram and us the traffic.
+ALLOWED_UPDATES = ("message", "channel_post")
+POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
+SEEN_UPDATES = 1024  # update ids remembered to answer a redelivered update at once
+MAX_UPDATE_ATTEMPTS = 5  # polling: a failing update is retried this often, then skipped
+
+_CHAT_TYPES = {
+    "private": ConversationType.DIRECT,
+    "group": ConversationType.GROUP,
+    "supergroup": ConversationType.GROUP,
+    "channel": ConversationType.PUBLIC,
+}
+
+_REGISTRY = web.AppKey("telegram_connectors", dict)
+
+
+class BadUpdate(ValueError):
+    """The body is JSON but not a Telegram Update."""
+
+
+def thread_key(message: Message) -> str:
+    """SPEC §3: the chat id, plus the forum topic's `message_thread_id` for topic messages."""
+    if message.is_topic_message and message.message_thread_id:
+        return f"{message.chat.id}:{message.message_thread_id}"
+    return str(message.chat.id)
+
+
+def reply_to(message: Message) -> dict[str, str | int | None]:
+    """Where replies to this message's conversation go (saved on the conversation)."""
+    topic = message.message_thread_id if message.is_topic_message else None
+    return {"chat_id": message.chat.id, "message_thread_id": topic}
+
+
+def to_inbound(channel: str, message: Message) -> InboundMessage | None:
+    """Normalize a text message, caption or channel post; None for anything without text."""
+    text = message.text or message.caption
+    if not text:
+        return None
+    chat = message.chat
+    # sender_chat: a channel post, an anonymous group admin, or a linked channel's auto-forward.
+    if message.sender_chat is not None:
+        contact_id, name = str(message.sender_chat.id), message.sender_chat.effective_name
+    elif message.from_user is not None:
+        contact_id, name = str(message.from_user.id), message.from_user.full_name
+    else:
+        contact_id, name = str(chat.id), chat.effective_name
+    return InboundMessage(
+        channel=channel,
+        # Telegram message ids are unique per chat only.
+        platform_message_id=f"{chat.id}:{message.message_id}",
+        thread_key=thread_key(message),
+        contact_id=contact_id,
+        contact_name=name or None,
+        text=text,
+        type=_CHAT_TYPES.get(chat.type, ConversationType.GROUP),
+        sent_at=message.date,
+        reply_to=reply_to(message),
+    )
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Split a reply into pieces Telegram accepts (at most `limit` UTF-16 units each), preferring
+    line breaks, then spaces."""
+
+    def units(s: str) -> int:
+        return len(s.encode("utf-16-le")) // 2
+
+    pieces: list[str] = []
+    rest = text
+    while units(rest) > limit:
+        # the longest prefix that fits
+        cut, size = 0, 0
+        for i, ch in enumerate(rest):
+            size += 2 if ord(ch) > 0xFFFF else 1
+            if size > limit:
+                cut = i
+                break
+        head = rest[:cut]
+        brk = max(head.rfind("\n"), head.rfind(" "))
+        if brk > cut // 2:
+            cut = brk + 1
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:]
+    if rest.strip() or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def retry_after(exc: RetryAfter) -> float:
+    """`RetryAfter.retry_after` in seconds (the int form warns about the coming timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        return _seconds(exc.retry_after)
+
+
+class TelegramConnector(Connector):
+    """One Telegram bot. Webhook mode when a webhook secret is set, long polling otherwise."""
+
+    kind = "telegram"
+
+    def __init__(
+        self,
+        name: str,
+        ctx: ConnectorContext,
+        *,
+        token: str,
+        webhook_secret: str | None = None,
+        public_url: str | None = None,
+        api_url: str | None = None,
+    ) -> None:
+        super().__init__(name, ctx)
+        if webhook_secret is not None and not SECRET_RE.match(webhook_secret):
+            raise ValueError(
+                "the webhook secret must be 1–256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        self.webhook_secret = webhook_secret
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.admins = frozenset(ctx.settings.admins.telegram)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = (
+            Application.builder().token(token).base_url(api_url or DEFAULT_API_URL).updater(None).build()
+        )
+        self.application.add_handler(
+            CommandHandler("automation", self._on_command, filters=filters.UpdateType.MESSAGE)
+        )
+        self.application.add_handler(
+            MessageHandler(
+                (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST)
+                & (filters.TEXT | filters.CAPTION)
+                & ~filters.COMMAND,
+                self._on_message,
+            )
+        )
+        self.application.add_error_handler(self._on_error)
+        self._failures: dict[int, BaseException] = {}
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._initialized = False
+        self.started = False
+        self._poller: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, ch: TelegramChannel, ctx: ConnectorContext) -> TelegramConnector:
+        s = ctx.settings
+        token = s.secret(ch.token_env)
+        if token is None:
+            raise ValueError(f"set {ch.token_env} in the environment (the bot token from BotFather)")
+        return cls(
+            ch.name,
+            ctx,
+            token=token,
+            webhook_secret=s.secret(ch.webhook_secret_env),
+            public_url=ch.public_url,
+            api_url=ch.api_url,
+        )
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    @property
+    def polling(self) -> bool:
+        return self.webhook_secret is None
+
+    @property
+    def webhook_url(self) -> str | None:
+        return f"{self.public_url}/telegram/{self.name}" if self.public_url else None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        registry: dict[str, TelegramConnector] | None = app.get(_REGISTRY)
+        if registry is None:  # one route serves every Telegram channel
+            registry = app[_REGISTRY] = {}
+            app.router.add_post(
+                "/telegram/{channel}", telegram_handler(registry, self.ctx.settings.server.max_body_bytes)
+            )
+        registry[self.name] = self
+
+    async def start(self) -> None:
+        await self.application.initialize()  # getMe: checks the token, learns our @username
+        self._initialized = True
+        try:
+            await self._connect()
+        except BaseException:
+            await self.stop()  # the app drops a connector that failed to start: release it now
+            raise
+        self.started = True
+
+    async def _connect(self) -> None:
+        if self.polling:
+            # getUpdates is refused (409) while a webhook is set.
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.create_task(self._poll(), name=f"telegram-poll-{self.name}")
+            log.info('telegram channel "%s": long polling as @%s', self.name, self.bot.username)
+        elif self.webhook_url:
+            await self.bot.set_webhook(
+                url=self.webhook_url, secret_token=self.webhook_secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+            log.info('telegram channel "%s": webhook set to %s', self.name, self.webhook_url)
+        else:
+            log.info(
+                'telegram channel "%s": webhook mode without public_url — register /telegram/%s '
+                "with setWebhook yourself (with the secret_token)",
+                self.name,
+                self.name,
+            )
+
+    async def stop(self) -> None:
+        self.started = False
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        # The webhook stays registered on purpose: Telegram keeps the updates until we are back.
+        if self._initialized:
+            self._initialized = False
+            await self.application.shutdown()
+
+    # --- inbound -----------------------------------------------------------------------------
+    def parse(self, data: dict[str, Any]) -> Update:
+        """A webhook body as a PTB `Update`; raises BadUpdate when it is not one."""
+        if not isinstance(data.get("update_id"), int):
+            raise BadUpdate("a Telegram Update is a JSON object with an integer update_id")
+        try:
+            return Update.de_json(data, self.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadUpdate(f"not a valid Telegram Update: {type(exc).__name__}: {exc}") from exc
+
+    async def process(self, update: Update) -> None:
+        """Handle one update; returns once its message is committed. Raises what made the handling
+        fail, so the caller can have Telegram send it again (webhook 5xx, polling offset kept)."""
+        if update.update_id in self._seen:
+            self.ctx.metrics.messages.labels(self.name, "duplicate").inc()
+            return
+        await self.application.process_update(update)
+        failure = self._failures.pop(update.update_id, None)
+        if failure is not None:
+            raise failure
+        self._seen[update.update_id] = None
+        while len(self._seen) > SEEN_UPDATES:
+            self._seen.popitem(last=False)
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        inbound = to_inbound(self.name, message)
+        if inbound is not None:
+            await self.ctx.inbox.ingest(inbound)
+
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or message.text is None or not message.entities:
+            return
+        args = message.text[message.entities[0].length :].strip()
+        is_admin = user is not None and message.sender_chat is None and user.id in self.admins
+        actor = f"telegram:{user.id}" if user is not None else "telegram:unknown"
+        answer = await self.ctx.commands.run(args, is_admin=is_admin, actor=actor)
+        topic = message.message_thread_id if message.is_topic_message else None
+        try:
+            for piece in split_text(answer):
+                await self.bot.send_message(chat_id=message.chat.id, text=piece, message_thread_id=topic)
+        except TelegramError as exc:
+            # The command has taken effect; a redelivered update would run it twice. Log, don't fail.
+            self.ctx.metrics.connector_errors.labels(self.name).inc()
+            log.warning(
+                'telegram channel "%s": could not answer /automation in chat %s: %s',
+                self.name,
+                message.chat.id,
+                exc,
+            )
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if isinstance(update, Update) and context.error is not None:
+            self._failures[update.update_id] = context.error
+
+    async def _poll(self) -> None:
+        """Long polling: fetch, handle each update until committed, and only then confirm it (the
+        next getUpdates' offset), so an update is never lost to a crash."""
+        offset: int | None = None
+        delay = 1.0
+        attempts: dict[int, int] = {}
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES)
+                )
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_after(exc))
+                continue
+            except InvalidToken:
+                self.ctx.metrics.connector_errors.labels(self.name).inc()
+                log.error(
+                    'telegram channel "%s": the token was refused; polling stops — check the token', self.name
+                )
+                return
+            except (NetworkError, Conflict) as exc:  # TimedOut too; Conflict: a webhook or another poller
+                self.ctx.metrics.connector_errors.labels(self.name).inc()
+                log.warning(
+                    'telegram channel "%s": getUpdates failed (%s); retrying in %.0fs', self.name, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            delay = 1.0
+            for update in updates:
+                try:
+                    await self.process(update)
+                except Exception as exc:
+                    n = attempts.get(update.update_id, 0) + 1
+                    attempts[update.update_id] = n
+                    self.ctx.metrics.connector_errors.labels(self.name).inc()
+                    if n < MAX_UPDATE_ATTEMPTS:
+                        log.warning(
+                            'telegram channel "%s": update %s failed (attempt %d): %s',
+                            self.name,
+                            update.update_id,
+                            n,
+                            exc,
+                        )
+                        await asyncio.sleep(min(2.0**n, 30.0))
+                        break  # fetch again from this update on
+                    log.error(
+                        'telegram channel "%s": update %s skipped after %d attempts: %s',
+                        self.name,
+                        update.update_id,
+                        n,
+                        exc,
+                    )
+                attempts.pop(update.update_id, None)
+                offset = update.update_id + 1
+
+    # --- outbound ----------------------------------------------------------------------------
+    async def send(self, target: OutboundTarget, text: str) -> str | None:
+        if not self.started:
+            raise RetryLater(f'telegram channel "{self.name}" is not started')
+        chat_id = target.reply_to.get("chat_id")
+        if chat_id is None:
+            # Conversations opened before reply_to was saved: the thread key starts with the chat id.
+            chat_id = target.thread_key.split(":", 1)[0]
+        topic = target.reply_to.get("message_thread_id")
+        sent: Message | None = None
+        try:
+            for piece in split_text(text):
+                try:
+                    sent = await self.bot.send_message(chat_id=chat_id, text=piece, message_thread_id=topic)
+                except ChatMigrated as exc:  # the group became a supergroup: same chat, new id
+                    chat_id = exc.new_chat_id
+                    sent = await self.bot.send_message(chat_id=chat_id, text=piece, message_thread_id=topic)
+        except RetryAfter as exc:
+            raise RetryLater(f"Telegram flood control: {exc}", retry_after=retry_after(exc)) from exc
+        except (Forbidden, BadRequest, InvalidToken) as exc:  # BadRequest before NetworkError: a subclass
+            raise PermanentFailure(f"Telegram refused the reply to chat {chat_id}: {exc}") from exc
+        except TelegramError as exc:  # NetworkError, TimedOut, Conflict, 5xx
+            raise RetryLater(f"Telegram unreachable: {type(exc).__name__}: {exc}") from exc
+        assert sent is not None
+        return f"{sent.chat.id}:{sent.message_id}"
+
+
+def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> Any:
+    """The `POST /telegram/{channel}` handler shared by every Telegram channel."""
+
+    async def handle(request: web.Request) -> web.Response:
+        name = request.match_info["channel"]
+        connector = registry.get(name)
+        if connector is None:
+            return error(
+                404, f'unknown channel "{name}" — configure it under [[channels]] with kind = "telegram"'
+            )
+        metrics = connector.ctx.metrics
+        if connector.webhook_secret is None:
+            return error(
+                404,
+                f'channel "{name}" uses long polling — set webhook_secret_env to receive webhook updates',
+            )
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), connector.webhook_secret.encode()):
+            metrics.rejected.labels("telegram", "secret").inc()
+            return error(401, f"missing or wrong {SECRET_HEADER} header")
+        body = await read_limited(request, max_body)
+        if body is None:
+            metrics.rejected.labels("telegram", "too_large").inc()
+            return error(413, f"body is larger than {max_body // 1024} KiB")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            metrics.rejected.labels("telegram", "json").inc()
+            return error(400, f"body is not valid JSON: {exc}")
+        if not isinstance(data, dict):
+            metrics.rejected.labels("telegram", "json").inc()
+            return error(400, "body must be a JSON object (a Telegram Update)")
+        try:
+            update = connector.parse(data)
+        except BadUpdate as exc:
+            metrics.rejected.labels("telegram", "fields").inc()
+            return error(400, str(exc))
+        if not connector.started:
+            return error(
+                503, f'channel "{name}" is not started — see the log; Telegram will send the update again'
+            )
+        await connector.process(update)  # failures: 5xx from the error middleware, Telegram retries
+        return web.json_response({"ok": True})
+
+    return handle

@@ -1,0 +1,519 @@
+"""The Telegram channel end to end: real Update JSON POSTed to the running app, python-telegram-bot's
+real Bot talking to a local double of the Bot API (tests/doubles/telegram_api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.commands import NOT_ADMIN
+from bot.outbox import PermanentFailure, RetryLater
+from connectors.base import OutboundTarget
+from connectors.telegram import SECRET_HEADER, TelegramConnector, split_text
+from tests.conftest import Bot, load_payload, make_settings
+from tests.doubles.telegram_api import BOT_TOKEN, TelegramApiDouble
+
+SECRET = "tg-webhook-secret_0123456789"
+ADMIN_ID = 111  # tests/conftest.py make_settings: admins.telegram = [111]
+CHANNEL = "support-tg"
+
+MakeBot = Callable[..., Awaitable[Bot]]
+
+# PTB 22 itself warns when it builds a RetryAfter (the int → timedelta migration of retry_after);
+# connectors/telegram.py reads the value without the warning.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*retry_after.*will be of type:telegram.warnings.PTBDeprecationWarning"
+)
+
+
+def payload(
+    name: str,
+    *,
+    update_id: int | None = None,
+    message_id: int | None = None,
+    text: str | None = None,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    """A recorded update from tests/payloads/telegram/, with a few fields changed."""
+    data = copy.deepcopy(load_payload(f"telegram/{name}.json"))
+    msg = next(data[k] for k in ("message", "channel_post", "edited_message") if k in data)
+    if update_id is not None:
+        data["update_id"] = update_id
+    if message_id is not None:
+        msg["message_id"] = message_id
+    if text is not None:
+        msg["text"] = text
+        for e in msg.get("entities", []):
+            if e["type"] == "bot_command":
+                e["length"] = len(text.split()[0])
+    if user_id is not None:
+        msg["from"]["id"] = user_id
+        if msg["chat"]["type"] == "private":
+            msg["chat"]["id"] = user_id
+    return data
+
+
+@pytest.fixture
+async def api(aiohttp_server: Any) -> TelegramApiDouble:
+    double = TelegramApiDouble()
+    server = await aiohttp_server(double.app())
+    double.base_url = str(server.make_url("/bot"))
+    return double
+
+
+@pytest.fixture
+def make_tg_bot(make_bot: Callable[[Any], Awaitable[Bot]], db_url: str, api: TelegramApiDouble) -> MakeBot:
+    async def factory(*, webhook: bool = True, public_url: str | None = None, secret: str = SECRET) -> Bot:
+        channel: dict[str, Any] = {
+            "name": CHANNEL,
+            "kind": "telegram",
+            "token_env": "TG_TOKEN",
+            "api_url": api.base_url,
+        }
+        env = {"TG_TOKEN": BOT_TOKEN}
+        if webhook:
+            channel["webhook_secret_env"] = "TG_SECRET"
+            env["TG_SECRET"] = secret
+        if public_url:
+            channel["public_url"] = public_url
+        settings = make_settings(db_url, channels=[channel], env=env)
+        return await make_bot(settings)
+
+    return factory
+
+
+@pytest.fixture
+async def tg(make_tg_bot: MakeBot) -> Bot:
+    return await make_tg_bot()
+
+
+async def post(
+    bot: Bot, data: Any, *, secret: str | None = SECRET, expect: int = 200, channel: str = CHANNEL
+) -> Any:
+    body = data if isinstance(data, bytes) else json.dumps(data).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    resp = await bot.client.post(f"/telegram/{channel}", data=body, headers=headers)
+    answer = await resp.json()
+    assert resp.status == expect, answer
+    return answer
+
+
+async def conversations(bot: Bot, **query: str) -> list[dict[str, Any]]:
+    data = await bot.api("GET", "/api/conversations", params={"channel": CHANNEL, **query})
+    return list(data["items"])
+
+
+async def only_conversation(bot: Bot) -> dict[str, Any]:
+    items = await conversations(bot)
+    assert len(items) == 1, items
+    return await bot.conversation(items[0]["id"])
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, tries: int = 200) -> Any:
+    """Poll `check` until it returns something truthy (bounded, no timing assertion)."""
+    for _ in range(tries):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met")
+
+
+async def wait_sent(api: TelegramApiDouble, n: int = 1) -> list[dict[str, Any]]:
+    """The double's sendMessage calls once there are `n` (the outbox worker runs in the background;
+    `outbox.drain()` alone may find the job already claimed by it)."""
+
+    async def enough() -> bool:
+        await asyncio.sleep(0)
+        return len(api.sent()) >= n
+
+    await eventually(enough)
+    return api.sent()
+
+
+# --- the webhook: authentication and bad input ------------------------------------------------------
+
+
+async def test_start_calls_get_me_and_no_webhook_without_public_url(tg: Bot, api: TelegramApiDouble) -> None:
+    assert [c.method for c in api.calls] == ["getMe"]
+    assert api.webhook == {}
+
+
+async def test_start_registers_webhook_with_secret(make_tg_bot: MakeBot, api: TelegramApiDouble) -> None:
+    await make_tg_bot(public_url="https://inbox.example.com/")
+    [call] = api.calls_to("setWebhook")
+    assert call.get("url") == f"https://inbox.example.com/telegram/{CHANNEL}"
+    assert call.get("secret_token") == SECRET
+    assert json.loads(call.get("allowed_updates")) == ["message", "channel_post"]
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret", SECRET + "x", ""])
+async def test_wrong_or_missing_secret_is_401_and_nothing_stored(tg: Bot, secret: str | None) -> None:
+    answer = await post(tg, payload("private_text"), secret=secret, expect=401)
+    assert SECRET_HEADER in answer["error"]
+    assert await conversations(tg) == []
+
+
+async def test_bad_json_is_400(tg: Bot) -> None:
+    answer = await post(tg, b'{"update_id": 1, "message": ', expect=400)
+    assert "JSON" in answer["error"]
+    await post(tg, [1, 2], expect=400)
+    await post(tg, {"message": {"text": "no update id"}}, expect=400)
+    await post(tg, {"update_id": 5, "message": {"text": "no chat, no date"}}, expect=400)
+    assert await conversations(tg) == []
+
+
+async def test_oversize_body_is_413(tg: Bot) -> None:
+    data = payload("private_text", text="x" * (300 * 1024))
+    answer = await post(tg, data, expect=413)
+    assert "KiB" in answer["error"]
+    assert await conversations(tg) == []
+
+
+async def test_unknown_channel_is_404(tg: Bot) -> None:
+    await post(tg, payload("private_text"), channel="nope", expect=404)
+
+
+async def test_polling_channel_refuses_webhook_posts(make_tg_bot: MakeBot) -> None:
+    bot = await make_tg_bot(webhook=False)
+    answer = await post(bot, payload("private_text"), expect=404)
+    assert "long polling" in answer["error"]
+
+
+async def test_bad_secret_config_leaves_channel_off(make_tg_bot: MakeBot) -> None:
+    bot = await make_tg_bot(secret="has spaces and ünïcode")
+    assert CHANNEL in bot.state.left_off
+    assert "webhook secret" in bot.state.left_off[CHANNEL]
+
+
+# --- inbound messages ---------------------------------------------------------------------------------
+
+
+async def test_private_message_becomes_direct_conversation(tg: Bot) -> None:
+    assert await post(tg, payload("private_text")) == {"ok": True}
+    conv = await only_conversation(tg)
+    assert conv["type"] == "direct"
+    assert conv["thread"] == "1111111"
+    assert conv["contact"] == {"id": "1111111", "name": "Marie Curie"}
+    assert [m["text"] for m in conv["messages"]] == ["Bonjour, ma commande n'est pas arrivée"]
+    assert conv["messages"][0]["sent_at"] == "2025-11-25T10:00:00Z"
+
+
+async def test_caption_is_the_text(tg: Bot) -> None:
+    await post(tg, payload("private_photo_caption"))
+    conv = await only_conversation(tg)
+    assert [m["text"] for m in conv["messages"]] == ["Voici le colis abîmé"]
+
+
+@pytest.mark.parametrize(
+    ("name", "type", "thread", "contact"),
+    [
+        ("private_text", "direct", "1111111", "1111111"),
+        ("group_text", "group", "-4012345678", "2222222"),
+        ("supergroup_text", "group", "-1001987654321", "3333333"),
+        ("forum_topic_text", "group", "-1001555000111:77", "4444444"),
+        ("channel_post", "public", "-1001777888999", "-1001777888999"),
+    ],
+)
+async def test_each_chat_type(tg: Bot, name: str, type: str, thread: str, contact: str) -> None:
+    await post(tg, payload(name))
+    conv = await only_conversation(tg)
+    assert (conv["type"], conv["thread"], conv["contact"]["id"]) == (type, thread, contact)
+
+
+async def test_forum_topics_are_separate_threads(tg: Bot) -> None:
+    await post(tg, payload("forum_topic_text"))
+    other_topic = payload("forum_topic_text", update_id=871234531, message_id=919, text="Et le mien à Lille")
+    other_topic["message"]["message_thread_id"] = 88
+    await post(tg, other_topic)
+    same_topic = payload("forum_topic_text", update_id=871234532, message_id=921, text="Toujours bloqué")
+    await post(tg, same_topic)
+    items = await conversations(tg)
+    assert sorted(c["thread"] for c in items) == ["-1001555000111:77", "-1001555000111:88"]
+    by_thread = {c["thread"]: await tg.conversation(c["id"]) for c in items}
+    assert [m["text"] for m in by_thread["-1001555000111:77"]["messages"]] == [
+        "Mon colis est bloqué à Lyon",
+        "Toujours bloqué",
+    ]
+
+
+async def test_same_message_id_in_two_chats_is_two_messages(tg: Bot) -> None:
+    await post(tg, payload("private_text", message_id=7))
+    await post(tg, payload("group_text", message_id=7))
+    assert len(await conversations(tg)) == 2
+
+
+async def test_duplicate_update_is_stored_once(tg: Bot) -> None:
+    data = payload("private_text")
+    for _ in range(3):
+        assert await post(tg, data) == {"ok": True}
+    # Telegram may also redeliver the same message under a new update id (after our restart).
+    await post(tg, payload("private_text", update_id=871239999))
+    conv = await only_conversation(tg)
+    assert len(conv["messages"]) == 1
+
+
+async def test_concurrent_duplicates_are_stored_once(tg: Bot) -> None:
+    data = payload("private_text")
+    await asyncio.gather(*(post(tg, data) for _ in range(5)))
+    conv = await only_conversation(tg)
+    assert len(conv["messages"]) == 1
+
+
+@pytest.mark.parametrize("name", ["edited_message", "my_chat_member"])
+async def test_updates_we_ignore_still_get_200(tg: Bot, name: str) -> None:
+    assert await post(tg, load_payload(f"telegram/{name}.json")) == {"ok": True}
+    assert await conversations(tg) == []
+
+
+async def test_other_commands_are_not_contact_messages(tg: Bot, api: TelegramApiDouble) -> None:
+    start = payload("private_text", text="/start")
+    start["message"]["entities"] = [{"offset": 0, "length": 6, "type": "bot_command"}]
+    await post(tg, start)
+    other_bot = payload("command_automation", user_id=ADMIN_ID, text="/automation@SomeOtherBot list")
+    await post(tg, other_bot)
+    assert await conversations(tg) == []
+    assert api.sent() == []
+
+
+# --- /automation -------------------------------------------------------------------------------------
+
+
+async def test_automation_command_by_admin(tg: Bot, api: TelegramApiDouble) -> None:
+    data = payload(
+        "command_automation", text='/automation create "Au revoir" keywords="au revoir, bye" resolve'
+    )
+    await post(tg, data)
+    [sent] = api.sent()
+    assert sent["chat_id"] == ADMIN_ID
+    assert sent["message_thread_id"] is None
+    assert "Au revoir" in sent["text"]
+    automations = await tg.api("GET", "/api/automations")
+    assert [a["name"] for a in automations["items"]] == ["Au revoir"]
+    assert await conversations(tg) == []  # a command is not a contact message
+
+
+async def test_automation_command_by_non_admin(tg: Bot, api: TelegramApiDouble) -> None:
+    data = payload("command_automation", user_id=999, text='/automation create "X" keywords="x" resolve')
+    await post(tg, data)
+    assert api.sent() == [{"chat_id": 999, "text": NOT_ADMIN, "message_thread_id": None}]
+    assert (await tg.api("GET", "/api/automations"))["items"] == []
+
+
+async def test_automation_at_our_bot_in_a_forum_topic_replies_in_the_topic(
+    tg: Bot, api: TelegramApiDouble
+) -> None:
+    await post(tg, payload("command_automation_at_bot_topic"))
+    [sent] = api.sent()
+    assert (sent["chat_id"], sent["message_thread_id"]) == (-1001555000111, 77)
+    assert "/automation list" in sent["text"]  # the help
+
+
+async def test_automation_reply_failure_still_answers_200(tg: Bot, api: TelegramApiDouble) -> None:
+    api.fail_next("sendMessage", status=403, description="Forbidden: bot was blocked by the user")
+    await post(tg, payload("command_automation"))
+    assert len(api.calls_to("sendMessage")) == 1
+
+
+# --- the "Au revoir" story -----------------------------------------------------------------------------
+
+
+async def test_au_revoir_story(tg: Bot, api: TelegramApiDouble) -> None:
+    await post(
+        tg, payload("command_automation", text='/automation create "Au revoir" keywords="au revoir" resolve')
+    )
+    assert "Au revoir" in api.sent()[-1]["text"]
+
+    # 1. The first message "Au revoir" is resolved by the automation at once.
+    await post(tg, payload("private_text", update_id=100, message_id=1, text="Au revoir !"))
+    [c1] = await conversations(tg)
+    assert c1["status"] == "resolved"
+    assert c1["resolved_by"].startswith("automation:")
+
+    # 2. The contact writes again: a new conversation; an agent resolves it over the API.
+    await post(tg, payload("private_text", update_id=101, message_id=2, text="En fait, j'ai une question"))
+    c2 = next(c for c in await conversations(tg) if c["id"] != c1["id"])
+    assert c2["status"] == "open"
+    assert c2["previous_id"] == c1["id"]
+    await tg.api("POST", f"/api/conversations/{c2['id']}/resolve", json={"reason": None})
+
+    # 3. "Au revoir" right after: a new conversation, resolved immediately, linked to the previous one.
+    await post(tg, payload("private_text", update_id=102, message_id=3, text="Au revoir"))
+    c3 = next(c for c in await conversations(tg) if c["id"] not in (c1["id"], c2["id"]))
+    detail = await tg.conversation(c3["id"])
+    assert detail["status"] == "resolved"
+    assert detail["resolved_by"].startswith("automation:")
+    assert detail["previous_id"] == c2["id"]
+    assert [m["text"] for m in detail["messages"]] == ["Au revoir"]
+    assert [r["automation_name"] for r in detail["runs"]] == ["Au revoir"]
+
+
+# --- outbound replies --------------------------------------------------------------------------------
+
+
+async def test_api_reply_reaches_send_message(tg: Bot, api: TelegramApiDouble) -> None:
+    await post(tg, payload("private_text"))
+    [conv] = await conversations(tg)
+    await tg.api(
+        "POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour Marie"}, expect=201
+    )
+    await tg.state.outbox.drain()
+    assert await wait_sent(api) == [{"chat_id": 1111111, "text": "Bonjour Marie", "message_thread_id": None}]
+    detail = await tg.conversation(conv["id"])
+    assert [(m["direction"], m["delivered"]) for m in detail["messages"]] == [
+        ("inbound", None),
+        ("outbound", True),
+    ]
+
+
+async def test_api_reply_in_forum_topic(tg: Bot, api: TelegramApiDouble) -> None:
+    await post(tg, payload("forum_topic_text"))
+    [conv] = await conversations(tg)
+    await tg.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "On regarde"}, expect=201)
+    await tg.state.outbox.drain()
+    assert await wait_sent(api) == [
+        {"chat_id": -1001555000111, "text": "On regarde", "message_thread_id": 77}
+    ]
+
+
+async def test_flood_control_retries_the_reply(tg: Bot, api: TelegramApiDouble) -> None:
+    await post(tg, payload("private_text"))
+    [conv] = await conversations(tg)
+    api.fail_next(
+        "sendMessage",
+        status=429,
+        description="Too Many Requests: retry after 1",
+        parameters={"retry_after": 1},
+    )
+    await tg.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Patience"}, expect=201)
+
+    async def delivered() -> bool:
+        detail = await tg.conversation(conv["id"])
+        return bool(detail["messages"][-1]["delivered"])
+
+    await eventually(delivered, tries=400)
+    assert [s["text"] for s in api.sent()] == ["Patience", "Patience"]  # refused once, then sent
+
+
+def _target(chat_id: int = 1111111, topic: int | None = None) -> OutboundTarget:
+    return OutboundTarget(
+        conversation_id=1,
+        message_id=1,
+        thread_key=str(chat_id),
+        contact_id=str(chat_id),
+        contact_name="Marie",
+        reply_to={"chat_id": chat_id, "message_thread_id": topic},
+    )
+
+
+def _connector(bot: Bot) -> TelegramConnector:
+    c = bot.state.connectors[CHANNEL]
+    assert isinstance(c, TelegramConnector)
+    return c
+
+
+async def test_send_maps_telegram_errors(tg: Bot, api: TelegramApiDouble) -> None:
+    c = _connector(tg)
+    assert await c.send(_target(), "ok") == f"1111111:{api._next_message_id}"
+
+    api.fail_next(
+        "sendMessage",
+        status=429,
+        description="Too Many Requests: retry after 7",
+        parameters={"retry_after": 7},
+    )
+    with pytest.raises(RetryLater) as retry:
+        await c.send(_target(), "x")
+    assert retry.value.retry_after == 7
+
+    api.fail_next("sendMessage", status=403, description="Forbidden: bot was blocked by the user")
+    with pytest.raises(PermanentFailure, match="blocked"):
+        await c.send(_target(), "x")
+
+    api.fail_next("sendMessage", status=400, description="Bad Request: chat not found")
+    with pytest.raises(PermanentFailure, match=r"(?i)chat not found"):
+        await c.send(_target(), "x")
+
+    api.fail_next("sendMessage", status=502, description="Bad Gateway")
+    with pytest.raises(RetryLater):
+        await c.send(_target(), "x")
+
+    api.fail_next("sendMessage", status=500, description="Internal Server Error")
+    with pytest.raises(RetryLater):
+        await c.send(_target(), "x")
+
+
+async def test_send_network_error_is_retry_later(tg: Bot, unused_tcp_port: int) -> None:
+    c = _connector(tg)
+    c.bot._base_url = f"http://127.0.0.1:{unused_tcp_port}/bot{BOT_TOKEN}"  # nothing listens there
+    with pytest.raises(RetryLater, match=r"NetworkError|TimedOut"):
+        await c.send(_target(), "x")
+
+
+async def test_send_follows_a_migrated_group(tg: Bot, api: TelegramApiDouble) -> None:
+    api.fail_next(
+        "sendMessage",
+        status=400,
+        description="Bad Request: group chat was upgraded to a supergroup chat",
+        parameters={"migrate_to_chat_id": -1001234567890},
+    )
+    await _connector(tg).send(_target(chat_id=-4012345678), "hello")
+    assert [s["chat_id"] for s in api.sent()] == [-4012345678, -1001234567890]
+
+
+async def test_long_reply_is_split(tg: Bot, api: TelegramApiDouble) -> None:
+    text = ("ligne " * 700 + "\n") * 2
+    await _connector(tg).send(_target(), text)
+    pieces = [s["text"] for s in api.sent()]
+    assert len(pieces) == 3
+    assert all(len(p) <= 4096 for p in pieces)
+    assert " ".join(pieces).split() == text.split()
+
+
+def test_split_text_counts_utf16_units() -> None:
+    assert split_text("hello") == ["hello"]
+    emoji = "🙂" * 3000  # 6000 UTF-16 units
+    pieces = split_text(emoji)
+    assert len(pieces) == 2
+    assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in pieces)
+    assert "".join(pieces) == emoji
+
+
+# --- long polling -----------------------------------------------------------------------------------
+
+
+async def test_polling_receives_updates(make_tg_bot: MakeBot, api: TelegramApiDouble) -> None:
+    bot = await make_tg_bot(webhook=False)
+    assert api.calls_to("deleteWebhook")
+    api.push_update(payload("private_text"))
+    api.push_update(payload("command_automation", update_id=871234551, user_id=999))
+
+    async def stored() -> list[dict[str, Any]]:
+        return await conversations(bot)
+
+    [conv] = await eventually(stored)
+    assert conv["thread"] == "1111111"
+    assert await wait_sent(api) == [{"chat_id": 999, "text": NOT_ADMIN, "message_thread_id": None}]
+
+    # Confirmed updates are not fetched again: the next getUpdates carries the next offset.
+    async def confirmed() -> bool:
+        return any(int(c.get("offset") or 0) == 871234552 for c in api.calls_to("getUpdates"))
+
+    await eventually(confirmed)
+    assert len(await conversations(bot)) == 1
+
+
+async def test_polling_reply_goes_out(make_tg_bot: MakeBot, api: TelegramApiDouble) -> None:
+    bot = await make_tg_bot(webhook=False)
+    api.push_update(payload("group_text"))
+    [conv] = await eventually(lambda: conversations(bot))
+    await bot.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Oui ?"}, expect=201)
+    await bot.state.outbox.drain()
+    assert await wait_sent(api) == [{"chat_id": -4012345678, "text": "Oui ?", "message_thread_id": None}]
