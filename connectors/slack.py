@@ -1,0 +1,520 @@
+"""Slack channel: a slack-bolt `AsyncApp` behind the one aiohttp server, or over Socket Mode.
+
+In: `message` events from IMs, MPIMs and channels the app is in → `InboundMessage`s; the
+`/automation` slash command → the shared `CommandRunner`, answered ephemerally.
+Out: agent replies → `chat.postMessage` in the conversation's channel and thread.
+
+Bolt checks `X-Slack-Signature` / `X-Slack-Request-Timestamp` (bad or older than 5 minutes → 401).
+Bolt does not dedupe Slack's retries; the inbox does, by (channel, "<channel id>:<ts>").
+`process_before_response=True`: a message event is answered only after its message is committed,
+so a failure gives Slack a 500 and Slack delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.model import ConversationType, InboundMessage
+from bot.outbox import PermanentFailure, RetryLater
+from connectors.base import Connector, ConnectorContext, OutboundTarget
+
+if TYPE_CHECKING:
+    from bot.config import SlackChannel
+
+log = logging.getLogger("inbox.slack")
+
+DEFAULT_EVENTS_PATH = "/slack/events"
+COMMAND = "/automation"
+
+# Message subtypes that carry a contact's words. Everything else (channel_join, channel_leave,
+# message_changed, message_deleted, message_replied, channel_topic, pinned_item, …) is
+# acknowledged and ignored; so is anything our own bot posted.
+CONTENT_SUBTYPES: frozenset[str | None] = frozenset(
+    {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
+)
+
+CONVERSATION_TYPES: Mapping[str, ConversationType] = {
+    "im": ConversationType.DIRECT,
+    "mpim": ConversationType.GROUP,
+    "group": ConversationType.GROUP,  # a private channel (the Events API still calls it "group")
+    "channel": ConversationType.PUBLIC,
+}
+
+# Slack API errors that no retry can fix: the outbox fails the job at once.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "channel_is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "restricted_action",
+        "msg_too_long",
+        "no_text",
+        "invalid_arguments",
+        "user_not_found",
+        "cannot_dm_bot",
+    }
+)
+
+USER_CACHE_SECONDS = 300.0
+USER_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who we are in the workspace (from `auth.test`)."""
+
+    team_id: str | None
+    user_id: str | None
+    bot_id: str | None
+
+
+# --- pure helpers: payload → decisions ---------------------------------------------------------
+
+
+def unescape(text: str) -> str:
+    """Slack escapes `&`, `<` and `>` in message text; give the contact's words back."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def escape(text: str) -> str:
+    """Our text shown as written (Slack would read `<…>` as a link or mention)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def conversation_type(channel_type: str | None, channel_id: str) -> ConversationType | None:
+    """SPEC §2: IM → direct; MPIM and private channels → group; public channels → public."""
+    if channel_type is not None and channel_type in CONVERSATION_TYPES:
+        return CONVERSATION_TYPES[channel_type]
+    if channel_id.startswith("D"):
+        return ConversationType.DIRECT
+    return None  # ask conversations.info
+
+
+def is_direct_like(channel_type: str | None, channel_id: str) -> bool:
+    """IMs and MPIMs: top-level messages share one conversation per DM."""
+    return channel_type in ("im", "mpim") or (channel_type is None and channel_id.startswith("D"))
+
+
+def thread_of(event: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(thread key, thread_ts to reply in) — SPEC §3.
+
+    Channels: channel id + thread root ts (a top-level message is its own root).
+    DMs and group DMs: the DM's channel id for top-level messages; a thread inside a DM is keyed
+    like a channel thread.
+    """
+    channel = str(event["channel"])
+    ts = str(event["ts"])
+    thread_ts = event.get("thread_ts")
+    if is_direct_like(event.get("channel_type"), channel) and not thread_ts:
+        return channel, None
+    root = str(thread_ts or ts)
+    return f"{channel}:{root}", root
+
+
+def skip_reason(event: Mapping[str, Any], me: BotIdentity | None) -> str | None:
+    """Why a `message` event is not a contact's message; None when it is."""
+    subtype = event.get("subtype")
+    if subtype not in CONTENT_SUBTYPES:
+        return f"subtype {subtype}"
+    if event.get("hidden"):
+        return "hidden"
+    if not event.get("channel") or not event.get("ts"):
+        return "no channel or ts"
+    if me is not None and (
+        (me.user_id and event.get("user") == me.user_id) or (me.bot_id and event.get("bot_id") == me.bot_id)
+    ):
+        return "our own message"
+    if not (event.get("user") or event.get("bot_id")):
+        return "no author"
+    if not message_text(event):
+        return "no text"
+    return None
+
+
+def message_text(event: Mapping[str, Any]) -> str:
+    text = unescape(str(event.get("text") or "")).strip()
+    if text:
+        return text
+    files = [f for f in event.get("files") or () if isinstance(f, dict)]
+    names = [str(f.get("name") or f.get("title") or "file") for f in files]
+    return " ".join(f"[file: {n}]" for n in names)
+
+
+def to_message(
+    event: Mapping[str, Any],
+    *,
+    channel_name: str,
+    type: ConversationType,
+    contact_name: str | None,
+) -> InboundMessage:
+    """Normalize one contact message event (already checked by `skip_reason`)."""
+    channel = str(event["channel"])
+    ts = str(event["ts"])
+    key, reply_ts = thread_of(event)
+    contact = str(event.get("user") or event.get("bot_id"))
+    if contact_name is None and not event.get("user"):
+        profile = event.get("bot_profile") or {}
+        contact_name = event.get("username") or (profile.get("name") if isinstance(profile, dict) else None)
+    try:
+        sent_at: datetime | None = datetime.fromtimestamp(float(ts), tz=UTC)
+    except ValueError:
+        sent_at = None
+    return InboundMessage(
+        channel=channel_name,
+        platform_message_id=f"{channel}:{ts}",
+        thread_key=key,
+        contact_id=contact,
+        contact_name=contact_name,
+        text=message_text(event),
+        type=type,
+        sent_at=sent_at,
+        reply_to={"channel": channel, "thread_ts": reply_ts},
+    )
+
+
+def display_name(user: Mapping[str, Any]) -> str | None:
+    p = user.get("profile") or {}
+    for value in (p.get("display_name"), p.get("real_name"), user.get("real_name"), user.get("name")):
+        if value:
+            return str(value)
+    return None
+
+
+def api_error(exc: SlackApiError) -> tuple[str, int | None, str | None]:
+    """(error code, HTTP status, Retry-After) of a failed Web API call."""
+    resp = exc.response
+    status = getattr(resp, "status_code", None) or getattr(resp, "status", None)
+    headers = getattr(resp, "headers", None) or {}
+    data = getattr(resp, "data", None)
+    code = str(data.get("error") or "") if isinstance(data, dict) else ""
+    return code or f"http_{status}", status, headers.get("Retry-After")
+
+
+class _TtlCache:
+    """A small time-bounded cache (users.info answers, conversation types)."""
+
+    def __init__(self, ttl: float, max_size: int = USER_CACHE_MAX) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._data: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any | None:
+        hit = self._data.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self._data) >= self.max_size:
+            self._data.pop(next(iter(self._data)))
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class SlackConnector(Connector):
+    """One Slack workspace app. HTTP events at `/slack/events` (the first HTTP-mode Slack channel in
+    config.toml) and always at `/slack/<name>/events`; Socket Mode when an app token is set."""
+
+    kind = "slack"
+
+    def __init__(
+        self,
+        name: str,
+        ctx: ConnectorContext,
+        *,
+        bot_token: str,
+        signing_secret: str,
+        app_token: str | None = None,
+        api_url: str | None = None,
+        default_route: bool = True,
+    ) -> None:
+        super().__init__(name, ctx)
+        self.app_token = app_token
+        self.default_route = default_route and app_token is None
+        base_url = api_url or AsyncWebClient.BASE_URL
+        if not base_url.endswith("/"):
+            base_url += "/"
+        self.client = AsyncWebClient(token=bot_token, base_url=base_url)
+        self._bot_token = bot_token
+        self._me: BotIdentity | None = None
+        self._me_lock = asyncio.Lock()
+        self._users = _TtlCache(USER_CACHE_SECONDS)
+        self._channel_types = _TtlCache(3600.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: Any = None
+        # `authorize=` instead of `token=`: bolt makes no auth.test call of its own; we make one in
+        # start() and reuse the answer. The client carries no token: bolt gives each request its own.
+        self.app = AsyncApp(
+            name=f"inbox.slack.{name}",
+            logger=logging.getLogger(f"inbox.slack.bolt.{name}"),
+            signing_secret=signing_secret,
+            client=AsyncWebClient(base_url=base_url),
+            authorize=self._authorizer(),
+            process_before_response=True,
+        )
+        self._register()
+
+    @classmethod
+    def from_settings(cls, ch: SlackChannel, ctx: ConnectorContext) -> SlackConnector:
+        s = ctx.settings
+        bot_token = s.secret(ch.bot_token_env)
+        signing_secret = s.secret(ch.signing_secret_env)
+        if not bot_token or not signing_secret:
+            raise ValueError(f"set {ch.bot_token_env} and {ch.signing_secret_env} in the environment")
+        http_mode = [c.name for c in s.channels if c.kind == "slack" and not getattr(c, "app_token_env", "")]
+        first_http = http_mode[0] if http_mode else None
+        return cls(
+            ch.name,
+            ctx,
+            bot_token=bot_token,
+            signing_secret=signing_secret,
+            app_token=s.secret(ch.app_token_env) if ch.app_token_env else None,
+            api_url=ch.api_url,
+            default_route=first_http == ch.name,
+        )
+
+    # --- wiring --------------------------------------------------------------------------------
+    def _register(self) -> None:
+        # Bolt passes arguments by parameter name, so listeners are plain closures, not methods.
+        async def on_message(ack: Any, event: dict[str, Any]) -> None:
+            await self.handle_message(event)
+            await ack()
+
+        async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+            await ack()  # within Slack's 3 s; the reply follows through response_url
+            self._spawn(self.handle_command(command, respond))
+
+        async def on_other_event(ack: Any) -> None:
+            await ack()  # not subscribed in the manifest; a 404 would only make Slack retry
+
+        self.app.event("message")(on_message)
+        self.app.event(re.compile(".*"))(on_other_event)
+        self.app.command(COMMAND)(on_command)
+
+    @property
+    def paths(self) -> list[str]:
+        if self.app_token:
+            return []
+        paths = [f"/slack/{self.name}/events"]
+        if self.default_route:
+            paths.insert(0, DEFAULT_EVENTS_PATH)
+        return paths
+
+    def add_routes(self, app: web.Application) -> None:
+        for path in self.paths:
+            app.router.add_post(path, self.handle_http)
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        bolt_resp = await self.app.async_dispatch(await to_bolt_request(request))
+        if bolt_resp.status == 401:
+            self.ctx.metrics.rejected.labels("slack", "signature").inc()
+        return await to_aiohttp_response(bolt_resp)
+
+    async def start(self) -> None:
+        await self.identity(strict=True)
+        if self.app_token:
+            # Built here, not in __init__: the Socket Mode client opens an aiohttp session and a
+            # task on construction.
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.app, self.app_token, web_client=self.client)
+            await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- who we are ----------------------------------------------------------------------------
+    async def identity(self, *, strict: bool = False) -> BotIdentity | None:
+        """`auth.test`, once. `strict`: a bad token raises (the channel is left off); a network
+        problem only logs, and the next request tries again."""
+        if self._me is not None:
+            return self._me
+        async with self._me_lock:
+            if self._me is not None:
+                return self._me
+            try:
+                resp = await self.client.auth_test()
+            except SlackApiError as exc:
+                code, _, _ = api_error(exc)
+                if strict and code in PERMANENT_ERRORS:
+                    raise RuntimeError(f"Slack auth.test answered {code}: check the bot token") from None
+                log.warning("slack channel %s: auth.test failed: %s; will try again", self.name, code)
+                return None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack channel %s: auth.test unreachable: %s; will try again", self.name, exc)
+                return None
+            self._me = BotIdentity(
+                team_id=resp.get("team_id"), user_id=resp.get("user_id"), bot_id=resp.get("bot_id")
+            )
+            return self._me
+
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        # A closure: bolt reads the parameter names, and a bound method's would include `self`.
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            me = await self.identity()
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id or (me.team_id if me else None),
+                bot_token=self._bot_token,
+                bot_user_id=me.user_id if me else None,
+                bot_id=me.bot_id if me else None,
+            )
+
+        return authorize
+
+    async def user(self, user_id: str) -> dict[str, Any] | None:
+        """users.info, cached for a few minutes; None when Slack cannot say."""
+        cached = self._users.get(user_id)
+        if cached is not None:
+            return dict(cached)
+        try:
+            resp = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.info("slack channel %s: users.info %s failed: %s", self.name, user_id, api_error(exc)[0])
+            return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("slack channel %s: users.info %s unreachable: %s", self.name, user_id, exc)
+            return None
+        user = resp.get("user")
+        if not isinstance(user, dict):
+            return None
+        self._users.put(user_id, user)
+        return user
+
+    async def is_admin(self, user_id: str) -> bool:
+        """Listed in [admins].slack, or (with slack_workspace_admins) a workspace admin or owner."""
+        admins = self.ctx.settings.admins
+        if user_id in admins.slack:
+            return True
+        if not admins.slack_workspace_admins:
+            return False
+        user = await self.user(user_id)
+        return bool(user and (user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")))
+
+    async def _conversation_type(self, event: Mapping[str, Any]) -> ConversationType:
+        channel = str(event["channel"])
+        known = conversation_type(event.get("channel_type"), channel)
+        if known is not None:
+            return known
+        cached = self._channel_types.get(channel)
+        if cached is not None:
+            return ConversationType(cached)
+        kind = ConversationType.PUBLIC
+        try:
+            info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
+            if info.get("is_im"):
+                kind = ConversationType.DIRECT
+            elif info.get("is_mpim") or info.get("is_private"):
+                kind = ConversationType.GROUP
+            self._channel_types.put(channel, kind.value)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            # Not cached: the next message asks again. Private channels start with G (legacy) or C.
+            log.info("slack channel %s: conversations.info %s failed: %s", self.name, channel, exc)
+            if channel.startswith("G"):
+                kind = ConversationType.GROUP
+        return kind
+
+    # --- inbound -------------------------------------------------------------------------------
+    async def handle_message(self, event: dict[str, Any]) -> None:
+        """Store one `message` event (a retry is stored once: the inbox dedupes)."""
+        me = await self.identity()
+        why = skip_reason(event, me)
+        if why is not None:
+            log.debug("slack channel %s: ignored message event (%s)", self.name, why)
+            return
+        name = None
+        if event.get("user"):
+            user = await self.user(str(event["user"]))
+            name = display_name(user) if user else None
+        msg = to_message(
+            event, channel_name=self.name, type=await self._conversation_type(event), contact_name=name
+        )
+        await self.ctx.inbox.ingest(msg)
+
+    async def handle_command(self, command: Mapping[str, Any], respond: Any) -> None:
+        """Run `/automation …` and answer the caller only (ephemeral)."""
+        user_id = str(command.get("user_id") or "")
+        try:
+            text = await self.ctx.commands.run(
+                unescape(str(command.get("text") or "")),
+                is_admin=bool(user_id) and await self.is_admin(user_id),
+                actor=f"slack:{user_id}",
+            )
+        except Exception:
+            log.exception("slack channel %s: /automation failed", self.name)
+            text = "Something went wrong on the bot's side — the bot's log has the details."
+        try:
+            resp = await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+            if resp.status_code == 200:
+                return
+            problem = f"HTTP {resp.status_code}"
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        # An expired or missing response_url: answer in the channel, visible to the caller only.
+        log.info("slack channel %s: response_url failed (%s); using chat.postEphemeral", self.name, problem)
+        try:
+            await self.client.chat_postEphemeral(
+                channel=str(command.get("channel_id")), user=user_id, text=escape(text)
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack channel %s: could not answer /automation: %s", self.name, exc)
+
+    # --- outbound ------------------------------------------------------------------------------
+    async def send(self, target: OutboundTarget, text: str) -> str | None:
+        channel = target.reply_to.get("channel")
+        thread_ts = target.reply_to.get("thread_ts")
+        if not channel:  # a conversation stored without reply_to: the thread key says it
+            channel, _, root = target.thread_key.partition(":")
+            thread_ts = root or None
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=str(channel), thread_ts=thread_ts, text=escape(text)
+            )
+        except SlackApiError as exc:
+            code, status, retry_after = api_error(exc)
+            if code in PERMANENT_ERRORS:
+                raise PermanentFailure(f"Slack chat.postMessage: {code}") from exc
+            wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+            raise RetryLater(f"Slack chat.postMessage: {code} (HTTP {status})", retry_after=wait) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(f"Slack unreachable: {type(exc).__name__}: {exc}") from exc
+        return f"{resp.get('channel') or channel}:{resp.get('ts')}"

@@ -1,0 +1,1 @@
+"""Local stand-ins for remote platforms (Slack Web API, Telegram Bot API), speaking their wire format."""
