@@ -160,6 +160,7 @@ class TelegramConnector(Connector):
         ctx: ConnectorContext,
         *,
         token: str,
+        token_env: str = "the token variable",
         webhook_secret: str | None = None,
         public_url: str | None = None,
         api_url: str | None = None,
@@ -171,6 +172,7 @@ class TelegramConnector(Connector):
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         self.webhook_secret = webhook_secret
+        self.token_env = token_env
         self.public_url = public_url.rstrip("/") if public_url else None
         self.admins = frozenset(ctx.settings.admins.telegram)
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
@@ -204,6 +206,7 @@ class TelegramConnector(Connector):
             ch.name,
             ctx,
             token=token,
+            token_env=ch.token_env,
             webhook_secret=s.secret(ch.webhook_secret_env),
             public_url=ch.public_url,
             api_url=ch.api_url,
@@ -232,14 +235,28 @@ class TelegramConnector(Connector):
         registry[self.name] = self
 
     async def start(self) -> None:
-        await self.application.initialize()  # getMe: checks the token, learns our @username
+        try:
+            await self.application.initialize()  # getMe: checks the token, learns our @username
+        except TelegramError as exc:
+            await self.bot.shutdown()  # initialize() opened the HTTP clients before getMe failed
+            raise RuntimeError(self._start_error(exc)) from None  # PTB's message holds the token
         self._initialized = True
         try:
             await self._connect()
-        except BaseException:
+        except TelegramError as exc:
+            why = self._start_error(exc)
             await self.stop()  # the app drops a connector that failed to start: release it now
+            raise RuntimeError(why) from None
+        except BaseException:
+            await self.stop()
             raise
         self.started = True
+
+    def _start_error(self, exc: TelegramError) -> str:
+        if isinstance(exc, InvalidToken):
+            return f"Telegram refused the bot token in {self.token_env} — copy it again from @BotFather"
+        what = "setWebhook" if self._initialized else "getMe"
+        return f"{what} failed: {type(exc).__name__}: {exc}".replace(self.bot.token, "<token>")
 
     async def _connect(self) -> None:
         if self.polling:

@@ -187,6 +187,25 @@ async def test_polling_channel_refuses_webhook_posts(make_tg_bot: MakeBot) -> No
     assert "long polling" in answer["error"]
 
 
+async def test_refused_token_leaves_channel_off_without_logging_it(
+    make_tg_bot: MakeBot, api: TelegramApiDouble
+) -> None:
+    api.token = "999:another-bot"
+    bot = await make_tg_bot()
+    why = bot.state.left_off[CHANNEL]
+    assert "refused the bot token in TG_TOKEN" in why
+    assert BOT_TOKEN not in why
+    # Telegram keeps the update and sends it again: it is not lost while the channel is fixed.
+    await post(bot, payload("private_text"), expect=503)
+
+
+async def test_refused_webhook_leaves_channel_off(make_tg_bot: MakeBot, api: TelegramApiDouble) -> None:
+    bot = await make_tg_bot(public_url="http://inbox.example.com")
+    assert "setWebhook failed" in bot.state.left_off[CHANNEL]
+    assert "https url must be provided" in bot.state.left_off[CHANNEL].lower()
+    assert CHANNEL not in bot.state.connectors
+
+
 async def test_bad_secret_config_leaves_channel_off(make_tg_bot: MakeBot) -> None:
     bot = await make_tg_bot(secret="has spaces and ünïcode")
     assert CHANNEL in bot.state.left_off
