@@ -1,0 +1,424 @@
+"""Send to CRM: the real simple-salesforce client against a local HTTPS double of the REST API.
+
+The double (tests/doubles/salesforce_api.py) is served with a certificate from a test CA (trustme);
+the bot trusts it through `[crm.salesforce] ca_file`. Replies on the webhook channel go to a second
+local double standing in for the shop's reply_url.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import trustme
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
+
+from bot.config import Settings
+from bot.outbox import PermanentFailure, RetryLater
+from bot.store import repo
+from connectors.salesforce import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
+from tests.conftest import Bot, make_settings
+from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
+
+MakeBot = Callable[[Settings], Awaitable[Bot]]
+EXTERNAL_ID = "Inbox_Conversation_Id__c"
+
+
+# --- doubles ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+async def salesforce(aiohttp_server: Any, ca: trustme.CA) -> tuple[SalesforceDouble, TestServer]:
+    double = SalesforceDouble()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    server = await aiohttp_server(double.app(), ssl=ctx)
+    return double, server
+
+
+class ReplyInbox:
+    """The shop's reply_url: records every signed reply the bot POSTs."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(json.loads(await request.read()))
+        return web.json_response({"ok": True})
+
+    def texts(self) -> list[str]:
+        return [b["text"] for b in self.bodies]
+
+
+@pytest.fixture
+async def replies(aiohttp_server: Any) -> tuple[ReplyInbox, str]:
+    inbox = ReplyInbox()
+    app = web.Application()
+    app.router.add_post("/inbox-replies", inbox.handle)
+    server = await aiohttp_server(app)
+    return inbox, str(server.make_url("/inbox-replies"))
+
+
+def sf_settings(
+    db_url: str,
+    *,
+    double: SalesforceDouble,
+    server: TestServer,
+    ca_file: str,
+    reply_url: str | None = None,
+    external_id: str | None = None,
+    advanced_inbox: bool = True,
+) -> Settings:
+    sf: dict[str, Any] = {
+        "instance_url": f"https://127.0.0.1:{server.port}",
+        "session_id_env": "TEST_SF_SESSION",
+        "ca_file": ca_file,
+        "poll_seconds": 3600,  # tests poll explicitly
+        "timeout": 0.3,
+    }
+    if external_id:
+        sf["case_external_id_field"] = external_id
+    shop: dict[str, Any] = {"name": "shop", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"}
+    if reply_url:
+        shop["reply_url"] = reply_url
+    return make_settings(
+        db_url,
+        organization={"advanced_inbox": advanced_inbox},
+        outbox={"max_attempts": 12, "base_delay": 0.02, "max_delay": 0.1, "poll_interval": 0.02},
+        channels=[shop],
+        crm={"salesforce": sf},
+        env={"TEST_SF_SESSION": double.session_id},
+    )
+
+
+@pytest.fixture
+def setup(
+    db_url: str,
+    salesforce: tuple[SalesforceDouble, TestServer],
+    ca_file: str,
+    replies: tuple[ReplyInbox, str],
+) -> Callable[..., Settings]:
+    double, server = salesforce
+    _, reply_url = replies
+
+    def build(**kw: Any) -> Settings:
+        return sf_settings(db_url, double=double, server=server, ca_file=ca_file, reply_url=reply_url, **kw)
+
+    return build
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, *, tries: int = 500) -> None:
+    """Poll `check` in a bounded loop (no timed assertion: only an upper bound on waiting)."""
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def settled(bot: Bot, cid: int) -> None:
+    """Every outbox job of the conversation ran (done, or failed for good)."""
+
+    async def check() -> bool:
+        jobs = (await bot.api("GET", f"/api/outbox?conversation_id={cid}&limit=200"))["items"]
+        return bool(jobs) and all(j["status"] in ("done", "failed") for j in jobs)
+
+    await eventually(check, f"outbox jobs of conversation {cid} settled")
+    failed = (await bot.api("GET", f"/api/outbox?conversation_id={cid}&status=failed"))["items"]
+    assert failed == [], failed
+
+
+async def crm_automation(bot: Bot) -> None:
+    await bot.api(
+        "POST",
+        "/api/automations",
+        json={"name": "Escalate", "keywords": "refund", "actions": [{"type": "crm", "target": "salesforce"}]},
+        expect=201,
+    )
+
+
+def crm(bot: Bot) -> SalesforceCrm:
+    assert isinstance(bot.state.crm, SalesforceCrm)
+    return bot.state.crm
+
+
+def our_comment_texts(double: SalesforceDouble, case_id: str) -> list[str]:
+    """The message texts of the comments the bot wrote on the Case, in Salesforce's order."""
+    ours = [c["CommentBody"] for c in double.comments_of(case_id) if c["CreatedById"] == INTEGRATION_USER]
+    return [body.split(":\n", 1)[1].rsplit("\n\n[inbox-bot", 1)[0] for body in ours]
+
+
+# --- out: the Case and its comments ------------------------------------------------------------
+
+
+async def test_case_created_once_with_fields_then_comments_in_order(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    await crm_automation(bot)
+    first = await bot.webhook("Hello, my order #881 never arrived")
+    cid = first["conversation_id"]
+    await bot.webhook("I want a refund please")
+    await settled(bot, cid)
+
+    assert len(double.cases) == 1
+    (case,) = double.cases.values()
+    assert case["Subject"] == f"Hello, my order #881 never arrived {case_marker(cid)}"
+    assert case["Origin"] == "shop"
+    assert case["SuppliedName"] == "Marie"
+    assert "Marie: Hello, my order #881 never arrived" in case["Description"]
+    assert "Marie: I want a refund please" in case["Description"]
+    assert double.comments_of(case["Id"]) == []  # the transcript so far is the Description
+
+    conv = await bot.conversation(cid)
+    assert conv["crm"] == {"case_id": case["Id"], "case_number": case["CaseNumber"]}
+
+    await bot.webhook("Any news?")
+    await bot.api("POST", f"/api/conversations/{cid}/messages", json={"text": "We are on it"}, expect=201)
+    await bot.webhook("Thanks!")
+    await settled(bot, cid)
+
+    assert our_comment_texts(double, case["Id"]) == ["Any news?", "We are on it", "Thanks!"]
+    assert all(c["IsPublished"] is False for c in double.comments_of(case["Id"]))
+    assert double.calls("create_case") == 1
+    assert double.calls("create_comment") == 3
+
+    # A later sync finds nothing new: no duplicate comment, no second Case.
+    await crm(bot).sync_conversation({"conversation_id": cid})
+    assert double.calls("create_comment") == 3 and len(double.cases) == 1
+
+
+async def test_upsert_by_external_id_field(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup(external_id=EXTERNAL_ID))
+    await crm_automation(bot)
+    cid = (await bot.webhook("refund for order 12"))["conversation_id"]
+    await settled(bot, cid)
+
+    (case,) = double.cases.values()
+    assert case[EXTERNAL_ID] == str(cid)
+    assert double.calls("upsert_case") == 1 and double.calls("create_case") == 0
+    assert (await bot.conversation(cid))["crm"]["case_number"] == case["CaseNumber"]
+
+
+@pytest.mark.parametrize("external_id", [None, EXTERNAL_ID], ids=["create", "upsert"])
+async def test_failures_then_recovery_give_one_case_and_each_comment_once(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    external_id: str | None,
+) -> None:
+    double, _ = salesforce
+    double.slow_seconds = 0.8  # > the client's 0.3 s timeout
+    case_op = "upsert_case" if external_id else "create_case"
+    double.fail(case_op, 500)
+    double.fail(case_op, 503)
+    double.fail(case_op, "timeout")  # Salesforce creates the Case, the bot never hears
+    bot = await make_bot(setup(external_id=external_id))
+    await crm_automation(bot)
+    cid = (await bot.webhook("I need a refund"))["conversation_id"]
+    await settled(bot, cid)
+    assert len(double.cases) == 1
+    if not external_id:  # 500, 503, timeout; then the look-up found the Case: no fourth create
+        assert double.calls("create_case") == 3
+    case_id = next(iter(double.cases))
+
+    double.fail("create_comment", "timeout")  # the comment is saved, the answer is lost
+    double.fail("create_comment", 503)
+    double.fail("query", 500)  # the look-up before resending fails once too
+    double.fail("create_comment", 500)
+    for text in ("one", "two", "three"):
+        await bot.webhook(text)
+    await settled(bot, cid)
+
+    assert len(double.cases) == 1
+    assert our_comment_texts(double, case_id) == ["one", "two", "three"]
+    jobs = (await bot.api("GET", f"/api/outbox?conversation_id={cid}&limit=200"))["items"]
+    assert any(j["attempts"] > 0 for j in jobs)  # it did go through retries
+
+
+async def test_a_job_that_keeps_failing_is_failed_visibly(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    await crm_automation(bot)
+    cid = (await bot.webhook("refund " + "x" * 300))["conversation_id"]
+
+    async def failed() -> bool:
+        return bool((await bot.api("GET", "/api/outbox?status=failed"))["items"])
+
+    # The Subject is clipped to Salesforce's 255 characters, so this one goes through.
+    await settled(bot, cid)
+    assert len(next(iter(double.cases.values()))["Subject"]) <= 255
+    double.session_id = "expired"  # every call now answers 401 INVALID_SESSION_ID
+    await bot.webhook("hello?")
+    await eventually(failed, "the crm_sync job failed for good")
+    (job,) = (await bot.api("GET", "/api/outbox?status=failed"))["items"]
+    assert job["kind"] == "crm_sync" and job["conversation_id"] == cid
+    assert "INVALID_SESSION_ID" in job["last_error"]
+
+
+# --- back: agent comments and Case status ------------------------------------------------------
+
+
+async def linked_conversation(bot: Bot, double: SalesforceDouble) -> tuple[int, str]:
+    await crm_automation(bot)
+    cid = (await bot.webhook("Where is my refund?"))["conversation_id"]
+    await settled(bot, cid)
+    conv = await bot.conversation(cid)
+    return cid, conv["crm"]["case_id"]
+
+
+async def test_agent_comment_reaches_the_channel_once_even_across_a_restart(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    replies: tuple[ReplyInbox, str],
+) -> None:
+    double, _ = salesforce
+    shop, _ = replies
+    settings = setup()
+    bot = await make_bot(settings)
+    cid, case_id = await linked_conversation(bot, double)
+
+    double.add_agent_comment(case_id, "Internal note: check the warehouse", public=False)
+    double.add_agent_comment(case_id, "Your refund was sent today.")
+    await crm(bot).poll_once()
+    await settled(bot, cid)
+    assert shop.texts() == ["Your refund was sent today."]
+    conv = await bot.conversation(cid)
+    out = [m for m in conv["messages"] if m["direction"] == "outbound"]
+    assert [(m["text"], m["author"], m["delivered"]) for m in out] == [
+        ("Your refund was sent today.", "salesforce", True)
+    ]
+    await crm(bot).poll_once()  # seen already
+    assert await repo.kv_get(COMMENTS_CURSOR) is not None
+
+    # The agent's comment is not copied back onto the Case as one of ours.
+    await bot.webhook("Great, thanks")
+    await settled(bot, cid)
+    assert our_comment_texts(double, case_id) == ["Great, thanks"]
+
+    # Restart: a new server on the same store polls again; nothing is sent twice, new work flows.
+    await bot.client.close()
+    bot = await make_bot(settings)
+    await crm(bot).poll_once()
+    double.add_agent_comment(case_id, "Anything else?")
+    await crm(bot).poll_once()
+    await settled(bot, cid)
+    await crm(bot).poll_once()
+    assert shop.texts() == ["Your refund was sent today.", "Anything else?"]
+
+
+async def test_many_agent_comments_follow_query_paging_in_order(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    replies: tuple[ReplyInbox, str],
+) -> None:
+    double, _ = salesforce
+    shop, _ = replies
+    double.page_size = 2  # query_all must follow nextRecordsUrl
+    bot = await make_bot(setup())
+    cid, case_id = await linked_conversation(bot, double)
+    texts = [f"step {i}" for i in range(5)]
+    for t in texts:
+        double.add_agent_comment(case_id, t)
+    await crm(bot).poll_once()
+    await settled(bot, cid)
+    assert shop.texts() == texts
+
+
+async def test_case_closed_resolves_and_reopened_reopens(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    cid, case_id = await linked_conversation(bot, double)
+
+    double.set_case_status(case_id, "Closed", closed=True)
+    await crm(bot).poll_once()
+    conv = await bot.conversation(cid)
+    assert (conv["status"], conv["resolved_by"]) == ("resolved", "salesforce")
+    await crm(bot).poll_once()  # seen already: nothing changes
+
+    double.set_case_status(case_id, "Working", closed=False)
+    await crm(bot).poll_once()
+    conv = await bot.conversation(cid)
+    assert (conv["status"], conv["resolved_by"]) == ("open", None)
+
+
+async def test_inbox_resolve_is_not_undone_by_an_open_case(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    cid, _ = await linked_conversation(bot, double)
+    await bot.api("POST", f"/api/conversations/{cid}/resolve", json={})
+    await crm(bot).poll_once()
+    assert (await bot.conversation(cid))["status"] == "resolved"
+
+
+# --- plan -----------------------------------------------------------------------------------------------
+
+
+async def test_crm_needs_advanced_inbox(make_bot: MakeBot, setup: Callable[..., Settings]) -> None:
+    bot = await make_bot(setup(advanced_inbox=False))
+    data = await bot.api(
+        "POST",
+        "/api/automations",
+        json={"name": "Escalate", "keywords": "refund", "actions": [{"type": "crm", "target": "salesforce"}]},
+        expect=403,
+    )
+    assert "advanced_inbox" in json.dumps(data)
+    reply = await bot.command('/automation create Escalate keywords="refund" crm=salesforce')
+    assert "advanced_inbox" in reply
+    assert (await bot.api("GET", "/api/automations"))["items"] == []
+
+
+# --- error mapping ---------------------------------------------------------------------------------
+
+
+def _err(code: str) -> Any:
+    return [{"errorCode": code, "message": "m"}]
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (requests.ReadTimeout("read timed out"), RetryLater),
+        (requests.ConnectionError("refused"), RetryLater),
+        (SalesforceGeneralError("u", 503, "Case", _err("SERVER_UNAVAILABLE")), RetryLater),
+        (SalesforceMalformedRequest("u", 400, "Case", _err("UNABLE_TO_LOCK_ROW")), RetryLater),
+        (SalesforceMalformedRequest("u", 400, "Case", _err("STRING_TOO_LONG")), PermanentFailure),
+    ],
+)
+def test_error_mapping(exc: Exception, kind: type[Exception]) -> None:
+    assert isinstance(translate_error(exc), kind)
