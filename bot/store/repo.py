@@ -491,3 +491,47 @@ async def requeue_job(job_id: int) -> bool:
     return bool(
         await OutboxJob.filter(id=job_id, status="failed").update(status="pending", attempts=0, run_after=now())
     )
+
+
+# --- CRM sync (connectors/salesforce.py) ----------------------------------------------------------
+
+
+async def set_crm_fields(conversation_id: int, **values: Any) -> None:
+    """Update the conversation's crm_* columns only (never races with ingest's own fields)."""
+    await Conversation.filter(id=conversation_id).update(**values)
+
+
+async def crm_last_message_id(conversation_id: int) -> int:
+    row = await Message.filter(conversation_id=conversation_id).order_by("-id").only("id").first()
+    return row.id if row else 0
+
+
+async def crm_unsynced_messages(conversation_id: int, *, after_id: int) -> list[Message]:
+    """Messages after the Case's transcript that have no CaseComment yet, oldest first."""
+    return await Message.filter(
+        conversation_id=conversation_id, id__gt=after_id, crm_comment_id__isnull=True
+    ).order_by("id")
+
+
+async def crm_comment_done(message_id: int, comment_id: str, conversation_id: int) -> None:
+    """Record the CaseComment of a message and clear the conversation's pending marker, together."""
+    async with in_transaction("default"):
+        await Message.filter(id=message_id).update(crm_comment_id=comment_id)
+        await Conversation.filter(id=conversation_id).update(crm_pending_message_id=None)
+
+
+async def set_message_crm_comment(message_id: int, comment_id: str) -> None:
+    """Raises IntegrityError when another message already holds this CaseComment id."""
+    await Message.filter(id=message_id).update(crm_comment_id=comment_id)
+
+
+async def known_crm_comments(comment_ids: Sequence[str]) -> set[str]:
+    if not comment_ids:
+        return set()
+    rows = await Message.filter(crm_comment_id__in=list(comment_ids)).values_list("crm_comment_id", flat=True)
+    return {str(r) for r in rows}
+
+
+async def crm_linked_conversations(target: str) -> list[Conversation]:
+    """Conversations linked to a CRM record (newest last)."""
+    return await Conversation.filter(crm_target=target, crm_case_id__isnull=False).order_by("id")
