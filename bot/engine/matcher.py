@@ -1,0 +1,171 @@
+"""Whole-word keyword matching over normalized text (SPEC §4), compiled once per rule change.
+
+Matching form of a text: `normalize(text)` with a space inserted wherever a character of a script
+written without spaces (Han, kana, Thai, …) meets a letter or digit of another script, so
+"谢谢bye" holds the word "bye". A keyword matches where its own matching form occurs with a word
+boundary (a space or the text's start/end) on each side whose edge character is of a spaced
+script; on a side whose edge is of a no-space script it matches as a substring. A keyword made
+only of emoji/symbols matches its exact sequence in `symbol_form(text)`.
+
+`KeywordIndex` does this with Aho-Corasick automata (cost grows with the text and the hits, not
+with the number of keywords); `reference_find` does it one keyword at a time and is the oracle
+for tests and the baseline for benchmarks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import ahocorasick  # type: ignore[import-not-found, unused-ignore]
+
+from bot.engine.normalize import (
+    _NO_SPACE_RANGES,
+    keyword_key,
+    match_form,
+    normalize,
+    symbol_form,
+)
+from bot.engine.normalize import is_no_space as _no_space
+
+__all__ = ["KeywordIndex", "Prepared", "compile_key", "key_in", "prepare", "reference_find"]
+
+_NO_SPACE_CLASS: Final = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _NO_SPACE_RANGES)
+_NO_SPACE_RE: Final = re.compile(f"[{_NO_SPACE_CLASS}]")
+_TRANSITION_RE: Final = re.compile(
+    f"(?<=[{_NO_SPACE_CLASS}])(?=[^ {_NO_SPACE_CLASS}])|(?<=[^ {_NO_SPACE_CLASS}])(?=[{_NO_SPACE_CLASS}])"
+)
+
+
+def _segment(normalized: str) -> str:
+    """Insert the implicit word boundaries between no-space scripts and other letters/digits.
+
+    The definition, used by the reference path; `match_form` computes the same in one pass.
+    """
+    if normalized.isascii() or _NO_SPACE_RE.search(normalized) is None:
+        return normalized
+    return _TRANSITION_RE.sub(" ", normalized)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message in the forms keywords are looked up in; computed once per message."""
+
+    words: str  # matching form (normalized, segmented)
+    symbols: str  # symbol_form(text)
+
+
+def prepare(text: str) -> Prepared:
+    """The lookup forms of a raw message text."""
+    return Prepared(words=_segment(normalize(text)), symbols=symbol_form(text))
+
+
+def compile_key(key: str) -> tuple[str, bool] | None:
+    """(pattern, is_symbol) for one keyword or key; None when it can never match (blank)."""
+    k = keyword_key(key)
+    if not k:
+        return None
+    if normalize(k):
+        return _segment(k), False
+    return k, True
+
+
+def key_in(pattern: str, is_symbol: bool, prepared: Prepared) -> bool:
+    """Whether a compiled key occurs in a prepared text: the straightforward, per-key way."""
+    if is_symbol:
+        return pattern in prepared.symbols
+    text = prepared.words
+    left_free = _no_space(pattern[0])
+    right_free = _no_space(pattern[-1])
+    start = text.find(pattern)
+    while start != -1:
+        end = start + len(pattern)
+        if (left_free or start == 0 or text[start - 1] == " ") and (
+            right_free or end == len(text) or text[end] == " "
+        ):
+            return True
+        start = text.find(pattern, start + 1)
+    return False
+
+
+def reference_find(keys: Iterable[str], text: str) -> set[str]:
+    """The keys of `keys` present in the raw `text`, checked one by one (oracle and baseline)."""
+    prepared = prepare(text)
+    found: set[str] = set()
+    for key in keys:
+        compiled = compile_key(key)
+        if compiled is not None and key_in(*compiled, prepared):
+            found.add(key)
+    return found
+
+
+def _bytewise(text: str) -> str:
+    """UTF-8 bytes as a str of code points < 256.
+
+    pyahocorasick finds a node's child by a linear scan of its children: with thousands of
+    keywords starting with different Han characters, a node could have thousands of children.
+    Over UTF-8 bytes no node has more than 256 (the matches are the same: UTF-8 is
+    self-synchronizing, so a pattern's bytes only occur at character boundaries).
+    """
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
+def _automaton(patterns: dict[str, list[str]]) -> Any:
+    if not patterns:
+        return None
+    automaton = ahocorasick.Automaton()
+    for pattern, keys in patterns.items():
+        automaton.add_word(_bytewise(pattern), tuple(keys))
+    automaton.make_automaton()
+    return automaton
+
+
+class KeywordIndex:
+    """All keywords of all automations, compiled once; `find` normalizes a message once and
+    scans it once, whatever the number of keywords."""
+
+    __slots__ = ("_keys", "_symbols", "_words")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        words: dict[str, list[str]] = {}
+        symbols: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen:
+                continue
+            seen.add(key)
+            compiled = compile_key(key)
+            if compiled is None:
+                continue
+            pattern, is_symbol = compiled
+            if is_symbol:
+                symbols.setdefault(pattern, []).append(key)
+            else:
+                # Pad the sides that need a word boundary; the text is searched as " " + t + " ".
+                left = "" if _no_space(pattern[0]) else " "
+                right = "" if _no_space(pattern[-1]) else " "
+                words.setdefault(f"{left}{pattern}{right}", []).append(key)
+        self._keys = frozenset(k for group in (*words.values(), *symbols.values()) for k in group)
+        self._words = _automaton(words)
+        self._symbols = _automaton(symbols)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The keys this index can find (blank ones are left out)."""
+        return self._keys
+
+    def find(self, text: str) -> set[str]:
+        """The keys present in the raw message `text`, with whole-word semantics."""
+        found: set[str] = set()
+        if self._words is not None:
+            for _end, keys in self._words.iter(_bytewise(f" {match_form(text)} ")):
+                found.update(keys)
+        if self._symbols is not None:
+            for _end, keys in self._symbols.iter(_bytewise(symbol_form(text))):
+                found.update(keys)
+        return found
