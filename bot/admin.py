@@ -106,6 +106,7 @@ class RuleCache:
         self._ruleset = RuleSet([])
         self._revision = -1
         self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
         self.on_reload: list[Any] = []
 
     def current(self) -> RuleSet:
@@ -128,9 +129,17 @@ class RuleCache:
                 cb(len(self._ruleset))
             return True
 
+    def stop(self) -> None:
+        self._stop.set()
+
     async def watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        """Poll the revision until stop(); never cancelled mid-query (see Outbox.stop)."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.refresh()
             except asyncio.CancelledError:

@@ -131,11 +131,11 @@ class AppState:
             with contextlib.suppress(Exception):
                 await self.crm.stop()
         await self.outbox.stop(timeout=self.settings.server.shutdown_timeout)
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        self.rules.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            for t in pending:
+                t.cancel()
         self._tasks.clear()
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import outbox_kinds
-from bot.engine import Evaluation, RuleSet
+from bot.engine import RuleSet
 from bot.metrics import Metrics
 from bot.model import ActionType, ConversationType, Direction, InboundMessage, Status
 from bot.store import repo
@@ -38,8 +38,7 @@ class ConversationConflict(Exception):
     """The change cannot be made in the conversation's current state."""
 
 
-class _Retry(Exception):
-    """A concurrent writer won a race (duplicate message, open conversation); run the message again."""
+_Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
 
 
 class Inbox:
@@ -52,16 +51,14 @@ class Inbox:
         metrics: Metrics,
         batch_max: int = 64,
         writers: int = 1,
-        crm_enabled: Callable[[], bool] = lambda: False,
     ) -> None:
         self._rules = rules
         self._metrics = metrics
         self._batch_max = batch_max
         self._writers_n = writers
-        self._queue: asyncio.Queue[tuple[InboundMessage, asyncio.Future[IngestResult], float]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._contacts = repo.ContactCache()
-        self._crm_enabled = crm_enabled
         self.wake_outbox: Callable[[], None] = lambda: None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -70,16 +67,11 @@ class Inbox:
             self._tasks = [asyncio.create_task(self._writer(), name=f"ingest-writer-{i}") for i in range(self._writers_n)]
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the writers."""
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        """Finish what is queued, then stop the writers (never cancelled mid-transaction)."""
+        for _ in self._tasks:
+            self._queue.put_nowait(None)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
         self._tasks = []
 
     # --- ingest ------------------------------------------------------------------------------
@@ -92,24 +84,28 @@ class Inbox:
         return await asyncio.shield(fut)
 
     async def _writer(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             first = await self._queue.get()
+            if first is None:
+                return
             batch = [first]
             while len(batch) < self._batch_max:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
             await self._run_batch(batch)
 
-    async def _run_batch(
-        self, batch: list[tuple[InboundMessage, asyncio.Future[IngestResult], float]]
-    ) -> None:
+    async def _run_batch(self, batch: list[_Item]) -> None:
         self._metrics.batch_size.observe(len(batch))
-        rules = self._rules()
         try:
             async with repo.transaction():
-                results = [await self._process(msg, rules) for msg, _, _ in batch]
+                results = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
             if len(batch) > 1:
                 log.info("group commit of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
@@ -140,10 +136,10 @@ class Inbox:
         for attempt in range(5):
             try:
                 async with repo.transaction():
-                    return await self._process(msg, self._rules())
-            except (_Retry, repo.IntegrityError):
+                    (result,) = await self._process([msg], self._rules())
+                    return result
+            except repo.IntegrityError:
                 # Another worker committed the same message or opened the conversation first.
-                self._contacts.forget((msg.channel, msg.contact_id))
                 await asyncio.sleep(0.005 * (attempt + 1))
             except repo.OperationalError as exc:
                 if "deadlock" not in str(exc).lower() and "locked" not in str(exc).lower():
@@ -151,67 +147,94 @@ class Inbox:
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise RuntimeError(f"could not store message {msg.platform_message_id} after 5 attempts")
 
-    async def _process(self, msg: InboundMessage, rules: RuleSet) -> IngestResult:
-        existing = await repo.find_inbound(msg.channel, msg.platform_message_id)
-        if existing is not None:
-            return IngestResult(existing.conversation_id, existing.id, True)  # type: ignore[attr-defined]
-        contact_id = await self._contacts.contact_id(msg.channel, msg.contact_id, msg.contact_name)
-        conv = await repo.open_conversation_for_update(msg.channel, msg.thread_key)
-        first = conv is None
-        if conv is None:
-            conv = await repo.start_conversation(msg, contact_id)
-        stored = await repo.add_message(
-            conversation_id=conv.id,
-            channel=msg.channel,
-            direction=Direction.INBOUND,
-            text=msg.text,
-            platform_id=msg.platform_message_id,
-            author=f"contact:{msg.contact_id}",
-            sent_at=msg.sent_at,
-        )
-        seen = frozenset(conv.keyword_progress or ())
-        ev = rules.evaluate(
-            text=msg.text,
-            channel=msg.channel,
-            type=ConversationType(conv.type),
-            first_message=first,
-            seen=seen,
-        )
-        changed: list[str] = []
-        if ev.seen != seen:
-            conv.keyword_progress = sorted(ev.seen)
-            changed.append("keyword_progress")
-        if msg.reply_to and conv.reply_to != dict(msg.reply_to) and not first:
-            conv.reply_to = dict(msg.reply_to)
-            changed.append("reply_to")
-        await self._apply(conv, stored.id, ev)
-        if ev.crm_targets and conv.crm_target is None:
-            conv.crm_target = ev.crm_targets[0]
-            changed.append("crm_target")
-        await repo.save_conversation(conv, changed)
-        if conv.crm_target is not None:
-            await enqueue_crm_sync(conv.id)
-        return IngestResult(conv.id, stored.id, False)
+    async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> list[IngestResult]:
+        """Store `msgs` in the current transaction, set-based: a handful of statements per round
+        rather than per message. A round holds at most one message per thread, so a message that
+        auto-resolves its conversation makes the next one of that thread (next round) open a new one."""
+        results: list[IngestResult | None] = [None] * len(msgs)
+        pending = list(range(len(msgs)))
+        while pending:
+            round_, later, threads = [], [], set()
+            for i in pending:
+                key = (msgs[i].channel, msgs[i].thread_key)
+                (later if key in threads else round_).append(i)
+                threads.add(key)
+            await self._process_round(msgs, round_, rules, results)
+            pending = later
+        return [r for r in results if r is not None]
 
-    async def _apply(self, conv: repo.Conversation, message_id: int, ev: Evaluation) -> None:
-        if not ev.firings:
+    async def _process_round(
+        self, msgs: list[InboundMessage], idx: list[int], rules: RuleSet, results: list[IngestResult | None]
+    ) -> None:
+        existing = await repo.find_inbound_many([(msgs[i].channel, msgs[i].platform_message_id) for i in idx])
+        fresh = []
+        for i in idx:
+            hit = existing.get((msgs[i].channel, msgs[i].platform_message_id))
+            if hit is not None:
+                results[i] = IngestResult(hit[0], hit[1], True)
+            else:
+                fresh.append(i)
+        if not fresh:
             return
-        await repo.add_message_tags(message_id, conv.id, ev.tags)
-        await repo.add_topics(conv.id, ev.topics)
-        await repo.add_runs(
-            repo.new_run(
-                automation_id=f.rule.id,
-                automation_name=f.rule.name,
-                conversation_id=conv.id,
-                message_id=message_id,
-                keywords=list(f.keywords),
-                actions=[a.to_json() for a in f.actions],
-            )
-            for f in ev.firings
+        contacts = await self._contacts.ids([(msgs[i].channel, msgs[i].contact_id, msgs[i].contact_name) for i in fresh])
+        keys = {i: repo.open_key(msgs[i].channel, msgs[i].thread_key) for i in fresh}
+        convs = await repo.open_conversations_for_update(list(keys.values()))
+        new = [i for i in fresh if keys[i] not in convs]
+        convs.update(
+            await repo.start_conversations([(msgs[i], contacts[(msgs[i].channel, msgs[i].contact_id)]) for i in new])
         )
-        self._metrics.firings.inc(len(ev.firings))
-        if ev.resolve and conv.status == Status.OPEN.value:
-            await repo.set_resolved(conv, actor=f"automation:{ev.resolved_by_rule}", reason=ev.resolve_reason)
+        first = set(new)
+        message_ids = await repo.add_inbound_many([(msgs[i], convs[keys[i]].id) for i in fresh])
+
+        tags, topics, runs, events, jobs = [], [], [], [], []
+        for i in fresh:
+            msg, conv = msgs[i], convs[keys[i]]
+            mid = message_ids[(msg.channel, msg.platform_message_id)]
+            results[i] = IngestResult(conv.id, mid, False)
+            seen = frozenset(conv.keyword_progress or ())
+            ev = rules.evaluate(
+                text=msg.text, channel=msg.channel, type=ConversationType(conv.type), first_message=i in first, seen=seen
+            )
+            changed: list[str] = []
+            if ev.seen != seen:
+                conv.keyword_progress = sorted(ev.seen)
+                changed.append("keyword_progress")
+            if msg.reply_to and i not in first and conv.reply_to != dict(msg.reply_to):
+                conv.reply_to = dict(msg.reply_to)
+                changed.append("reply_to")
+            if ev.firings:
+                self._metrics.firings.inc(len(ev.firings))
+                tags += [repo.message_tag(mid, conv.id, name) for name in ev.tags]
+                topics += [repo.conversation_topic(conv.id, name) for name in ev.topics]
+                runs += [
+                    repo.new_run(
+                        automation_id=f.rule.id,
+                        automation_name=f.rule.name,
+                        conversation_id=conv.id,
+                        message_id=mid,
+                        keywords=list(f.keywords),
+                        actions=[a.to_json() for a in f.actions],
+                        created_at=repo.now(),
+                    )
+                    for f in ev.firings
+                ]
+                if ev.crm_targets and conv.crm_target is None:
+                    conv.crm_target = ev.crm_targets[0]
+                    changed.append("crm_target")
+                if ev.resolve and conv.status == Status.OPEN.value:
+                    actor = f"automation:{ev.resolved_by_rule}"
+                    conv.status, conv.open_key = Status.RESOLVED.value, None
+                    conv.resolution_reason, conv.resolved_by, conv.resolved_at = ev.resolve_reason, actor, repo.now()
+                    changed += ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"]
+                    events.append(repo.conversation_event(conv.id, "resolve", actor, ev.resolve_reason))
+            if conv.crm_target is not None:
+                jobs.append(crm_sync_job(conv.id))
+            await repo.save_conversation(conv, changed)
+        await repo.bulk_insert(tags, ignore_conflicts=True)
+        await repo.bulk_insert(topics, ignore_conflicts=True)
+        await repo.bulk_insert(runs)
+        await repo.bulk_insert(events)
+        await repo.bulk_insert(jobs)
 
     # --- agent actions -----------------------------------------------------------------------
     async def resolve(self, conversation_id: int, *, actor: str, reason: str | None) -> None:
@@ -258,13 +281,17 @@ class Inbox:
         return stored.id
 
 
-async def enqueue_crm_sync(conversation_id: int) -> None:
-    await repo.enqueue(
+def crm_sync_job(conversation_id: int) -> repo.OutboxJob:
+    return repo.outbox_job(
         outbox_kinds.CRM_SYNC,
         {"conversation_id": conversation_id},
         conversation_id=conversation_id,
         ordering_key=f"crm:{conversation_id}",
     )
+
+
+async def enqueue_crm_sync(conversation_id: int) -> None:
+    await repo.bulk_insert([crm_sync_job(conversation_id)])
 
 
 __all__ = ["ActionType", "ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

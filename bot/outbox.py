@@ -57,6 +57,7 @@ class Outbox:
         self.lease_seconds = lease_seconds
         self.batch = batch
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -72,21 +73,20 @@ class Outbox:
             self._task = asyncio.create_task(self._loop(), name="outbox")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; let running jobs finish (up to `timeout`); unfinished ones are retried later."""
+        """Stop claiming; let running jobs finish (up to `timeout`); unfinished ones are retried later.
+
+        The loop is asked to stop at a safe point rather than cancelled mid-claim: a claim cancelled
+        inside its transaction would keep a pooled connection checked out and stall the pool's close."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if self._running:
-            _, pending = await asyncio.wait(self._running, timeout=timeout)
+            _, pending = await asyncio.wait({self._task}, timeout=timeout)
             for t in pending:
                 t.cancel()
+            self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 worked = await self.run_once()
             except asyncio.CancelledError:
@@ -94,7 +94,7 @@ class Outbox:
             except Exception:
                 log.exception("outbox claim failed; trying again shortly")
                 worked = 0
-            if worked:
+            if worked or self._stopping:
                 continue
             self._wake.clear()
             try:

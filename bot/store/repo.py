@@ -10,6 +10,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError as _IntegrityError
 from tortoise.exceptions import OperationalError as _OperationalError
 from tortoise.expressions import Q
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from bot.model import Direction, InboundMessage, Status
@@ -68,64 +69,29 @@ async def ping() -> bool:
 # --- ingest primitives (called inside a transaction) -----------------------------------------
 
 
-async def find_inbound(channel: str, platform_id: str) -> Message | None:
-    return await Message.filter(channel=channel, platform_id=platform_id).first()
-
-
 class ContactCache:
-    """(channel, platform id) → (pk, name): skips a round trip for contacts seen before."""
+    """(channel, platform id) → (pk, name): skips the contact look-up for contacts seen before."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
         self._items: dict[tuple[str, str], tuple[int, str | None]] = {}
 
-    def forget(self, key: tuple[str, str]) -> None:
-        self._items.pop(key, None)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    async def contact_id(self, channel: str, platform_id: str, name: str | None) -> int:
-        key = (channel, platform_id)
-        hit = self._items.get(key)
-        if hit is not None and (name is None or hit[1] == name):
-            return hit[0]
-        contact = await Contact.filter(channel=channel, platform_id=platform_id).first()
-        if contact is None:
-            contact = await Contact.create(channel=channel, platform_id=platform_id, name=name)
-        elif name and contact.name != name:
-            await Contact.filter(id=contact.id).update(name=name)
-            contact.name = name
-        if len(self._items) >= self._size:
-            self._items.clear()
-        self._items[key] = (contact.id, contact.name)
-        return contact.id
-
-
-async def open_conversation_for_update(channel: str, thread_key: str) -> Conversation | None:
-    return (
-        await Conversation.filter(open_key=open_key(channel, thread_key)).select_for_update().first()
-    )
-
-
-async def start_conversation(msg: InboundMessage, contact_id: int) -> Conversation:
-    previous = (
-        await Conversation.filter(channel=msg.channel, thread_key=msg.thread_key)
-        .order_by("-id")
-        .only("id")
-        .first()
-    )
-    return await Conversation.create(
-        channel=msg.channel,
-        thread_key=msg.thread_key,
-        open_key=open_key(msg.channel, msg.thread_key),
-        type=msg.type.value,
-        status=Status.OPEN.value,
-        contact_id=contact_id,
-        previous_id=previous.id if previous else None,
-        keyword_progress=[],
-        reply_to=dict(msg.reply_to),
-    )
+    async def ids(self, wanted: Sequence[tuple[str, str, str | None]]) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        misses: list[tuple[str, str, str | None]] = []
+        for channel, pid, name in wanted:
+            hit = self._items.get((channel, pid))
+            if hit is not None and (name is None or hit[1] == name):
+                out[(channel, pid)] = hit[0]
+            else:
+                misses.append((channel, pid, name))
+        if misses:
+            found = await contacts_many(misses)
+            if len(self._items) + len(found) > self._size:
+                self._items.clear()
+            self._items.update(found)
+            out.update({k: v[0] for k, v in found.items()})
+        return out
 
 
 async def add_message(
@@ -149,31 +115,6 @@ async def add_message(
     )
 
 
-async def add_message_tags(message_id: int, conversation_id: int, names: Sequence[str]) -> None:
-    if names:
-        await MessageTag.bulk_create(
-            [
-                MessageTag(message_id=message_id, conversation_id=conversation_id, name=n, key=n.casefold())
-                for n in names
-            ],
-            ignore_conflicts=True,
-        )
-
-
-async def add_topics(conversation_id: int, names: Sequence[str]) -> None:
-    if names:
-        await ConversationTopic.bulk_create(
-            [ConversationTopic(conversation_id=conversation_id, name=n, key=n.casefold()) for n in names],
-            ignore_conflicts=True,
-        )
-
-
-async def add_runs(runs: Iterable[AutomationRun]) -> None:
-    runs = list(runs)
-    if runs:
-        await AutomationRun.bulk_create(runs)
-
-
 def new_run(**kwargs: Any) -> AutomationRun:
     return AutomationRun(**kwargs)
 
@@ -185,6 +126,152 @@ async def save_conversation(conv: Conversation, fields: Sequence[str]) -> None:
 
 async def record_event(conversation_id: int, action: str, actor: str, reason: str | None) -> None:
     await ConversationEvent.create(conversation_id=conversation_id, action=action, actor=actor, reason=reason)
+
+
+# --- set-based ingest (one round of a group commit: distinct thread keys) -------------------
+
+
+async def find_inbound_many(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(channel, platform id) → (conversation id, message id) for messages already stored."""
+    by_channel: dict[str, list[str]] = {}
+    for channel, pid in keys:
+        by_channel.setdefault(channel, []).append(pid)
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    for channel, pids in by_channel.items():
+        rows = await Message.filter(channel=channel, platform_id__in=pids).values_list(
+            "platform_id", "conversation_id", "id"
+        )
+        for pid, cid, mid in rows:
+            found[(channel, pid)] = (cid, mid)
+    return found
+
+
+async def contacts_many(wanted: Sequence[tuple[str, str, str | None]]) -> dict[tuple[str, str], tuple[int, str | None]]:
+    """Find or create contacts (channel, platform id, name); returns key → (pk, name)."""
+    keys = {(c, p): n for c, p, n in wanted}
+
+    async def fetch() -> dict[tuple[str, str], tuple[int, str | None]]:
+        out: dict[tuple[str, str], tuple[int, str | None]] = {}
+        by_channel: dict[str, list[str]] = {}
+        for c, p in keys:
+            by_channel.setdefault(c, []).append(p)
+        for c, pids in by_channel.items():
+            for pid, cid, name in await Contact.filter(channel=c, platform_id__in=pids).values_list(
+                "platform_id", "id", "name"
+            ):
+                out[(c, pid)] = (cid, name)
+        return out
+
+    found = await fetch()
+    missing = [k for k in keys if k not in found]
+    if missing:
+        await Contact.bulk_create(
+            [Contact(channel=c, platform_id=p, name=keys[(c, p)]) for c, p in missing], ignore_conflicts=True
+        )
+        found = await fetch()
+    for k, name in keys.items():
+        if name and k in found and found[k][1] != name:
+            await Contact.filter(id=found[k][0]).update(name=name)
+            found[k] = (found[k][0], name)
+    return found
+
+
+async def open_conversations_for_update(keys: Sequence[str]) -> dict[str, Conversation]:
+    """Open conversations by open key, locked until the transaction ends (PostgreSQL)."""
+    if not keys:
+        return {}
+    rows = await Conversation.filter(open_key__in=list(keys)).select_for_update()
+    return {c.open_key: c for c in rows if c.open_key}
+
+
+async def start_conversations(new: Sequence[tuple[InboundMessage, int]]) -> dict[str, Conversation]:
+    """Open one conversation per (message, contact pk), linked to the thread's previous one."""
+    if not new:
+        return {}
+    previous: dict[tuple[str, str], int] = {}
+    by_channel: dict[str, list[str]] = {}
+    for msg, _ in new:
+        by_channel.setdefault(msg.channel, []).append(msg.thread_key)
+    for channel, threads in by_channel.items():
+        rows = (
+            await Conversation.filter(channel=channel, thread_key__in=threads)
+            .group_by("thread_key")
+            .annotate(last=Max("id"))
+            .values_list("thread_key", "last")
+        )
+        for thread, last in rows:
+            previous[(channel, thread)] = last
+    await Conversation.bulk_create(
+        [
+            Conversation(
+                channel=msg.channel,
+                thread_key=msg.thread_key,
+                open_key=open_key(msg.channel, msg.thread_key),
+                type=msg.type.value,
+                status=Status.OPEN.value,
+                contact_id=contact_id,
+                previous_id=previous.get((msg.channel, msg.thread_key)),
+                keyword_progress=[],
+                reply_to=dict(msg.reply_to),
+            )
+            for msg, contact_id in new
+        ]
+    )
+    return await open_conversations_for_update([open_key(m.channel, m.thread_key) for m, _ in new])
+
+
+async def add_inbound_many(items: Sequence[tuple[InboundMessage, int]]) -> dict[tuple[str, str], int]:
+    """Store inbound messages (message, conversation pk); returns (channel, platform id) → message pk."""
+    stamp = now()
+    await Message.bulk_create(
+        [
+            Message(
+                conversation_id=conversation_id,
+                channel=msg.channel,
+                platform_id=msg.platform_message_id,
+                direction=Direction.INBOUND.value,
+                text=msg.text,
+                author=f"contact:{msg.contact_id}",
+                sent_at=msg.sent_at or stamp,
+                created_at=stamp,
+            )
+            for msg, conversation_id in items
+        ]
+    )
+    found = await find_inbound_many([(m.channel, m.platform_message_id) for m, _ in items])
+    return {k: mid for k, (_, mid) in found.items()}
+
+
+async def bulk_insert(rows: Sequence[Any], *, ignore_conflicts: bool = False) -> None:
+    """Insert rows of one model (built with repo's constructors) in one statement."""
+    if rows:
+        await type(rows[0]).bulk_create(list(rows), ignore_conflicts=ignore_conflicts)
+
+
+def message_tag(message_id: int, conversation_id: int, name: str) -> MessageTag:
+    return MessageTag(message_id=message_id, conversation_id=conversation_id, name=name, key=name.casefold())
+
+
+def conversation_topic(conversation_id: int, name: str) -> ConversationTopic:
+    return ConversationTopic(conversation_id=conversation_id, name=name, key=name.casefold())
+
+
+def conversation_event(conversation_id: int, action: str, actor: str, reason: str | None) -> ConversationEvent:
+    return ConversationEvent(conversation_id=conversation_id, action=action, actor=actor, reason=reason, created_at=now())
+
+
+def outbox_job(kind: str, payload: dict[str, Any], *, conversation_id: int | None, ordering_key: str | None) -> OutboxJob:
+    t = now()
+    return OutboxJob(
+        kind=kind,
+        payload=payload,
+        conversation_id=conversation_id,
+        ordering_key=ordering_key,
+        status="pending",
+        run_after=t,
+        created_at=t,
+        updated_at=t,
+    )
 
 
 # --- conversations -----------------------------------------------------------------------------
