@@ -18,9 +18,9 @@ import pytest
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
-from connectors.slack import SlackConnector, skip_reason, thread_of, to_message
+from connectors.slack import COMMAND, SlackConnector, skip_reason, thread_of, to_message
 from tests.conftest import Bot, load_payload, make_settings
-from tests.doubles.slack_api import BOT_TOKEN, SlackApiDouble
+from tests.doubles.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiDouble
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 EU_SECRET = "d2a54b1e0f4c9e7a8b3c6d5e4f3a2b1c"
@@ -34,9 +34,7 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def signed(
-    body: bytes, *, content_type: str, secret: str = SIGNING_SECRET, at: float | None = None
-) -> dict[str, str]:
+def signed(body: bytes, *, content_type: str, secret: str = SIGNING_SECRET, at: float | None = None) -> dict[str, str]:
     ts = str(int(time.time() if at is None else at))
     return {
         "Content-Type": content_type,
@@ -60,9 +58,7 @@ def event_payload(name: str, **event: Any) -> dict[str, Any]:
 class SlackSender:
     """Sends what Slack sends to the app's Events API / slash-command URL."""
 
-    def __init__(
-        self, bot: Bot, api: SlackApiDouble, path: str = "/slack/events", secret: str = SIGNING_SECRET
-    ):
+    def __init__(self, bot: Bot, api: SlackApiDouble, path: str = "/slack/events", secret: str = SIGNING_SECRET):
         self.bot = bot
         self.api = api
         self.path = path
@@ -74,9 +70,7 @@ class SlackSender:
         assert resp.status == expect, (resp.status, text)
         return text
 
-    async def event(
-        self, payload: dict[str, Any], *, retry: int | None = None, expect: int = 200, **kw: Any
-    ) -> Any:
+    async def event(self, payload: dict[str, Any], *, retry: int | None = None, expect: int = 200, **kw: Any) -> Any:
         body = json.dumps(payload).encode()
         kw.setdefault("secret", self.secret)
         headers = signed(body, content_type="application/json", **kw)
@@ -149,7 +143,7 @@ async def slack_api(aiohttp_server: Any) -> SlackApiDouble:
 
 
 @pytest.fixture
-async def slack(make_bot: MakeBot, db_url: str, slack_api: SlackApiDouble) -> SlackSender:
+async def slack(slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str) -> SlackSender:
     bot = await make_bot(slack_settings(db_url, slack_api))
     assert "slack" in bot.state.connectors, bot.state.left_off
     return SlackSender(bot, slack_api)
@@ -268,9 +262,7 @@ async def test_our_own_messages_are_ignored(slack: SlackSender) -> None:
 
 async def test_content_subtypes_count(slack: SlackSender) -> None:
     await slack.message("message_channels_thread", subtype="thread_broadcast", ts="1482960137.003544")
-    await slack.message(
-        "message_im", subtype="file_share", text="", files=[{"id": "F0S43PZDF", "name": "facture.pdf"}]
-    )
+    await slack.message("message_im", subtype="file_share", text="", files=[{"id": "F0S43PZDF", "name": "facture.pdf"}])
     await slack.message(
         "message_channels",
         subtype="bot_message",
@@ -342,7 +334,7 @@ async def test_automation_create_by_an_admin_and_refusal_for_anyone_else(slack: 
 
 
 async def test_workspace_admins_and_owners_when_enabled(
-    make_bot: MakeBot, db_url: str, slack_api: SlackApiDouble
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
 ) -> None:
     bot = await make_bot(slack_settings(db_url, slack_api, workspace_admins=True))
     slack = SlackSender(bot, slack_api)
@@ -395,9 +387,7 @@ async def test_api_reply_goes_to_the_thread(slack: SlackSender) -> None:
 async def test_api_reply_to_a_dm_goes_to_the_dm(slack: SlackSender) -> None:
     await slack.message("message_im")
     [conv] = await conversations(slack.bot)
-    await slack.bot.api(
-        "POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour Marie"}, expect=201
-    )
+    await slack.bot.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour Marie"}, expect=201)
     await slack.bot.state.outbox.drain()
     [call] = await slack.api.wait_for("chat.postMessage")
     assert call.get("channel") == "D024BE91L"
@@ -409,9 +399,7 @@ async def test_rate_limited_reply_is_retried_by_the_outbox(slack: SlackSender) -
     await slack.message("message_im")
     [conv] = await conversations(slack.bot)
     slack.api.fail_next("chat.postMessage", "ratelimited", status=429, headers={"Retry-After": "0"})
-    await slack.bot.api(
-        "POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour"}, expect=201
-    )
+    await slack.bot.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour"}, expect=201)
     calls = await slack.api.wait_for("chat.postMessage", 2)  # the outbox worker retries after the 429
     assert [c.get("text") for c in calls] == ["Bonjour", "Bonjour"]
 
@@ -461,7 +449,7 @@ async def test_send_when_slack_is_unreachable_retries_later(slack: SlackSender, 
 
 
 async def test_a_bad_bot_token_leaves_the_channel_off(
-    make_bot: MakeBot, db_url: str, slack_api: SlackApiDouble
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
 ) -> None:
     slack_api.token = "xoxb-some-other-token"
     bot = await make_bot(slack_settings(db_url, slack_api))
@@ -471,7 +459,7 @@ async def test_a_bad_bot_token_leaves_the_channel_off(
 
 
 async def test_a_second_slack_channel_gets_its_own_path(
-    make_bot: MakeBot, db_url: str, slack_api: SlackApiDouble
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
 ) -> None:
     eu_channel = {
         "name": "slack-eu",
@@ -480,9 +468,7 @@ async def test_a_second_slack_channel_gets_its_own_path(
         "signing_secret_env": "TEST_SLACK_EU_SIGNING_SECRET",
         "api_url": slack_api.api_url,
     }
-    settings = slack_settings(
-        db_url, slack_api, more=[eu_channel], env={"TEST_SLACK_EU_SIGNING_SECRET": EU_SECRET}
-    )
+    settings = slack_settings(db_url, slack_api, more=[eu_channel], env={"TEST_SLACK_EU_SIGNING_SECRET": EU_SECRET})
     bot = await make_bot(settings)
     eu = SlackSender(bot, slack_api, path="/slack/slack-eu/events", secret=EU_SECRET)
     await eu.message("message_im", text="Hallo")
@@ -500,7 +486,7 @@ async def test_a_second_slack_channel_gets_its_own_path(
 
 
 async def test_socket_mode_channel_builds_without_connecting_and_has_no_http_path(
-    make_bot: MakeBot, db_url: str, slack_api: SlackApiDouble
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
 ) -> None:
     settings = slack_settings(
         db_url,
@@ -540,3 +526,51 @@ def test_to_message_uses_channel_and_ts_as_the_platform_id() -> None:
     assert msg.thread_key == "C024BE91L:1355517523.000005"
     assert msg.reply_to == {"channel": "C024BE91L", "thread_ts": "1355517523.000005"}
     assert msg.sent_at is not None and msg.sent_at.year == 2016
+
+
+async def test_socket_mode_receives_events_and_commands(
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
+) -> None:
+    settings = slack_settings(
+        db_url, slack_api, app_token_env="TEST_SLACK_APP_TOKEN", env={"TEST_SLACK_APP_TOKEN": APP_TOKEN}
+    )
+    bot = await make_bot(settings)
+    assert "slack" in bot.state.connectors, bot.state.left_off
+    await slack_api.wait_connected()
+    [opened] = slack_api.of("apps.connections.open")
+    assert opened.token == APP_TOKEN
+
+    await slack_api.push("events_api", event_payload("message_im", text="Bonjour via Socket Mode"))
+    [conv] = await conversations(bot)  # acknowledged only once stored
+    assert (conv["type"], conv["thread"]) == ("direct", "D024BE91L")
+
+    form = dict(load_payload("slack/slash_command.json"))
+    form.update(text="help", user_id="UADMIN", response_url=slack_api.response_url("socket"))
+    await slack_api.push("slash_commands", form)
+    [(key, answer)] = await slack_api.wait_for_responses()
+    assert key == "socket" and answer["response_type"] == "ephemeral"
+
+    resp = await bot.client.post("/slack/events", data=b"{}")
+    assert resp.status == 404  # no HTTP path for a Socket Mode channel
+
+
+def test_manifest_subscribes_what_the_connector_handles() -> None:
+    from pathlib import Path
+
+    manifest = (Path(__file__).parent.parent / "slack" / "manifest.yml").read_text(encoding="utf-8")
+    for needed in (
+        "message.im",
+        "message.mpim",
+        "message.channels",
+        "message.groups",
+        f"command: {COMMAND}",
+        "chat:write",
+        "users:read",
+        "commands",
+        "im:history",
+        "mpim:history",
+        "channels:history",
+        "groups:history",
+        "/slack/events",
+    ):
+        assert needed in manifest, needed

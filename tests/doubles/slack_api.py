@@ -4,8 +4,11 @@ Speaks what slack_sdk sends: `POST|GET {base}/api/<method>` with the token in
 `Authorization: Bearer xoxb-…`, arguments as a query string, a form body or a JSON body; answers
 `{"ok": true, …}` or `{"ok": false, "error": "<code>"}` (HTTP 429 with `Retry-After` for
 `ratelimited`, as Slack does). Implements auth.test, users.info, conversations.info,
-chat.postMessage and chat.postEphemeral; `POST /response/<key>` plays a slash command's
-response_url. Every call is recorded; `fail_next(method, error, …)` makes the next call(s) fail.
+chat.postMessage, chat.postEphemeral and apps.connections.open; `POST /response/<key>` plays a
+slash command's response_url, and `GET /link` the Socket Mode WebSocket
+(https://api.slack.com/apis/socket-mode: a `hello` on connect, envelopes out, `{"envelope_id"}`
+acknowledgements back). Every call is recorded; `fail_next(method, error, …)` makes the next call(s)
+fail.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
 TEAM_ID = "T061EG9R6"
 BOT_USER_ID = "U0BOT0001"
 BOT_ID = "B0BOT0001"
+APP_TOKEN = "xapp-1-A0PNCHHK2-1234567890-abcdef"
 
 # users.info answers, shaped like https://api.slack.com/methods/users.info (trimmed).
 USERS: dict[str, dict[str, Any]] = {
@@ -117,6 +121,9 @@ class SlackApiDouble:
     responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     response_status: int = 200
     url: str = ""
+    app_token: str = APP_TOKEN
+    socket: web.WebSocketResponse | None = None
+    acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: dict[str, list[Failure]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -137,9 +144,7 @@ class SlackApiDouble:
         headers: dict[str, str] | None = None,
         times: int = 1,
     ) -> None:
-        self._failures.setdefault(method, []).extend(
-            Failure(error, status, headers or {}) for _ in range(times)
-        )
+        self._failures.setdefault(method, []).extend(Failure(error, status, headers or {}) for _ in range(times))
 
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -150,22 +155,16 @@ class SlackApiDouble:
         deadline = loop.time() + within
         while len(self.of(method)) < count:
             if loop.time() > deadline:
-                raise AssertionError(
-                    f"{method}: {len(self.of(method))} calls after {within}s, wanted {count}"
-                )
+                raise AssertionError(f"{method}: {len(self.of(method))} calls after {within}s, wanted {count}")
             await asyncio.sleep(0.01)
         return self.of(method)
 
-    async def wait_for_responses(
-        self, count: int = 1, *, within: float = 5.0
-    ) -> list[tuple[str, dict[str, Any]]]:
+    async def wait_for_responses(self, count: int = 1, *, within: float = 5.0) -> list[tuple[str, dict[str, Any]]]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while len(self.responses) < count:
             if loop.time() > deadline:
-                raise AssertionError(
-                    f"response_url: {len(self.responses)} posts after {within}s, wanted {count}"
-                )
+                raise AssertionError(f"response_url: {len(self.responses)} posts after {within}s, wanted {count}")
             await asyncio.sleep(0.01)
         return self.responses
 
@@ -174,6 +173,7 @@ class SlackApiDouble:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key:.+}", self._response_url)
+        app.router.add_get("/link", self._socket_mode)
         return app
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
@@ -193,7 +193,7 @@ class SlackApiDouble:
         self.calls.append(Call(method, params, token))
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
-        if token != self.token:
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         queued = self._failures.get(method)
         if queued:
@@ -216,6 +216,9 @@ class SlackApiDouble:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.url.replace("http://", "ws://") + "/link?ticket=1234-5678"}
 
     def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(p.get("user")))
@@ -254,3 +257,55 @@ class SlackApiDouble:
         if self.response_status != 200:
             return web.Response(status=self.response_status, text="expired_url")
         return web.Response(text="ok")
+
+    # --- Socket Mode ---------------------------------------------------------------------------
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.socket = ws
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "applink-test"},
+                "connection_info": {"app_id": "A0PNCHHK2"},
+            }
+        )
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if "envelope_id" in data:
+                    self.acks[data["envelope_id"]] = data
+        if self.socket is ws:
+            self.socket = None
+        return ws
+
+    async def wait_connected(self, *, within: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.socket is None:
+            if loop.time() > deadline:
+                raise AssertionError("the Socket Mode client did not connect")
+            await asyncio.sleep(0.01)
+
+    async def push(self, type: str, payload: dict[str, Any], *, within: float = 5.0) -> dict[str, Any]:
+        """Send one envelope over the socket; return the client's acknowledgement."""
+        assert self.socket is not None, "no Socket Mode connection"
+        envelope_id = f"{len(self.acks) + 1:08d}-dbc6-4e3b-aa36-3a4b9ac1b24e"
+        await self.socket.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": type,
+                "payload": payload,
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while envelope_id not in self.acks:
+            if loop.time() > deadline:
+                raise AssertionError(f"envelope {envelope_id} was not acknowledged")
+            await asyncio.sleep(0.01)
+        return self.acks[envelope_id]
