@@ -227,6 +227,7 @@ async def test_upsert_by_external_id_field(
     assert (await bot.conversation(cid))["crm"]["case_number"] == case["CaseNumber"]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 @pytest.mark.parametrize("external_id", [None, EXTERNAL_ID], ids=["create", "upsert"])
 async def test_failures_then_recovery_give_one_case_and_each_comment_once(
     make_bot: MakeBot,
@@ -296,6 +297,7 @@ async def linked_conversation(bot: Bot, double: SalesforceDouble) -> tuple[int, 
     return cid, conv["crm"]["case_id"]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 async def test_agent_comment_reaches_the_channel_once_even_across_a_restart(
     make_bot: MakeBot,
     setup: Callable[..., Settings],
@@ -422,3 +424,27 @@ def _err(code: str) -> Any:
 )
 def test_error_mapping(exc: Exception, kind: type[Exception]) -> None:
     assert isinstance(translate_error(exc), kind)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_two_workers_polling_send_an_agent_comment_once(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    replies: tuple[ReplyInbox, str],
+) -> None:
+    double, _ = salesforce
+    shop, _ = replies
+    bot = await make_bot(setup())
+    cid, case_id = await linked_conversation(bot, double)
+    first = crm(bot)
+    second = SalesforceCrm(
+        first.sf, settings=first.settings, inbox=first.inbox, outbox=first.outbox, metrics=first.metrics
+    )
+    try:
+        double.add_agent_comment(case_id, "Refund approved.")
+        await asyncio.gather(first.poll_once(), second.poll_once())
+        await settled(bot, cid)
+        assert shop.texts() == ["Refund approved."]
+    finally:
+        await second.stop()
