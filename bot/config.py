@@ -34,7 +34,16 @@ class _Section(BaseModel):
 
 def _env_name(value: str | None) -> str | None:
     if value is not None and not ENV_NAME.match(value):
-        raise ValueError(f"{value!r} is not an environment variable name (write the variable's name, not the secret)")
+        # Never echo the value: it may be the secret itself, written in by mistake.
+        raise ValueError(
+            "must be the name of an environment variable (letters, digits, _), not the secret itself"
+        )
+    return value
+
+
+def _channel_name(value: str) -> str:
+    if not CHANNEL_NAME.match(value):
+        raise ValueError(f"{value!r} must be lowercase letters, digits, '-' or '_'")
     return value
 
 
@@ -92,6 +101,7 @@ class WebhookChannel(_Section):
     secret_env: str
     reply_url: str | None = None
     _v = field_validator("secret_env")(_env_name)
+    _n = field_validator("name")(_channel_name)
 
 
 class SlackChannel(_Section):
@@ -102,6 +112,7 @@ class SlackChannel(_Section):
     app_token_env: str | None = None
     api_url: str | None = None
     _v = field_validator("bot_token_env", "signing_secret_env", "app_token_env")(_env_name)
+    _n = field_validator("name")(_channel_name)
 
 
 class TelegramChannel(_Section):
@@ -112,6 +123,7 @@ class TelegramChannel(_Section):
     public_url: str | None = None
     api_url: str | None = None
     _v = field_validator("token_env", "webhook_secret_env")(_env_name)
+    _n = field_validator("name")(_channel_name)
 
 
 ChannelSettings = Annotated[WebhookChannel | SlackChannel | TelegramChannel, Field(discriminator="kind")]
@@ -164,18 +176,16 @@ class Settings(_Section):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return v.upper()
 
-    @model_validator(mode="after")
-    def _channels(self) -> Settings:
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, channels: tuple[Any, ...]) -> tuple[Any, ...]:
+        # A field validator (not a model one) so it is reported along with the other problems.
         seen: set[str] = set()
-        for i, ch in enumerate(self.channels):
-            if not CHANNEL_NAME.match(ch.name):
-                raise ValueError(
-                    f"channels[{i}].name: {ch.name!r} must be lowercase letters, digits, '-' or '_'"
-                )
+        for i, ch in enumerate(channels):
             if ch.name in seen:
                 raise ValueError(f"channels[{i}].name: {ch.name!r} is used by another channel")
             seen.add(ch.name)
-        return self
+        return channels
 
     # --- secrets -------------------------------------------------------------------------
     def secret(self, env_name: str | None) -> str | None:
@@ -242,7 +252,7 @@ def _format_errors(err: ValidationError) -> list[str]:
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if not loc and ": " in msg and msg.split(": ", 1)[0].startswith("channels["):
+        if loc in ("", "channels") and ": " in msg and msg.split(": ", 1)[0].startswith("channels["):
             problems.append(msg)
         else:
             problems.append(f"{loc}: {msg}" if loc else msg)
@@ -274,4 +284,19 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: 
     try:
         return Settings.model_validate({**data, "env": dict(env), "path": path})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        problems = _format_errors(exc)
+        # Duplicate names are checked only once every channel is valid; report them with the rest.
+        problems += [p for p in _duplicate_channels(data.get("channels")) if p not in problems]
+        raise ConfigError(problems) from None
+
+
+def _duplicate_channels(channels: Any) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, ch in enumerate(channels if isinstance(channels, list) else []):
+        name = ch.get("name") if isinstance(ch, Mapping) else None
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"channels[{i}].name: {name!r} is used by another channel")
+            seen.add(name)
+    return problems

@@ -89,9 +89,7 @@ async def test_list_empty_then_with_items(bot: Bot) -> None:
 
 async def test_show_by_quoted_name_unquoted_multiword_name_and_id(bot: Bot) -> None:
     await labels(bot, tags=("closing",))
-    await bot.command(
-        'create "Au revoir" keywords="au revoir, bye" tags=closing resolve channels=shop types=direct'
-    )
+    await bot.command('create "Au revoir" keywords="au revoir, bye" tags=closing resolve channels=shop types=direct')
     expected = "\n".join(
         [
             '#1 "Au revoir" (enabled)',
@@ -162,14 +160,10 @@ async def test_create_keyword_phrase_with_comma_escaped_in_double_quotes(bot: Bo
 async def test_create_minimal_defaults_and_unquoted_name(bot: Bot) -> None:
     await labels(bot, tags=("closing",))
     reply = await bot.command("create Hello there keywords=hi tags=closing")
-    assert (
-        reply
-        == 'Created automation #1 "Hello there": when a message holds any of "hi" → tag "closing". Enabled.'
-    )
+    assert reply == 'Created automation #1 "Hello there": when a message holds any of "hi" → tag "closing". Enabled.'
     reply = await bot.command('create Good bye keywords="bye, ciao" tags="closing"')
     assert reply == (
-        'Created automation #2 "Good bye": when a message holds any of "bye", "ciao" → '
-        'tag "closing". Enabled.'
+        'Created automation #2 "Good bye": when a message holds any of "bye", "ciao" → tag "closing". Enabled.'
     )
     assert await bot.command('create "keywords=x" keywords=x tags=closing') == (
         'Created automation #3 "keywords=x": when a message holds any of "x" → tag "closing". Enabled.'
@@ -182,9 +176,7 @@ async def test_create_minimal_defaults_and_unquoted_name(bot: Bot) -> None:
 
 async def test_create_with_typographic_quotes_from_a_phone(bot: Bot) -> None:
     await labels(bot, tags=("closing",), reasons=("Contact left",))
-    reply = await bot.command(
-        "create “Au revoir” keywords=“au revoir, bye” tags=closing resolve reason=“Contact left”"
-    )
+    reply = await bot.command("create “Au revoir” keywords=“au revoir, bye” tags=closing resolve reason=“Contact left”")
     assert reply == (
         'Created automation #1 "Au revoir": when a message holds any of "au revoir", "bye" → '
         'tag "closing", resolve (reason "Contact left"). Enabled.'
@@ -246,8 +238,7 @@ async def test_create_reason_alone_implies_resolve(bot: Bot) -> None:
         ("create x keywords=a crm=hubspot", 'unknown CRM "hubspot" — the crm action supports salesforce'),
         (
             "create keywords=a resolve",
-            "name the automation first, e.g. "
-            '/automation create "Au revoir" keywords="au revoir, bye" resolve',
+            'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
         ),
         (
             "create #7 keywords=a resolve",
@@ -263,9 +254,7 @@ async def test_create_refusals_change_nothing(bot: Bot, command: str, reply: str
 
 async def test_create_too_many_or_too_long_keywords(bot: Bot) -> None:
     many = ", ".join(f"k{i}" for i in range(101))
-    assert (
-        await bot.command(f'create x keywords="{many}" resolve') == "keywords: at most 100 keywords (got 101)"
-    )
+    assert await bot.command(f'create x keywords="{many}" resolve') == "keywords: at most 100 keywords (got 101)"
     long = "a" * 201
     assert await bot.command(f"create x keywords={long} resolve") == (
         f'keywords: "{"a" * 40}…" is longer than 200 characters'
@@ -307,8 +296,7 @@ async def test_business_plan_refuses_resolve_and_topics(make_bot: MakeBot, db_ur
 async def test_crm_needs_advanced_inbox(make_bot: MakeBot, db_url: str) -> None:
     bot = await make_bot(make_settings(db_url))
     assert await bot.command("create x keywords=bye crm=salesforce") == (
-        'plan "enterprise without advanced_inbox" does not include crm '
-        "(needs enterprise with advanced_inbox = true)"
+        'plan "enterprise without advanced_inbox" does not include crm (needs enterprise with advanced_inbox = true)'
     )
     assert await automations(bot) == []
 
@@ -374,6 +362,7 @@ async def test_automation_the_plan_no_longer_allows(
         '[[channels]]\nname = "shop"\nkind = "webhook"\nsecret_env = "T_SHOP"\n',
         encoding="utf-8",
     )
+    monkeypatch.chdir(tmp_path)  # no .env.local from the repo
     monkeypatch.setenv("T_TOKENS", TOKEN)
     monkeypatch.setenv("T_SHOP", SHOP_SECRET)
     capsys.readouterr()
@@ -402,9 +391,7 @@ async def test_enable_disable_delete(bot: Bot) -> None:
     assert await bot.command("enable #1") == 'Enabled automation #1 "Au revoir".'
     sent = await bot.webhook("bye", contact="c-2")
     assert len((await bot.conversation(sent["conversation_id"]))["runs"]) == 1
-    assert (
-        await bot.command("delete au revoir") == 'Deleted automation #1 "Au revoir". Its past runs are kept.'
-    )
+    assert await bot.command("delete au revoir") == 'Deleted automation #1 "Au revoir". Its past runs are kept.'
     assert await automations(bot) == []
     assert await bot.command("delete #1") == "no automation #1 — see /automation list"
     # past runs stay, with the name as it was
@@ -417,10 +404,7 @@ async def test_enable_disable_delete(bot: Bot) -> None:
 async def test_name_then_extra_argument_refused(bot: Bot) -> None:
     await labels(bot, tags=("closing",))
     await bot.command('create "Au revoir" keywords=bye tags=closing')
-    assert (
-        await bot.command('delete "Au revoir" now')
-        == 'unexpected "now" after the name — see /automation help'
-    )
+    assert await bot.command('delete "Au revoir" now') == 'unexpected "now" after the name — see /automation help'
     assert len(await automations(bot)) == 1
 
 
@@ -429,9 +413,7 @@ async def test_name_then_extra_argument_refused(bot: Bot) -> None:
 
 async def test_test_reports_and_changes_nothing(bot: Bot) -> None:
     await labels(bot, tags=("closing",), reasons=("Contact left",))
-    await bot.command(
-        'create "Au revoir" keywords="au revoir, bye" tags=closing resolve reason="Contact left"'
-    )
+    await bot.command('create "Au revoir" keywords="au revoir, bye" tags=closing resolve reason="Contact left"')
     await bot.command("create Groups keywords=bye tags=closing types=group channels=support")
     reply = await bot.command('test "Merci, au revoir !"')
     assert reply.splitlines() == [
@@ -455,14 +437,8 @@ async def test_test_reports_and_changes_nothing(bot: Bot) -> None:
     # an unquoted message is fine too
     assert (await bot.command("test merci au revoir")).startswith('#1 "Au revoir" would fire on "au revoir"')
     assert await bot.command('test "hello"') == "Nothing would fire.\n(test only — nothing was changed)"
-    assert (
-        await bot.command('test "bye" channel=nope')
-        == 'unknown channel "nope" — configured channels: shop, support'
-    )
-    assert (
-        await bot.command('test "bye" type=dm')
-        == 'unknown conversation type "dm" — use direct, group or public'
-    )
+    assert await bot.command('test "bye" channel=nope') == 'unknown channel "nope" — configured channels: shop, support'
+    assert await bot.command('test "bye" type=dm') == 'unknown conversation type "dm" — use direct, group or public'
     assert await bot.command("test") == 'give the message to test, e.g. /automation test "Au revoir !"'
     # nothing was stored: no conversation, no run
     assert await conversations(bot) == []
@@ -502,9 +478,7 @@ async def test_labels_list_add_delete(bot: Bot, cmd: str, what: str, plural: str
     assert await bot.command(f"{cmd} delete sales") == f'Deleted {what} "Sales".'
     assert await bot.command(f"{cmd} delete Sales") == f'unknown {what} "Sales" — see /automation {cmd}'
     assert await bot.command(f"{cmd} add") == (f"give the {what}'s name, e.g. /automation {cmd} add billing")
-    assert (
-        await bot.command(f"{cmd} delete") == f"name the {what} to delete, e.g. /automation {cmd} delete NAME"
-    )
+    assert await bot.command(f"{cmd} delete") == f"name the {what} to delete, e.g. /automation {cmd} delete NAME"
     assert await bot.command(f"{cmd} rename x") == (
         f'unknown "rename" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME'
     )
