@@ -80,6 +80,8 @@ PERMANENT_ERRORS = frozenset(
 )
 
 USER_CACHE_SECONDS = 300.0
+# Slack wants an answer within 3 s: a slow users.info / conversations.info must not hold the event.
+LOOKUP_SECONDS = 1.5
 USER_CACHE_MAX = 10_000
 
 
@@ -463,11 +465,19 @@ class SlackConnector(Connector):
             return
         name = None
         if event.get("user"):
-            user = await self.user(str(event["user"]))
+            user = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOOKUP_SECONDS):
+                    user = await self.user(str(event["user"]))
             name = display_name(user) if user else None
-        msg = to_message(
-            event, channel_name=self.name, type=await self._conversation_type(event), contact_name=name
-        )
+        kind = conversation_type(event.get("channel_type"), str(event["channel"]))
+        if kind is None:
+            try:
+                async with asyncio.timeout(LOOKUP_SECONDS):
+                    kind = await self._conversation_type(event)
+            except TimeoutError:
+                kind = ConversationType.GROUP if str(event["channel"]).startswith("G") else ConversationType.PUBLIC
+        msg = to_message(event, channel_name=self.name, type=kind, contact_name=name)
         await self.ctx.inbox.ingest(msg)
 
     async def handle_command(self, command: Mapping[str, Any], respond: Any) -> None:
