@@ -73,6 +73,14 @@ def page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, A
     return {"items": items, "next_cursor": encode_cursor(ids[limit - 1]) if more else None}
 
 
+def agent_of(body: dict[str, Any]) -> str:
+    """Who makes the change (`agent` in the body, recorded as `agent:<id>`); `api` when not said."""
+    agent = body.get("agent") or body.get("by") or "api"
+    if not isinstance(agent, str | int) or isinstance(agent, bool) or len(str(agent)) > 200:
+        raise ApiError(400, "agent must be the agent's id (a string)", field="agent")
+    return str(agent)
+
+
 def path_id(request: web.Request, key: str = "id") -> int:
     raw = request.match_info[key]
     if not raw.isdigit() or len(raw) > 18:
@@ -176,7 +184,7 @@ async def resolve_conversation(request: web.Request) -> web.Response:
                 field="reason",
             )
         reason = label.name
-    actor = body.get("agent") or body.get("by") or "api"
+    actor = agent_of(body)
     await request.app[INBOX_KEY].resolve(cid, actor=f"agent:{actor}", reason=reason)
     return _json(await views.conversation_detail_json(cid))
 
@@ -184,7 +192,7 @@ async def resolve_conversation(request: web.Request) -> web.Response:
 async def reopen_conversation(request: web.Request) -> web.Response:
     cid = path_id(request)
     body = await read_json(request, required=False)
-    actor = body.get("agent") or body.get("by") or "api"
+    actor = agent_of(body)
     await request.app[INBOX_KEY].reopen(cid, actor=f"agent:{actor}")
     return _json(await views.conversation_detail_json(cid))
 
@@ -195,7 +203,7 @@ async def post_message(request: web.Request) -> web.Response:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "text must be a non-empty string", field="text")
-    actor = body.get("agent") or body.get("by") or "api"
+    actor = agent_of(body)
     mid = await request.app[INBOX_KEY].reply(cid, text=text, author=f"agent:{actor}")
     message = await repo.get_message(mid)
     assert message is not None

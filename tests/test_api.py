@@ -163,12 +163,6 @@ async def test_list_bad_parameters(bot: Bot, query: str) -> None:
     assert body["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/store/repo.py list_conversations: id__in=<ValuesQuery> is not iterable "
-    "(500 on ?topic= / ?tag=); "
-    "wrap the sub-queries in tortoise.expressions.Subquery(...) — then remove this mark",
-)
 async def test_list_filters(bot: Bot) -> None:
     await setup_labels(bot)
     await bot.api(
@@ -276,10 +270,15 @@ async def test_resolve_reopen(bot: Bot) -> None:
     }
     assert (await bot.conversation(cid))["status"] == "open"
     assert (await raw(bot, "POST", f"/api/conversations/{cid}/resolve", json={"reason": 5}))[0] == 400
+    for agent in (["a-7"], {"id": "a-7"}, True, "x" * 201):
+        status, body = await raw(bot, "POST", f"/api/conversations/{cid}/resolve", json={"agent": agent})
+        assert (status, body) == (400, {"error": "agent must be the agent's id (a string)", "field": "agent"})
+        status, _ = await raw(bot, "POST", f"/api/conversations/{cid}/messages", json={"text": "x", "agent": agent})
+        assert status == 400
+    assert (await bot.conversation(cid))["status"] == "open"
+    assert len((await bot.conversation(cid))["messages"]) == 1
 
-    conv = await bot.api(
-        "POST", f"/api/conversations/{cid}/resolve", json={"reason": "contact LEFT", "agent": "a-7"}
-    )
+    conv = await bot.api("POST", f"/api/conversations/{cid}/resolve", json={"reason": "contact LEFT", "agent": "a-7"})
     assert conv["status"] == "resolved"
     assert conv["resolution_reason"] == "Contact left"
     assert conv["resolved_by"] == "agent:a-7"
@@ -320,9 +319,10 @@ async def test_post_message_stored_as_outbound(bot: Bot) -> None:
     sent = await bot.webhook("hello")
     cid = sent["conversation_id"]
     msg = await bot.api(
-        "POST", f"/api/conversations/{cid}/messages", json={"text": "How can we help?"}, expect=201
+        "POST", f"/api/conversations/{cid}/messages", json={"text": "How can we help?", "agent": "a-7"}, expect=201
     )
     assert set(msg) == MESSAGE_KEYS
+    assert msg["author"] == "agent:a-7"
     assert (msg["direction"], msg["text"], msg["tags"]) == ("outbound", "How can we help?", [])
     conv = await bot.conversation(cid)
     assert [(m["direction"], m["text"]) for m in conv["messages"]] == [
@@ -509,8 +509,7 @@ async def test_duplicate_name_is_409(bot: Bot) -> None:
         (
             {"name": "", "keywords": "a", "actions": [{"type": "resolve"}]},
             "name",
-            "give the automation a name, e.g. "
-            '/automation create "Au revoir" keywords="au revoir, bye" resolve',
+            'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
         ),
         (
             {"name": "x", "keywords": "a", "match": "most", "actions": [{"type": "resolve"}]},
@@ -539,9 +538,7 @@ async def test_duplicate_name_is_409(bot: Bot) -> None:
         ),
     ],
 )
-async def test_validation_is_400_with_chat_wording(
-    bot: Bot, body: dict[str, Any], field: str, error: str
-) -> None:
+async def test_validation_is_400_with_chat_wording(bot: Bot, body: dict[str, Any], field: str, error: str) -> None:
     status, err = await raw(bot, "POST", "/api/automations", json=body)
     assert (status, err) == (400, {"error": error, "field": field})
     assert (await bot.api("GET", "/api/automations"))["items"] == []
@@ -590,13 +587,9 @@ async def test_plan_refusal_is_403(make_bot: MakeBot, db_url: str) -> None:
         json={"name": "x", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]},
         expect=201,
     )
-    status, _ = await raw(
-        bot, "PATCH", f"/api/automations/{a['id']}", json={"actions": [{"type": "resolve"}]}
-    )
+    status, _ = await raw(bot, "PATCH", f"/api/automations/{a['id']}", json={"actions": [{"type": "resolve"}]})
     assert status == 403
-    assert (await bot.api("GET", f"/api/automations/{a['id']}"))["actions"] == [
-        {"type": "tag", "tag": "closing"}
-    ]
+    assert (await bot.api("GET", f"/api/automations/{a['id']}"))["actions"] == [{"type": "tag", "tag": "closing"}]
 
 
 async def test_enable_refused_when_the_plan_no_longer_allows(make_bot: MakeBot, db_url: str) -> None:
@@ -662,9 +655,7 @@ async def test_automations_test_changes_nothing(bot: Bot) -> None:
 # --- tags, topics, reasons ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("path", "what"), [("tags", "tag"), ("topics", "topic"), ("reasons", "resolution reason")]
-)
+@pytest.mark.parametrize(("path", "what"), [("tags", "tag"), ("topics", "topic"), ("reasons", "resolution reason")])
 async def test_labels(bot: Bot, path: str, what: str) -> None:
     assert await bot.api("GET", f"/api/{path}") == {"items": [], "next_cursor": None}
     assert await bot.api("POST", f"/api/{path}", json={"name": "  Billing   issue "}, expect=201) == {
@@ -700,10 +691,7 @@ async def test_label_in_use_cannot_be_deleted(bot: Bot) -> None:
     status, err = await raw(bot, "DELETE", "/api/tags/vip")
     assert (status, err) == (
         409,
-        {
-            "error": f'tag "vip" is used by automation "Bye" (#{a["id"]}) — '
-            "change or delete that automation first"
-        },
+        {"error": f'tag "vip" is used by automation "Bye" (#{a["id"]}) — change or delete that automation first'},
     )
     assert {"name": "vip"} in (await bot.api("GET", "/api/tags"))["items"]
 
