@@ -9,7 +9,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError as _IntegrityError
 from tortoise.exceptions import OperationalError as _OperationalError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
@@ -58,6 +58,8 @@ def open_key(channel: str, thread_key: str) -> str:
 async def transaction() -> AsyncIterator[Any]:
     """One database transaction; queries made by this task inside it join it."""
     async with in_transaction("default") as conn:
+        if conn.capabilities.dialect == "sqlite":  # take the write lock up front (busy_timeout waits for it):
+            await conn.execute_query("UPDATE key_values SET value = value WHERE 0")  # no stale-snapshot BUSY
         yield conn
 
 
@@ -320,9 +322,9 @@ async def list_conversations(
     if channel:
         qs = qs.filter(channel=channel)
     if topic:
-        qs = qs.filter(id__in=ConversationTopic.filter(key=topic.casefold()).values("conversation_id"))
+        qs = qs.filter(id__in=Subquery(ConversationTopic.filter(key=topic.casefold()).values("conversation_id")))
     if tag:
-        qs = qs.filter(id__in=MessageTag.filter(key=tag.casefold()).values("conversation_id"))
+        qs = qs.filter(id__in=Subquery(MessageTag.filter(key=tag.casefold()).values("conversation_id")))
     if before_id is not None:
         qs = qs.filter(id__lt=before_id)
     return await qs.order_by("-id").limit(limit).prefetch_related("contact")
