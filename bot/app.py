@@ -23,7 +23,7 @@ from connectors.webhook import WebhookConnector, webhook_handler
 
 log = logging.getLogger("inbox.app")
 
-STATE_KEY = web.AppKey("state", "AppState")
+STATE_KEY: web.AppKey[AppState] = web.AppKey("state")
 
 
 class AppState:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from bot.model import ActionType, ConversationType, Direction, InboundMessage, S
 from bot.store import repo
 
 log = logging.getLogger("inbox.ingest")
+# A burst of first messages on one thread across workers can conflict several times in a row:
+# retry with exponential backoff and jitter (about 2 s in all) before giving up.
+ALONE_ATTEMPTS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +137,19 @@ class Inbox:
         self.wake_outbox()
 
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
-        for attempt in range(5):
+        for attempt in range(ALONE_ATTEMPTS):
             try:
                 async with repo.transaction():
                     (result,) = await self._process([msg], self._rules())
                     return result
             except repo.IntegrityError:
                 # Another worker committed the same message or opened the conversation first.
-                await asyncio.sleep(0.005 * (attempt + 1))
+                await asyncio.sleep(random.uniform(0.0025, 0.005) * 2 ** min(attempt, 7))
             except repo.OperationalError as exc:
                 if "deadlock" not in str(exc).lower() and "locked" not in str(exc).lower():
                     raise
-                await asyncio.sleep(0.01 * (attempt + 1))
-        raise RuntimeError(f"could not store message {msg.platform_message_id} after 5 attempts")
+                await asyncio.sleep(random.uniform(0.005, 0.01) * 2 ** min(attempt, 7))
+        raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
 
     async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> list[IngestResult]:
         """Store `msgs` in the current transaction, set-based: a handful of statements per round
@@ -154,7 +158,9 @@ class Inbox:
         results: list[IngestResult | None] = [None] * len(msgs)
         pending = list(range(len(msgs)))
         while pending:
-            round_, later, threads = [], [], set()
+            round_: list[int] = []
+            later: list[int] = []
+            threads: set[tuple[str, str]] = set()
             for i in pending:
                 key = (msgs[i].channel, msgs[i].thread_key)
                 (later if key in threads else round_).append(i)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -39,9 +41,9 @@ class Conversation(Model):
     resolved_by = fields.CharField(max_length=100, null=True)
     resolved_at = fields.DatetimeField(null=True)
     # Normalized keywords of `all` automations seen so far in this conversation's inbound messages.
-    keyword_progress = fields.JSONField(default=list)
+    keyword_progress: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     # Where replies go on the platform (Slack channel/thread_ts, Telegram chat/topic).
-    reply_to = fields.JSONField(default=dict)
+    reply_to: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
     # Set when a `crm` action linked the conversation; the outbox keeps the Case in sync from then on.
     crm_target = fields.CharField(max_length=32, null=True)
     crm_case_id = fields.CharField(max_length=64, null=True, db_index=True)
@@ -150,11 +152,11 @@ class Automation(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100, unique=True)
-    keywords = fields.JSONField()
+    keywords: list[str] = fields.JSONField()  # type: ignore[assignment]
     match = fields.CharField(max_length=8, default="any")
-    actions = fields.JSONField()
-    channels = fields.JSONField(default=list)
-    types = fields.JSONField(default=list)
+    actions: list[dict[str, Any]] = fields.JSONField()  # type: ignore[assignment]
+    channels: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    types: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     enabled = fields.BooleanField(default=True)
     created_by = fields.CharField(max_length=100, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -176,8 +178,8 @@ class AutomationRun(Model):
     message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
         "inbox.Message", related_name="runs", on_delete=fields.CASCADE
     )
-    keywords = fields.JSONField()
-    actions = fields.JSONField()
+    keywords: list[str] = fields.JSONField()  # type: ignore[assignment]
+    actions: list[dict[str, Any]] = fields.JSONField()  # type: ignore[assignment]
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -189,7 +191,7 @@ class OutboxJob(Model):
 
     id = fields.BigIntField(primary_key=True)
     kind = fields.CharField(max_length=32)
-    payload = fields.JSONField()
+    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
     conversation_id = fields.BigIntField(null=True, db_index=True)
     # Jobs with the same ordering key run one at a time, in id order (e.g. one CRM case per conversation).
     ordering_key = fields.CharField(max_length=100, null=True, db_index=True)
