@@ -12,12 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from bot.model import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
@@ -29,7 +29,24 @@ MAX_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-Inbox-Signature"
 TIMESTAMP_HEADER = "X-Inbox-Timestamp"
 
-NonEmpty = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the store.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive times are UTC; a time that cannot be expressed in UTC is refused (not a 500 later)."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+NonEmpty = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255), AfterValidator(_no_nul)]
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:
@@ -61,7 +78,7 @@ def check_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now
 class _Contact(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: NonEmpty
-    name: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
+    name: Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_no_nul)] | None = None
 
 
 class WebhookPayload(BaseModel):
@@ -70,17 +87,17 @@ class WebhookPayload(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: NonEmpty
     contact: _Contact
-    text: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100_000)]
+    text: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100_000), AfterValidator(_no_nul)]
     type: Literal["direct", "group", "public"] = "direct"
     thread: NonEmpty | None = None
-    sent_at: datetime | None = None
+    sent_at: Annotated[datetime | None, AfterValidator(_utc)] = None
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
     out: dict[str, str] = {}
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "body"
-        msg = "required" if e["type"] == "missing" else e["msg"]
+        msg = "required" if e["type"] == "missing" else e["msg"].removeprefix("Value error, ")
         out.setdefault(loc, msg)
     return out
 
@@ -170,7 +187,8 @@ def webhook_handler(
         connector = connectors(name)
         if not isinstance(connector, WebhookConnector):
             why = known(name)
-            return error(404, why or f'unknown channel "{name}" — configure it under [[channels]] with kind = "webhook"')
+            unknown = f'unknown channel "{name}" — configure it under [[channels]] with kind = "webhook"'
+            return error(404, why or unknown)
         metrics = connector.ctx.metrics
         body = await read_limited(request, max_body)
         if body is None:

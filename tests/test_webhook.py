@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, sign, signed_headers
-from tests.conftest import SHOP_SECRET, Bot, make_settings
+from tests.conftest import SHOP_SECRET, STORES, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
 REPLY_SECRET = "reply-secret-xyz"
@@ -59,6 +59,21 @@ async def test_full_payload_is_stored(bot: Bot) -> None:
     (msg,) = conv["messages"]
     assert (msg["id"], msg["direction"], msg["text"]) == (data["message_id"], "inbound", "Au revoir !")
     assert msg["sent_at"] == "2026-11-24T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "stored"),
+    [
+        ("2026-11-24T10:00:00", "2026-11-24T10:00:00Z"),  # naive: UTC
+        ("2026-11-24T12:00:00+02:00", "2026-11-24T10:00:00Z"),
+        (1732440000, "2024-11-24T09:20:00Z"),  # unix seconds
+    ],
+)
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+async def test_sent_at_forms(bot: Bot, sent_at: Any, stored: str) -> None:
+    status, data = await post(bot, json.dumps(payload(sent_at=sent_at)).encode())
+    assert status == 200
+    assert (await bot.conversation(data["conversation_id"]))["messages"][0]["sent_at"] == stored
 
 
 async def test_minimal_payload_defaults(bot: Bot) -> None:
@@ -216,9 +231,18 @@ async def test_wrong_field_types_name_each_field(bot: Bot) -> None:
         ({"contact": {"id": "c-1", "name": 5}}, "contact.name"),
         ({"type": "robot"}, "type"),
         ({"sent_at": "yesterday"}, "sent_at"),
+        ({"sent_at": "9999-12-31T23:59:59-14:00"}, "sent_at"),  # beyond year 9999 in UTC
+        ({"sent_at": "0001-01-01T00:00:00+14:00"}, "sent_at"),
+        ({"sent_at": 10**17}, "sent_at"),
+        ({"text": "a\x00b"}, "text"),  # NUL: PostgreSQL text cannot hold it
+        ({"id": "m\x00"}, "id"),
+        ({"thread": "t\x00"}, "thread"),
+        ({"contact": {"id": "c\x00"}}, "contact.id"),
+        ({"contact": {"id": "c", "name": "M\x00"}}, "contact.name"),
         ({"thread": 12}, "thread"),
     ],
 )
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
 async def test_one_bad_field(bot: Bot, overrides: dict[str, Any], field: str) -> None:
     status, data = await post(bot, json.dumps(payload(**overrides)).encode())
     assert status == 400
