@@ -78,10 +78,9 @@ def rule_from_row(a: repo.Automation) -> Rule:
     )
 
 
-def automation_json(a: repo.Automation, settings: Settings) -> dict[str, Any]:
-    problem = plans.refusal(settings.organization, actions_from_json(a.actions))
+def editable_fields(a: repo.Automation) -> dict[str, Any]:
+    """The fields an admin sets, as the API shows them and PATCH merges into."""
     return {
-        "id": a.id,
         "name": a.name,
         "keywords": list(a.keywords),
         "match": a.match,
@@ -89,6 +88,14 @@ def automation_json(a: repo.Automation, settings: Settings) -> dict[str, Any]:
         "channels": list(a.channels or []),
         "types": list(a.types or []),
         "enabled": a.enabled,
+    }
+
+
+def automation_json(a: repo.Automation, settings: Settings) -> dict[str, Any]:
+    problem = plans.refusal(settings.organization, actions_from_json(a.actions))
+    return {
+        "id": a.id,
+        **editable_fields(a),
         "problem": problem,
         "created_at": a.created_at.isoformat(),
         "updated_at": a.updated_at.isoformat(),
@@ -374,19 +381,13 @@ class Admin:
 
     async def update(self, ref: str | int, changes: Mapping[str, Any]) -> repo.Automation:
         a = await self.find(ref)
-        unknown = set(changes) - {"name", "keywords", "match", "actions", "channels", "types", "enabled"}
+        current = editable_fields(a)
+        # read-only fields are ignored, so a client may send back what GET gave it
+        changes = {k: v for k, v in changes.items() if k not in ("id", "problem", "created_at", "updated_at")}
+        unknown = set(changes) - set(current)
         if unknown:
             raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-        merged: dict[str, Any] = {
-            "name": a.name,
-            "keywords": list(a.keywords),
-            "match": a.match,
-            "actions": list(a.actions),
-            "channels": list(a.channels or []),
-            "types": list(a.types or []),
-            "enabled": a.enabled,
-            **changes,
-        }
+        merged = {**current, **changes}
         fields = await self._validate(merged, current_id=a.id)
         for k, v in fields.items():
             setattr(a, k, v)
