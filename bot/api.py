@@ -102,9 +102,33 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object")
+    if _has_nul(data):
+        raise ApiError(400, NUL_ERROR)
     return data
+
+
+NUL_ERROR = "text must not contain NUL (\\u0000) characters"
+
+
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL: such input is refused up front, never a store error.
+    Iterative, so a deeply nested body cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 @web.middleware
@@ -127,6 +151,8 @@ async def api_middleware(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
+        if "\x00" in request.path or any(_has_nul(k) or _has_nul(v) for k, v in request.query.items()):
+            raise ApiError(400, NUL_ERROR)
         return await handler(request)
     except ApiError as exc:
         return _json({"error": exc.message, **exc.extra}, exc.status)

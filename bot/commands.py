@@ -112,6 +112,8 @@ class CommandRunner:
     async def run(self, text: str, *, is_admin: bool, actor: str) -> str:
         if not is_admin:
             return NOT_ADMIN
+        if "\x00" in text:  # the store cannot hold it (PostgreSQL)
+            return "the command holds a NUL character — remove it and send again"
         try:
             tokens = tokenize(text.strip())
             if tokens and tokens[0].text.lower() in ("/automation", "automation") and not tokens[0].quoted:

@@ -203,6 +203,9 @@ def webhook_handler(
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             metrics.rejected.labels("webhook", "json").inc()
             return error(400, f"body is not valid JSON: {exc}")
+        except RecursionError:
+            metrics.rejected.labels("webhook", "json").inc()
+            return error(400, "body is not valid JSON: nested too deeply")
         if not isinstance(data, dict):
             metrics.rejected.labels("webhook", "json").inc()
             return error(400, "body must be a JSON object", fields={"body": "must be an object"})

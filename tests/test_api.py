@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, Bot, make_settings
+from tests.conftest import STORES, TOKEN, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
 
@@ -768,6 +768,12 @@ async def test_bad_bodies_never_500(bot: Bot, method: str, path: str) -> None:
     for body in (b'["text", "x"]', b'"text"', b"42", b"null"):
         status, err = await raw(bot, method, url, data=body, headers=ctype)
         assert (status, err) == (400, {"error": "body must be a JSON object"}), body
+    deep = b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, err = await raw(bot, method, url, data=deep, headers=ctype)
+    assert (status, err) == (400, {"error": "body is not valid JSON: nested too deeply"})
+    nested = json.dumps({"text": "ok", "reason": None, "x": [[[[{"y": "a\x00"}]]]]}).encode()
+    status, err = await raw(bot, method, url, data=nested, headers=ctype)
+    assert (status, err) == (400, {"error": "text must not contain NUL (\\u0000) characters"})
     big = json.dumps({"text": "x" * (256 * 1024), "name": "x"}).encode()
     status, err = await raw(bot, method, url, data=big, headers=ctype)
     assert (status, err) == (413, {"error": "body is larger than 256 KiB"})
@@ -784,3 +790,33 @@ async def test_bad_bodies_never_500(bot: Bot, method: str, path: str) -> None:
     assert [a["name"] for a in (await bot.api("GET", "/api/automations"))["items"]] == ["Bye"]
     for kind in ("tags", "topics", "reasons"):
         assert (await bot.api("GET", f"/api/{kind}"))["items"] == []
+
+
+NUL_REQUESTS = [
+    ("POST", "/api/tags", {"name": "a\x00"}),
+    ("POST", "/api/topics", {"name": "\x00"}),
+    ("POST", "/api/automations", {"name": "x\x00", "keywords": "a", "actions": [{"type": "resolve"}]}),
+    ("POST", "/api/automations", {"name": "y", "keywords": ["a\x00b"], "actions": [{"type": "resolve"}]}),
+    ("POST", "/api/conversations/{cid}/messages", {"text": "a\x00"}),
+    ("POST", "/api/conversations/{cid}/resolve", {"reason": "a\x00"}),
+    ("POST", "/api/conversations/{cid}/resolve", {"agent": "a\x00"}),
+    ("POST", "/api/automations/test", {"text": "a\x00"}),
+    ("GET", "/api/conversations?channel=%00", None),
+    ("GET", "/api/conversations?tag=a%00b", None),
+    ("DELETE", "/api/tags/%00", None),
+]
+
+
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+@pytest.mark.parametrize(("method", "path", "body"), NUL_REQUESTS)
+async def test_nul_characters_are_refused_not_a_store_error(
+    bot: Bot, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    """PostgreSQL text cannot hold NUL: a 400, on every store, never a 500/503."""
+    cid = (await bot.webhook("hello"))["conversation_id"]
+    before = await bot.conversation(cid)
+    status, err = await raw(bot, method, path.format(cid=cid), json=body)
+    assert (status, err) == (400, {"error": "text must not contain NUL (\\u0000) characters"})
+    assert await bot.conversation(cid) == before
+    assert (await bot.api("GET", "/api/automations"))["items"] == []
+    assert (await bot.api("GET", "/api/tags"))["items"] == []

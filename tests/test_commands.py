@@ -13,7 +13,7 @@ import pytest
 
 from bot.cli import main as cli_main
 from bot.commands import HELP, NOT_ADMIN
-from tests.conftest import SHOP_SECRET, TOKEN, Bot, make_settings
+from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
 
@@ -527,3 +527,11 @@ async def test_non_admin_refused_and_nothing_changes(bot: Bot, command: str) -> 
     assert await automations(bot) == before
     assert (await bot.api("GET", "/api/tags"))["items"] == [{"name": "closing"}]
     assert await conversations(bot) == []
+
+
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+@pytest.mark.parametrize("command", ['create "x\x00" keywords=a resolve', "tags add b\x00", 'show "x\x00"'])
+async def test_nul_character_refused(bot: Bot, command: str) -> None:
+    assert await bot.command(command) == "the command holds a NUL character — remove it and send again"
+    assert await automations(bot) == []
+    assert (await bot.api("GET", "/api/tags"))["items"] == []

@@ -198,6 +198,8 @@ async def test_signature_within_five_minutes_is_accepted(bot: Bot) -> None:
         (b'[{"id": "m-1"}]', "body must be a JSON object"),
         (b'"hello"', "body must be a JSON object"),
         (b"null", "body must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON: nested too deeply"),
+        (b'{"id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "body is not valid JSON: nested too deeply"),
     ],
 )
 async def test_bad_json_is_400(bot: Bot, body: bytes, error: str) -> None:
