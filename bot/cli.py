@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ from bot.logs import setup_logging
 
 LOCAL_ENV = Path(".env.local")
 DEMO_CHANNEL = "demo"
+WORKER_MIN_UPTIME = 2.0  # a worker failing sooner after its start is a start-up error: not restarted
 
 log = logging.getLogger("inbox.cli")
 
@@ -136,7 +138,9 @@ async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, 
     from bot.app import build_app
 
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout
+    )
     await runner.setup()
     sock = _bind(host, port, reuse_port)
     site = web.SockSite(runner, sock, shutdown_timeout=settings.server.shutdown_timeout)
@@ -175,8 +179,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    asyncio.run(_migrate(settings))
-    if args.demo:
+    if not args.worker_child:  # the supervisor migrated already: N children must not race
+        asyncio.run(_migrate(settings))
+    if args.demo and not args.worker_child:
         asyncio.run(_seed_demo(settings))
     workers = args.workers or 1
     if workers > 1 and not args.worker_child:
@@ -186,23 +191,52 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _run_workers(args: argparse.Namespace, workers: int, host: str, port: int, settings: Settings) -> int:
-    """N processes on one port (SO_REUSEPORT); the kernel spreads connections across them."""
+    """N processes on one port (SO_REUSEPORT); the kernel spreads connections across them.
+
+    The parent only supervises: it forwards SIGINT/SIGTERM to the children and waits for them to
+    finish cleanly, and it restarts a child that dies on its own (a crash, an OOM kill). A child that
+    fails with an error right after starting stops the whole set, so a bad config or a taken port
+    is not retried forever."""
     if settings.database.is_sqlite:
         print("inbox-bot: note: several workers on SQLite share one writer; use PostgreSQL for real scale-out")
     cmd = [sys.executable, "-m", "bot", "serve", "--worker-child", "--host", host, "--port", str(port)]
     if args.config:
         cmd += ["--config", args.config]
-    procs = [subprocess.Popen(cmd) for _ in range(workers)]
+    stopping = False
+
+    def spawn() -> tuple[subprocess.Popen[bytes], float]:
+        return subprocess.Popen(cmd), time.monotonic()
+
+    procs = [spawn() for _ in range(workers)]
 
     def forward(signum: int, _frame: object) -> None:
-        for p in procs:
+        nonlocal stopping
+        stopping = True
+        for p, _ in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    codes = [p.wait() for p in procs]
-    return max(codes)
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):
+        for i, (p, started) in enumerate(procs):
+            if i in codes:
+                continue
+            code = p.poll()
+            if code is None:
+                continue
+            if stopping or (code > 0 and time.monotonic() - started < WORKER_MIN_UPTIME):
+                codes[i] = code
+                if not stopping:  # it could not start: stop the others and say so
+                    print(f"inbox-bot: worker pid {p.pid} exited with code {code} at start-up; stopping",
+                          file=sys.stderr)
+                    forward(signal.SIGTERM, None)
+                continue
+            print(f"inbox-bot: worker pid {p.pid} exited with code {code}; starting a new one", file=sys.stderr)
+            procs[i] = spawn()
+        time.sleep(0.1)
+    return max((abs(c) for c in codes.values()), default=0)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -111,6 +111,7 @@ class Inbox:
             async with repo.transaction():
                 results = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
+            self._contacts = repo.ContactCache()  # it may hold contacts of the rolled-back transaction
             if len(batch) > 1:
                 log.info("group commit of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
             for msg, fut, started in batch:
@@ -144,6 +145,7 @@ class Inbox:
                     return result
             except repo.IntegrityError:
                 # Another worker committed the same message or opened the conversation first.
+                self._contacts = repo.ContactCache()  # (or a cached contact was rolled back)
                 await asyncio.sleep(random.uniform(0.0025, 0.005) * 2 ** min(attempt, 7))
             except repo.OperationalError as exc:
                 if "deadlock" not in str(exc).lower() and "locked" not in str(exc).lower():

@@ -204,3 +204,22 @@ def make_bot(db_url: str, aiohttp_client: Any) -> Callable[[Settings], Awaitable
 @pytest.fixture
 async def bot(make_bot: Callable[[Settings], Awaitable[Bot]], settings: Settings) -> Bot:
     return await make_bot(settings)
+
+
+# --- figures printed after the run (reliability suite): visible in plain `make test` output -------
+FIGURES_KEY = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report_figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Call with one line of figures; the lines are printed in the terminal summary."""
+    lines = request.config.stash.setdefault(FIGURES_KEY, [])
+    return lines.append
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(FIGURES_KEY, [])
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
