@@ -4,6 +4,7 @@ a running app over HTTP, signed webhook requests. No test reaches the internet."
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
@@ -42,6 +43,16 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture
+def keep_logging() -> Any:
+    """The CLI sets up the root logger; put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def load_payload(name: str) -> Any:

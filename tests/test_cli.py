@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import logging
 import os
 import signal
 import socket
@@ -15,7 +14,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 API_TOKEN = "cli-api-token-5f2a9c"
 SHOP_SECRET = "cli-shop-secret-81bd3e"
 SLACK_SIGNING = "cli-slack-signing-77aa01"
-
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ Telegram call it; effects checked over the JSON API and the webhook, as users se
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,6 @@ from bot.commands import HELP, NOT_ADMIN
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
-
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    """The CLI sets up the root logger; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def labels(

@@ -4,8 +4,7 @@ secrets are missing is left off while the others start; `serve` refuses a bad co
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +77,6 @@ SKETCH_ENV = {
     "TELEGRAM_WEBHOOK_SECRET": "tg-s3cret",
     "SALESFORCE_SESSION_ID": "00Dxx!AQ",
 }
-
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def problems(raw: dict[str, Any]) -> list[str]:

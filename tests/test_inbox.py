@@ -218,7 +218,7 @@ async def test_automation_change_reaches_another_worker_within_a_second(make_bot
     await setup_au_revoir(one)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 1.0
-    while loop.time() < deadline and len(two.state.rules.current()) == 0:
+    while loop.time() < deadline and len(two.state.rules.current()) == 0:  # noqa: ASYNC110 - another worker's state
         await asyncio.sleep(0.05)
     assert len(two.state.rules.current()) == 1
     r = await two.webhook("bye", thread="w2")
