@@ -400,6 +400,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 
+async def only_post(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"error": f"{request.method} is not allowed here; use POST"}, status=405, headers={"Allow": "POST"}
+    )
+
+
 async def openapi(request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
@@ -417,6 +423,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/automations", list_automations),
         web.post("/api/automations", create_automation),
         web.post("/api/automations/test", test_automations),
+        web.route("*", "/api/automations/test", only_post),  # else PATCH/GET fall through to {id}: 404
         web.get("/api/automations/{id}", get_automation),
         web.patch("/api/automations/{id}", patch_automation),
         web.delete("/api/automations/{id}", delete_automation),
