@@ -25,6 +25,7 @@ LABEL_COMMANDS = {"tag": "tags", "topic": "topics", "reason": "reasons"}
 MAX_NAME = 100
 MAX_KEYWORDS = 100
 MAX_KEYWORD_LEN = 200
+MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
 
 
 class AdminError(Exception):
@@ -91,15 +92,9 @@ def editable_fields(a: repo.Automation) -> dict[str, Any]:
     }
 
 
-def automation_json(a: repo.Automation, settings: Settings) -> dict[str, Any]:
-    problem = plans.refusal(settings.organization, actions_from_json(a.actions))
-    return {
-        "id": a.id,
-        **editable_fields(a),
-        "problem": problem,
-        "created_at": a.created_at.isoformat(),
-        "updated_at": a.updated_at.isoformat(),
-    }
+def plan_problem(a: repo.Automation, settings: Settings) -> str | None:
+    """Why the current plan does not allow this automation (it is skipped at run time), or None."""
+    return plans.refusal(settings.organization, actions_from_json(a.actions))
 
 
 class RuleCache:
@@ -187,9 +182,7 @@ class Admin:
         if '"' in name or "," in name:
             raise Invalid(f"{what} names cannot contain commas or double quotes", field="name")
         if kind == "reason" and not self.settings.organization.resolution_reasons:
-            raise PlanRefused(
-                "resolution reasons are turned off (resolution_reasons = false in [organization])"
-            )
+            raise PlanRefused("resolution reasons are turned off (resolution_reasons = false in [organization])")
         existing = await repo.find_label(kind, name)
         if existing is not None:
             raise Conflict(f'{what} "{existing.name}" already exists', field="name")
@@ -224,7 +217,7 @@ class Admin:
             label = f"#{ref}"
         else:
             ref = ref.strip()
-            if ref.startswith("#") and ref[1:].isdigit():
+            if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit() and len(ref) < 19:
                 found = await repo.get_automation(int(ref[1:]))
             else:
                 found = await repo.find_automation(ref)
@@ -237,7 +230,7 @@ class Admin:
         """Check every field; returns the row's columns. Raises the first problem found."""
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise Invalid('give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve', field="name")
+            raise Invalid(MISSING_NAME, field="name")
         name = " ".join(name.split())
         if len(name) > MAX_NAME:
             raise Invalid(f"automation names are at most {MAX_NAME} characters", field="name")
@@ -245,9 +238,9 @@ class Admin:
             raise Invalid("automation names cannot start with # (that is how #ID refers to one)", field="name")
 
         raw_kw = data.get("keywords")
-        if raw_kw is None or (not isinstance(raw_kw, str) and not (
-            isinstance(raw_kw, list) and all(isinstance(k, str) for k in raw_kw)
-        )):
+        if raw_kw is None or (
+            not isinstance(raw_kw, str) and not (isinstance(raw_kw, list) and all(isinstance(k, str) for k in raw_kw))
+        ):
             raise Invalid('keywords: give at least one keyword, e.g. keywords="au revoir, bye"', field="keywords")
         keywords = parse_keywords(raw_kw)
         if not keywords or not any(keyword_key(k) for k in keywords):
@@ -292,7 +285,7 @@ class Admin:
                 f'an automation named "{existing.name}" already exists (#{existing.id}) — pick another name',
                 field="name",
             )
-        if enabled:
+        if enabled or current_id is None:  # SPEC §4: checked on create (enabled or not) and on enable
             self._check_plan(actions)
         return {
             "name": name,
@@ -312,9 +305,7 @@ class Admin:
 
     async def _validate_actions(self, raw: Any) -> list[Action]:
         if not isinstance(raw, list) or not raw:
-            raise Invalid(
-                "give at least one action: tags=…, topics=…, resolve or crm=salesforce", field="actions"
-            )
+            raise Invalid("give at least one action: tags=…, topics=…, resolve or crm=salesforce", field="actions")
         actions: list[Action] = []
         for item in raw:
             if isinstance(item, Action):
@@ -374,7 +365,9 @@ class Admin:
                 created = await repo.create_automation(**fields, created_by=actor)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
-            raise Conflict(f'an automation named "{fields["name"]}" already exists — pick another name', field="name") from None
+            raise Conflict(
+                f'an automation named "{fields["name"]}" already exists — pick another name', field="name"
+            ) from None
         await self.rules.refresh()
         log.info("automation #%s %r created by %s", created.id, created.name, actor)
         return created
@@ -396,7 +389,9 @@ class Admin:
                 await repo.save_automation(a)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
-            raise Conflict(f'an automation named "{fields["name"]}" already exists — pick another name', field="name") from None
+            raise Conflict(
+                f'an automation named "{fields["name"]}" already exists — pick another name', field="name"
+            ) from None
         await self.rules.refresh()
         return a
 

@@ -5,23 +5,26 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from bot import views
-from bot.admin import Admin, AdminError, automation_json
+from bot.admin import Admin, AdminError
 from bot.inbox import ConversationConflict, ConversationNotFound, Inbox
 from bot.metrics import Metrics
 from bot.openapi import OPENAPI
+from bot.request_body import BadBody, bad_text, parse_object, read_body
 from bot.store import repo
 
 log = logging.getLogger("inbox.api")
 
 MAX_API_BODY = 256 * 1024
+# ASCII digits only (str.isdigit accepts "²"), at most 18 of them (fits a 64-bit integer column)
+DIGITS = re.compile(r"[0-9]{1,18}")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -54,6 +57,8 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith("id:"):
             raise ValueError
+        if not DIGITS.fullmatch(raw[3:]):
+            raise ValueError
         return int(raw[3:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ApiError(400, "invalid cursor — pass next_cursor from the previous page", field="cursor") from None
@@ -62,7 +67,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
     return int(value)
 
@@ -83,52 +88,23 @@ def agent_of(body: dict[str, Any]) -> str:
 
 def path_id(request: web.Request, key: str = "id") -> int:
     raw = request.match_info[key]
-    if not raw.isdigit() or len(raw) > 18:
+    if not DIGITS.fullmatch(raw):
         raise ApiError(404, f"no such {key.replace('_', ' ')}: {raw}")
     return int(raw)
 
 
 async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_API_BODY:
-        raise ApiError(413, f"body is larger than {MAX_API_BODY // 1024} KiB")
-    body = await request.content.read(MAX_API_BODY + 1)
-    if len(body) > MAX_API_BODY:
+    body = await read_body(request, MAX_API_BODY)
+    if body is None:
         raise ApiError(413, f"body is larger than {MAX_API_BODY // 1024} KiB")
     if not body.strip():
         if required:
             raise ApiError(400, "body must be a JSON object")
         return {}
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body must be a JSON object")
-    if _has_nul(data):
-        raise ApiError(400, NUL_ERROR)
-    return data
-
-
-NUL_ERROR = "text must not contain NUL (\\u0000) characters"
-
-
-def _has_nul(value: Any) -> bool:
-    """PostgreSQL text cannot hold NUL: such input is refused up front, never a store error.
-    Iterative, so a deeply nested body cannot exhaust the stack."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            if "\x00" in v:
-                return True
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return False
+        return parse_object(body)
+    except BadBody as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 @web.middleware
@@ -140,8 +116,10 @@ async def api_middleware(
     tokens: frozenset[str] = request.app[TOKENS_KEY]
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
-    ok = scheme.lower() == "bearer" and token.strip() and any(
-        hmac.compare_digest(token.strip().encode(), t.encode()) for t in tokens
+    ok = (
+        scheme.lower() == "bearer"
+        and token.strip()
+        and any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in tokens)
     )
     if not ok:
         request.app[METRICS_KEY].rejected.labels("api", "token").inc()
@@ -151,8 +129,9 @@ async def api_middleware(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        if "\x00" in request.path or any(_has_nul(k) or _has_nul(v) for k, v in request.query.items()):
-            raise ApiError(400, NUL_ERROR)
+        problem = bad_text([request.path, *request.query.keys(), *request.query.values()])
+        if problem is not None:
+            raise ApiError(400, problem)
         return await handler(request)
     except ApiError as exc:
         return _json({"error": exc.message, **exc.extra}, exc.status)
@@ -206,7 +185,8 @@ async def resolve_conversation(request: web.Request) -> web.Response:
             raise ApiError(403, "resolution reasons are turned off (resolution_reasons = false in [organization])")
         if label is None:
             raise ApiError(
-                400, f'unknown resolution reason "{reason}" — create it with /automation reasons add {reason}',
+                400,
+                f'unknown resolution reason "{reason}" — create it with /automation reasons add {reason}',
                 field="reason",
             )
         reason = label.name
@@ -240,11 +220,10 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 async def list_automations(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
     limit = parse_limit(request.query.get("limit"))
     after = decode_cursor(request.query.get("cursor"))
     rows = await repo.list_automations(after_id=after, limit=limit + 1)
-    items = [automation_json(a, admin.settings) for a in rows]
+    items = [views.automation_json(a) for a in rows]
     return _json(page(items, [a.id for a in rows], limit))
 
 
@@ -252,19 +231,19 @@ async def create_automation(request: web.Request) -> web.Response:
     admin = request.app[ADMIN_KEY]
     body = await read_json(request)
     a = await admin.create(body, actor="api")
-    return _json(automation_json(a, admin.settings), 201)
+    return _json(views.automation_json(a), 201)
 
 
 async def get_automation(request: web.Request) -> web.Response:
     admin = request.app[ADMIN_KEY]
-    return _json(automation_json(await admin.find(path_id(request)), admin.settings))
+    return _json(views.automation_json(await admin.find(path_id(request))))
 
 
 async def patch_automation(request: web.Request) -> web.Response:
     admin = request.app[ADMIN_KEY]
     body = await read_json(request)
     a = await admin.update(path_id(request), body)
-    return _json(automation_json(a, admin.settings))
+    return _json(views.automation_json(a))
 
 
 async def delete_automation(request: web.Request) -> web.Response:
@@ -276,20 +255,23 @@ async def delete_automation(request: web.Request) -> web.Response:
 async def enable_automation(request: web.Request) -> web.Response:
     admin = request.app[ADMIN_KEY]
     a, _ = await admin.set_enabled(path_id(request), True)
-    return _json(automation_json(a, admin.settings))
+    return _json(views.automation_json(a))
 
 
 async def disable_automation(request: web.Request) -> web.Response:
     admin = request.app[ADMIN_KEY]
     a, _ = await admin.set_enabled(path_id(request), False)
-    return _json(automation_json(a, admin.settings))
+    return _json(views.automation_json(a))
 
 
 async def automation_runs(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    a = await admin.find(path_id(request))
+    automation_id = path_id(request)
     limit = parse_limit(request.query.get("limit"))
-    runs = await repo.list_runs(automation_id=a.id, before_id=decode_cursor(request.query.get("cursor")), limit=limit + 1)
+    cursor = decode_cursor(request.query.get("cursor"))
+    runs = await repo.list_runs(automation_id=automation_id, before_id=cursor, limit=limit + 1)
+    if not runs and cursor is None:
+        await request.app[ADMIN_KEY].find(automation_id)  # 404 for an id that never ran and does not exist
+    # a deleted automation's runs stay listed here, with its name as it was
     return _json(page([views.run_json(r) for r in runs], [r.id for r in runs], limit))
 
 
@@ -299,7 +281,9 @@ async def test_automations(request: web.Request) -> web.Response:
     for key in ("text", "channel", "type"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise ApiError(400, f"{key} must be a string", field=key)
-    result = await admin.test(body.get("text") or "", channel=body.get("channel") or None, type=body.get("type") or None)
+    result = await admin.test(
+        body.get("text") or "", channel=body.get("channel") or None, type=body.get("type") or None
+    )
     ev = result.evaluation
     return _json(
         {
@@ -357,7 +341,7 @@ async def list_outbox(request: web.Request) -> web.Response:
     if status not in (None, "pending", "running", "done", "failed"):
         raise ApiError(400, "status must be pending, running, done or failed", field="status")
     conv = request.query.get("conversation_id")
-    if conv is not None and not conv.isdigit():
+    if conv is not None and not DIGITS.fullmatch(conv):
         raise ApiError(400, "conversation_id must be a number", field="conversation_id")
     limit = parse_limit(request.query.get("limit"))
     jobs = await repo.list_jobs(

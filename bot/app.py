@@ -50,6 +50,8 @@ class AppState:
             poll_interval=settings.outbox.poll_interval,
         )
         self.inbox.wake_outbox = self.outbox.wake
+        self.inbox.reply_problem = self.reply_problem
+        self.inbox.delivers_replies = self.delivers_replies
         self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
         self.connectors: dict[str, Connector] = {}
         self.left_off: dict[str, str] = {}
@@ -79,6 +81,16 @@ class AppState:
 
     def connector(self, name: str) -> Connector | None:
         return self.connectors.get(name)
+
+    def reply_problem(self, channel: str) -> str | None:
+        """A channel that is off (missing secret) may come back: its replies wait in the outbox."""
+        if self.settings.channel(channel) is None:
+            return f'channel "{channel}" is no longer configured — replies cannot be sent'
+        return None
+
+    def delivers_replies(self, channel: str) -> bool:
+        connector = self.connectors.get(channel)
+        return connector.delivers_replies() if connector is not None else True
 
     async def deliver_reply(self, payload: dict[str, Any]) -> None:
         """Outbox job: send one stored outbound message through its conversation's channel."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.admin import LABEL_KINDS, Admin, AdminError, actions_from_json, automation_json
+from bot.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, actions_from_json, plan_problem
 from bot.model import Action, ActionType
 
 NOT_ADMIN = "Only inbox admins can manage automations."
@@ -16,7 +16,8 @@ NOT_ADMIN = "Only inbox admins can manage automations."
 HELP = """\
 /automation list — all automations
 /automation show NAME — one automation (NAME quoted, or #ID)
-/automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"] [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
+/automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"]
+    [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
 /automation enable NAME · disable NAME · delete NAME
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]"""
@@ -139,14 +140,14 @@ class CommandRunner:
             return 'No automations yet. Create one: /automation create "Au revoir" keywords="au revoir, bye" resolve'
         lines = []
         for a in rows:
-            info = automation_json(a, self.admin.settings)
+            problem = plan_problem(a, self.admin.settings)
             state = "enabled" if a.enabled else "disabled"
             line = (
                 f"#{a.id} {_q(a.name)} — {a.match} of: {_keywords(a.keywords)} → "
                 f"{describe_actions(actions_from_json(a.actions))} · {state}"
             )
-            if info["problem"]:
-                line += f" · ⚠ skipped: {info['problem']}"
+            if problem:
+                line += f" · ⚠ skipped: {problem}"
             lines.append(line)
         return "\n".join(lines)
 
@@ -161,15 +162,15 @@ class CommandRunner:
 
     async def _cmd_show(self, args: list[Token], actor: str) -> str:
         a = await self.admin.find(self._name(args, "show"))
-        info = automation_json(a, self.admin.settings)
+        problem = plan_problem(a, self.admin.settings)
         lines = [
             f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
             f"keywords ({a.match}): {_keywords(a.keywords)}",
             f"actions: {describe_actions(actions_from_json(a.actions))}",
             f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
         ]
-        if info["problem"]:
-            lines.append(f"⚠ skipped at run time: {info['problem']}")
+        if problem:
+            lines.append(f"⚠ skipped at run time: {problem}")
         return "\n".join(lines)
 
     async def _cmd_create(self, args: list[Token], actor: str) -> str:
@@ -179,9 +180,7 @@ class CommandRunner:
             return "=" in tok.text or (tok.text.lower() == "resolve" and not tok.quoted)
 
         if not args or is_option(args[0]):
-            raise CommandError(
-                'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
-            )
+            raise CommandError(MISSING_NAME)
         rest = list(args)
         name_parts = [rest.pop(0).text]
         # An unquoted name may span several words, up to the first option (whose value may be quoted).

@@ -35,9 +35,7 @@ class _Section(BaseModel):
 def _env_name(value: str | None) -> str | None:
     if value is not None and not ENV_NAME.match(value):
         # Never echo the value: it may be the secret itself, written in by mistake.
-        raise ValueError(
-            "must be the name of an environment variable (letters, digits, _), not the secret itself"
-        )
+        raise ValueError("must be the name of an environment variable (letters, digits, _), not the secret itself")
     return value
 
 

@@ -64,11 +64,17 @@ class Inbox:
         self._tasks: list[asyncio.Task[None]] = []
         self._contacts = repo.ContactCache()
         self.wake_outbox: Callable[[], None] = lambda: None
+        # Why a reply cannot be accepted on a channel (it is no longer configured), or None.
+        self.reply_problem: Callable[[str], str | None] = lambda channel: None
+        # Whether a channel sends replies out (a webhook channel without reply_url only stores them).
+        self.delivers_replies: Callable[[str], bool] = lambda channel: True
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._writer(), name=f"ingest-writer-{i}") for i in range(self._writers_n)]
+            self._tasks = [
+                asyncio.create_task(self._writer(), name=f"ingest-writer-{i}") for i in range(self._writers_n)
+            ]
 
     async def stop(self) -> None:
         """Finish what is queued, then stop the writers (never cancelled mid-transaction)."""
@@ -184,7 +190,9 @@ class Inbox:
                 fresh.append(i)
         if not fresh:
             return
-        contacts = await self._contacts.ids([(msgs[i].channel, msgs[i].contact_id, msgs[i].contact_name) for i in fresh])
+        contacts = await self._contacts.ids(
+            [(msgs[i].channel, msgs[i].contact_id, msgs[i].contact_name) for i in fresh]
+        )
         keys = {i: repo.open_key(msgs[i].channel, msgs[i].thread_key) for i in fresh}
         convs = await repo.open_conversations_for_update(list(keys.values()))
         new = [i for i in fresh if keys[i] not in convs]
@@ -201,7 +209,11 @@ class Inbox:
             results[i] = IngestResult(conv.id, mid, False)
             seen = frozenset(conv.keyword_progress or ())
             ev = rules.evaluate(
-                text=msg.text, channel=msg.channel, type=ConversationType(conv.type), first_message=i in first, seen=seen
+                text=msg.text,
+                channel=msg.channel,
+                type=ConversationType(conv.type),
+                first_message=i in first,
+                seen=seen,
             )
             changed: list[str] = []
             if ev.seen != seen:
@@ -274,15 +286,19 @@ class Inbox:
             conv = await repo.get_conversation(conversation_id)
             if conv is None:
                 raise ConversationNotFound(conversation_id)
+            problem = self.reply_problem(conv.channel)
+            if problem is not None:
+                raise ConversationConflict(problem)
             stored = await repo.add_message(
                 conversation_id=conv.id, channel=conv.channel, direction=Direction.OUTBOUND, text=text, author=author
             )
-            await repo.enqueue(
-                outbox_kinds.REPLY,
-                {"message_id": stored.id, "conversation_id": conv.id, "channel": conv.channel},
-                conversation_id=conv.id,
-                ordering_key=f"reply:{conv.id}",
-            )
+            if self.delivers_replies(conv.channel):
+                await repo.enqueue(
+                    outbox_kinds.REPLY,
+                    {"message_id": stored.id, "conversation_id": conv.id, "channel": conv.channel},
+                    conversation_id=conv.id,
+                    ordering_key=f"reply:{conv.id}",
+                )
             if conv.crm_target is not None and author != "salesforce":
                 await enqueue_crm_sync(conv.id)
         self.wake_outbox()

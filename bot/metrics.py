@@ -9,9 +9,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.messages = Counter(
-            "inbox_messages_total", "Inbound messages stored", ["channel", "result"], registry=r
-        )
+        self.messages = Counter("inbox_messages_total", "Inbound messages stored", ["channel", "result"], registry=r)
         self.rejected = Counter(
             "inbox_rejected_requests_total", "Inbound requests refused", ["endpoint", "reason"], registry=r
         )
@@ -30,9 +28,7 @@ class Metrics:
         self.outbox_pending = Gauge("inbox_outbox_pending", "Outbox jobs waiting", registry=r)
         self.outbox_failed = Gauge("inbox_outbox_failed", "Outbox jobs failed for good", registry=r)
         self.automations = Gauge("inbox_automations_active", "Enabled automations in the matcher", registry=r)
-        self.connector_errors = Counter(
-            "inbox_connector_errors_total", "Connector failures", ["channel"], registry=r
-        )
+        self.connector_errors = Counter("inbox_connector_errors_total", "Connector failures", ["channel"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

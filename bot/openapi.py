@@ -15,7 +15,10 @@ def _list_of(name: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["items", "next_cursor"],
-        "properties": {"items": {"type": "array", "items": _ref(name)}, "next_cursor": {"type": "string", "nullable": True}},
+        "properties": {
+            "items": {"type": "array", "items": _ref(name)},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
     }
 
 
@@ -152,7 +155,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/automations/{id}": {
             "get": _op("One automation", _ok(_ref("Automation")), parameters=[_ID]),
-            "patch": _op("Change an automation", _ok(_ref("Automation")), parameters=[_ID], requestBody=_body(_AUTOMATION_IN)),
+            "patch": _op(
+                "Change an automation", _ok(_ref("Automation")), parameters=[_ID], requestBody=_body(_AUTOMATION_IN)
+            ),
             "delete": _op("Delete an automation (its runs stay)", _ok({"type": "object"}), parameters=[_ID]),
         },
         "/api/automations/{id}/enable": {"post": _op("Enable", _ok(_ref("Automation")), parameters=[_ID])},

@@ -9,6 +9,7 @@ and a crashed worker's job is taken again when its lease runs out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -97,10 +98,8 @@ class Outbox:
             if worked or self._stopping:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
 
     async def run_once(self) -> int:
         """Claim and run one batch of due jobs; returns how many were run."""
@@ -149,7 +148,9 @@ class Outbox:
             if failed:
                 log.warning("outbox job %s (%s) failed after %d attempts: %s", job.id, job.kind, attempts, error)
             else:
-                log.info("outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error)
+                log.info(
+                    "outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error
+                )
         else:
             await repo.finish_job(job.id)
             self._metrics.outbox_jobs.labels(job.kind, "done").inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.admin import editable_fields
 from bot.store import repo
 
 
@@ -13,15 +14,11 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def message_json(m: repo.Message, tags: list[str]) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "direction": m.direction,
-        "text": m.text,
-        "tags": tags,
-        "author": m.author,
-        "sent_at": _iso(m.sent_at),
-        "delivered": m.external_id is not None if m.direction == "outbound" else None,
-    }
+    return {"id": m.id, "direction": m.direction, "text": m.text, "tags": tags, "sent_at": _iso(m.sent_at)}
+
+
+def automation_json(a: repo.Automation) -> dict[str, Any]:
+    return {"id": a.id, **editable_fields(a), "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at)}
 
 
 def run_json(r: repo.AutomationRun) -> dict[str, Any]:
@@ -44,6 +41,7 @@ def job_json(j: repo.OutboxJob) -> dict[str, Any]:
         "status": j.status,
         "attempts": j.attempts,
         "conversation_id": j.conversation_id,
+        "message_id": j.payload.get("message_id"),  # the reply a `reply` job sends
         "last_error": j.last_error,
         "run_after": _iso(j.run_after),
         "created_at": _iso(j.created_at),
@@ -67,7 +65,6 @@ def _conversation_json(c: repo.Conversation, topics: list[str], tags: list[str])
         "resolved_at": _iso(c.resolved_at),
         "previous_id": c.previous_id,
         "created_at": _iso(c.created_at),
-        "updated_at": _iso(c.updated_at),
         "crm": {"case_id": c.crm_case_id, "case_number": c.crm_case_number} if c.crm_case_id else None,
     }
 

@@ -55,6 +55,10 @@ class Connector(abc.ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Disconnect; finish in-flight work."""
 
+    def delivers_replies(self) -> bool:
+        """False when replies are only stored (read back over the API), never sent out."""
+        return True
+
     @abc.abstractmethod
     async def send(self, target: OutboundTarget, text: str) -> str | None:
         """Send a reply; return the platform's id for it. Raise bot.outbox.RetryLater or

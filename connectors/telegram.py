@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import re
 import warnings
@@ -38,8 +37,9 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.model import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
+from bot.request_body import BadBody, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook import error, read_limited
+from connectors.webhook import error
 
 if TYPE_CHECKING:
     from bot.config import TelegramChannel
@@ -451,18 +451,15 @@ def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> A
         if not hmac.compare_digest(given.encode(), connector.webhook_secret.encode()):
             metrics.rejected.labels("telegram", "secret").inc()
             return error(401, f"missing or wrong {SECRET_HEADER} header")
-        body = await read_limited(request, max_body)
+        body = await read_body(request, max_body)
         if body is None:
             metrics.rejected.labels("telegram", "too_large").inc()
             return error(413, f"body is larger than {max_body // 1024} KiB")
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = parse_object(body, what="a JSON object (a Telegram Update)")
+        except BadBody as exc:
             metrics.rejected.labels("telegram", "json").inc()
-            return error(400, f"body is not valid JSON: {exc}")
-        if not isinstance(data, dict):
-            metrics.rejected.labels("telegram", "json").inc()
-            return error(400, "body must be a JSON object (a Telegram Update)")
+            return error(400, str(exc))
         try:
             update = connector.parse(data)
         except BadUpdate as exc:

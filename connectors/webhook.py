@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, V
 
 from bot.model import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
+from bot.request_body import BadBody, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
 
 log = logging.getLogger("inbox.webhook")
@@ -28,6 +29,7 @@ log = logging.getLogger("inbox.webhook")
 MAX_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-Inbox-Signature"
 TIMESTAMP_HEADER = "X-Inbox-Timestamp"
+
 
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the store.
@@ -66,11 +68,11 @@ def check_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now
     given = headers.get(SIGNATURE_HEADER, "")
     if not ts or not given:
         return f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
-    if not ts.isdigit():
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
         return f"{TIMESTAMP_HEADER} must be unix seconds"
     if abs((time.time() if now is None else now) - int(ts)) > MAX_SKEW_SECONDS:
         return f"{TIMESTAMP_HEADER} is more than 5 minutes away from now (replayed, or the sender's clock is off)"
-    if not hmac.compare_digest(sign(secret, ts, body).encode(), given.strip().encode()):
+    if not hmac.compare_digest(sign(secret, ts, body).encode(), given.strip().lower().encode()):
         return "signature does not match: sign '{timestamp}.{raw body}' with HMAC-SHA256 and the channel's secret"
     return None
 
@@ -87,9 +89,11 @@ class WebhookPayload(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: NonEmpty
     contact: _Contact
-    text: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100_000), AfterValidator(_no_nul)]
-    type: Literal["direct", "group", "public"] = "direct"
-    thread: NonEmpty | None = None
+    # no length cap of its own: the body limit (413) bounds it
+    text: Annotated[str, StringConstraints(strict=True, min_length=1), AfterValidator(_no_nul)]
+    type: Literal["direct", "group", "public"] | None = None  # null or absent: direct
+    # null, absent or blank: the contact id is the thread
+    thread: Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_no_nul)] | None = None
     sent_at: Annotated[datetime | None, AfterValidator(_utc)] = None
 
 
@@ -104,16 +108,6 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
-
-
-async def read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The raw body, or None when it is larger than `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        return None
-    return body
 
 
 class WebhookConnector(Connector):
@@ -137,13 +131,17 @@ class WebhookConnector(Connector):
         return InboundMessage(
             channel=self.name,
             platform_message_id=payload.id,
-            thread_key=payload.thread or payload.contact.id,
+            thread_key=(payload.thread or "").strip() or payload.contact.id,
             contact_id=payload.contact.id,
             contact_name=payload.contact.name,
             text=payload.text,
-            type=ConversationType(payload.type),
+            type=ConversationType(payload.type or "direct"),
             sent_at=payload.sent_at,
         )
+
+    def delivers_replies(self) -> bool:
+        # Without reply_url the integrator reads replies from the API (outbound messages).
+        return self.reply_url is not None
 
     async def send(self, target: OutboundTarget, text: str) -> str | None:
         if not self.reply_url:
@@ -190,7 +188,7 @@ def webhook_handler(
             unknown = f'unknown channel "{name}" — configure it under [[channels]] with kind = "webhook"'
             return error(404, why or unknown)
         metrics = connector.ctx.metrics
-        body = await read_limited(request, max_body)
+        body = await read_body(request, max_body)
         if body is None:
             metrics.rejected.labels("webhook", "too_large").inc()
             return error(413, f"body is larger than {max_body // 1024} KiB")
@@ -199,16 +197,10 @@ def webhook_handler(
             metrics.rejected.labels("webhook", "signature").inc()
             return error(401, problem)
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = parse_object(body, check_text=False)  # NUL etc. are reported per field below
+        except BadBody as exc:
             metrics.rejected.labels("webhook", "json").inc()
-            return error(400, f"body is not valid JSON: {exc}")
-        except RecursionError:
-            metrics.rejected.labels("webhook", "json").inc()
-            return error(400, "body is not valid JSON: nested too deeply")
-        if not isinstance(data, dict):
-            metrics.rejected.labels("webhook", "json").inc()
-            return error(400, "body must be a JSON object", fields={"body": "must be an object"})
+            return error(400, str(exc), fields={"body": str(exc)})
         try:
             payload = WebhookPayload.model_validate(data)
         except ValidationError as exc:

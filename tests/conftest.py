@@ -198,6 +198,11 @@ class Bot:
     async def command(self, text: str, *, admin: bool = True) -> str:
         return await self.state.commands.run(text, is_admin=admin, actor="test-admin")
 
+    async def delivered(self, cid: int) -> set[int]:
+        """Ids of the conversation's outbound messages whose delivery job is done (from the outbox API)."""
+        items = (await self.api("GET", f"/api/outbox?conversation_id={cid}&limit=200"))["items"]
+        return {j["message_id"] for j in items if j["kind"] == "reply" and j["status"] == "done"}
+
     async def conversation(self, cid: int) -> dict[str, Any]:
         return await self.api("GET", f"/api/conversations/{cid}")  # type: ignore[no-any-return]
 

@@ -227,7 +227,7 @@ async def test_create_reason_alone_implies_resolve(bot: Bot) -> None:
         ("create x keywords=a crm=hubspot", 'unknown CRM "hubspot" — the crm action supports salesforce'),
         (
             "create keywords=a resolve",
-            'name the automation first, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
+            'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
         ),
         (
             "create #7 keywords=a resolve",

@@ -220,8 +220,7 @@ async def test_reply_survives_restart_and_is_sent_once(
     bot = await make_bot(settings)
 
     async def delivered() -> bool:
-        msgs = (await bot.conversation(cid))["messages"]
-        return any(m["direction"] == "outbound" and m["delivered"] for m in msgs)
+        return bool(await bot.delivered(cid))
 
     await eventually(delivered, "the reply went out after the restart")
     assert [r["text"] for r in received] == ["Hi Marie"]

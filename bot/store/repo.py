@@ -259,10 +259,14 @@ def conversation_topic(conversation_id: int, name: str) -> ConversationTopic:
 
 
 def conversation_event(conversation_id: int, action: str, actor: str, reason: str | None) -> ConversationEvent:
-    return ConversationEvent(conversation_id=conversation_id, action=action, actor=actor, reason=reason, created_at=now())
+    return ConversationEvent(
+        conversation_id=conversation_id, action=action, actor=actor, reason=reason, created_at=now()
+    )
 
 
-def outbox_job(kind: str, payload: dict[str, Any], *, conversation_id: int | None, ordering_key: str | None) -> OutboxJob:
+def outbox_job(
+    kind: str, payload: dict[str, Any], *, conversation_id: int | None, ordering_key: str | None
+) -> OutboxJob:
     t = now()
     return OutboxJob(
         kind=kind,
@@ -336,13 +340,13 @@ async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]],
     tags: dict[int, list[str]] = {i: [] for i in ids}
     if not ids:
         return topics, tags
-    for cid, name in await ConversationTopic.filter(conversation_id__in=ids).order_by("id").values_list(
-        "conversation_id", "name"
+    for cid, name in (
+        await ConversationTopic.filter(conversation_id__in=ids).order_by("id").values_list("conversation_id", "name")
     ):
         topics[cid].append(name)
     seen: set[tuple[int, str]] = set()
-    for cid, name, key in await MessageTag.filter(conversation_id__in=ids).order_by("id").values_list(
-        "conversation_id", "name", "key"
+    for cid, name, key in (
+        await MessageTag.filter(conversation_id__in=ids).order_by("id").values_list("conversation_id", "name", "key")
     ):
         if (cid, key) not in seen:
             seen.add((cid, key))
@@ -353,8 +357,8 @@ async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]],
 async def conversation_messages(conversation_id: int) -> tuple[list[Message], dict[int, list[str]]]:
     messages = await Message.filter(conversation_id=conversation_id).order_by("id")
     tags: dict[int, list[str]] = {m.id: [] for m in messages}
-    for mid, name in await MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list(
-        "message_id", "name"
+    for mid, name in (
+        await MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list("message_id", "name")
     ):
         tags.setdefault(mid, []).append(name)
     return messages, tags
@@ -597,9 +601,9 @@ async def crm_last_message_id(conversation_id: int) -> int:
 
 async def crm_unsynced_messages(conversation_id: int, *, after_id: int) -> list[Message]:
     """Messages after the Case's transcript that have no CaseComment yet, oldest first."""
-    return await Message.filter(
-        conversation_id=conversation_id, id__gt=after_id, crm_comment_id__isnull=True
-    ).order_by("id")
+    return await Message.filter(conversation_id=conversation_id, id__gt=after_id, crm_comment_id__isnull=True).order_by(
+        "id"
+    )
 
 
 async def crm_comment_done(message_id: int, comment_id: str, conversation_id: int) -> None:
