@@ -202,7 +202,7 @@ class Inbox:
         first = set(new)
         message_ids = await repo.add_inbound_many([(msgs[i], convs[keys[i]].id) for i in fresh])
 
-        tags, topics, runs, events, jobs = [], [], [], [], []
+        tags, topics, runs, events, crm_linked = [], [], [], [], []
         for i in fresh:
             msg, conv = msgs[i], convs[keys[i]]
             mid = message_ids[(msg.channel, msg.platform_message_id)]
@@ -248,13 +248,13 @@ class Inbox:
                     changed += ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"]
                     events.append(repo.conversation_event(conv.id, "resolve", actor, ev.resolve_reason))
             if conv.crm_target is not None:
-                jobs.append(crm_sync_job(conv.id))
+                crm_linked.append(conv.id)
             await repo.save_conversation(conv, changed)
         await repo.bulk_insert(tags, ignore_conflicts=True)
         await repo.bulk_insert(topics, ignore_conflicts=True)
         await repo.bulk_insert(runs)
         await repo.bulk_insert(events)
-        await repo.bulk_insert(jobs)
+        await enqueue_crm_sync(crm_linked)
 
     # --- agent actions -----------------------------------------------------------------------
     async def resolve(self, conversation_id: int, *, actor: str, reason: str | None) -> None:
@@ -300,7 +300,7 @@ class Inbox:
                     ordering_key=f"reply:{conv.id}",
                 )
             if conv.crm_target is not None and author != "salesforce":
-                await enqueue_crm_sync(conv.id)
+                await enqueue_crm_sync([conv.id])
         self.wake_outbox()
         return stored.id
 
@@ -314,8 +314,11 @@ def crm_sync_job(conversation_id: int) -> repo.OutboxJob:
     )
 
 
-async def enqueue_crm_sync(conversation_id: int) -> None:
-    await repo.bulk_insert([crm_sync_job(conversation_id)])
+async def enqueue_crm_sync(conversation_ids: list[int]) -> None:
+    """One pending sync per conversation is enough: the job syncs everything not yet in the Case,
+    so a new one is added only when none is waiting (a running one may have read too early)."""
+    waiting = await repo.pending_job_conversations(outbox_kinds.CRM_SYNC, conversation_ids)
+    await repo.bulk_insert([crm_sync_job(cid) for cid in conversation_ids if cid not in waiting])
 
 
 __all__ = ["ActionType", "ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

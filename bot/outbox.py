@@ -35,6 +35,10 @@ class PermanentFailure(Exception):
     """The job can never succeed (bad request, unknown channel); fail it without retrying."""
 
 
+class LeaseLost(Exception):
+    """Another worker took the job over (this worker stalled past its lease)."""
+
+
 class Outbox:
     def __init__(
         self,
@@ -45,7 +49,8 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         poll_interval: float = 0.5,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 60.0,
+        job_timeout: float = 900.0,
         batch: int = 16,
     ) -> None:
         self._handlers: dict[str, Handler] = {}
@@ -56,6 +61,7 @@ class Outbox:
         self.max_delay = max_delay
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
+        self.job_timeout = job_timeout
         self.batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
@@ -126,24 +132,48 @@ class Outbox:
         cap = min(self.max_delay, self.base_delay * (2 ** (attempts - 1)))
         return random.uniform(cap / 2, cap)
 
+    async def _run_leased(self, job: repo.OutboxJob, handler: Handler) -> None:
+        """Run the handler, renewing the job's lease while it runs, within `job_timeout`."""
+        task = asyncio.create_task(handler(dict(job.payload)))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.job_timeout
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=min(self.lease_seconds / 3, deadline - loop.time()))
+                if done:
+                    return task.result()
+                if loop.time() >= deadline:
+                    raise RetryLater(f"took longer than {self.job_timeout:.0f} s")
+                if not await repo.renew_job(job, lease_seconds=self.lease_seconds):
+                    raise LeaseLost(f"job {job.id} was taken over by another worker")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
     async def _run(self, job: repo.OutboxJob) -> None:
         handler = self._handlers.get(job.kind)
         attempts = job.attempts + 1
         try:
             if handler is None:
                 raise RetryLater(f"no handler for job kind {job.kind!r} in this worker")
-            await handler(dict(job.payload))
+            await self._run_leased(job, handler)
+        except LeaseLost as exc:
+            log.warning("outbox job %s (%s): %s", job.id, job.kind, exc)
         except PermanentFailure as exc:
-            await repo.retry_job(job.id, attempts=attempts, delay=0, error=str(exc), failed=True)
-            self._metrics.outbox_jobs.labels(job.kind, "failed").inc()
-            log.warning("outbox job %s (%s) failed for good: %s", job.id, job.kind, exc)
+            if await repo.retry_job(job, attempts=attempts, delay=0, error=str(exc), failed=True):
+                self._metrics.outbox_jobs.labels(job.kind, "failed").inc()
+                log.warning("outbox job %s (%s) failed for good: %s", job.id, job.kind, exc)
         except Exception as exc:
             failed = attempts >= self.max_attempts
             delay = self._delay(attempts)
             if isinstance(exc, RetryLater) and exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
             error = f"{type(exc).__name__}: {exc}"
-            await repo.retry_job(job.id, attempts=attempts, delay=delay, error=error, failed=failed)
+            if not await repo.retry_job(job, attempts=attempts, delay=delay, error=error, failed=failed):
+                log.warning("outbox job %s (%s): lease lost before recording: %s", job.id, job.kind, error)
+                return
             self._metrics.outbox_jobs.labels(job.kind, "failed" if failed else "retry").inc()
             if failed:
                 log.warning("outbox job %s (%s) failed after %d attempts: %s", job.id, job.kind, attempts, error)
@@ -152,5 +182,7 @@ class Outbox:
                     "outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error
                 )
         else:
-            await repo.finish_job(job.id)
-            self._metrics.outbox_jobs.labels(job.kind, "done").inc()
+            if await repo.finish_job(job):
+                self._metrics.outbox_jobs.labels(job.kind, "done").inc()
+            else:
+                log.warning("outbox job %s (%s) finished after its lease was lost", job.id, job.kind)

@@ -106,7 +106,8 @@ async def test_lease_and_ordering_key(db_url: str) -> None:
         # A crashed worker: the lease ran out, so the same jobs are due again — still not b.
         again = await repo.claim_jobs(limit=10, lease_seconds=60, skip_locked=True)
         assert {j.id for j in again} == {a.id, c.id}
-        await repo.finish_job(a.id)
+        (a_again,) = [j for j in again if j.id == a.id]
+        assert await repo.finish_job(a_again)
         assert [j.id for j in await repo.claim_jobs(limit=10, lease_seconds=60, skip_locked=True)] == [b.id]
 
 
@@ -224,3 +225,56 @@ async def test_reply_survives_restart_and_is_sent_once(
 
     await eventually(delivered, "the reply went out after the restart")
     assert [r["text"] for r in received] == ["Hi Marie"]
+
+
+# --- fairness and leases (review findings) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+async def test_jobs_queued_behind_a_backed_off_key_do_not_starve_other_work(db_url: str) -> None:
+    """A Salesforce outage leaves one crm key backing off with many jobs queued behind it; a reply
+    on another conversation must still be claimed."""
+    async with db.open_store(db_url):
+        head = await repo.enqueue("crm_sync", {}, ordering_key="crm:1")
+        (claimed,) = await repo.claim_jobs(limit=1, lease_seconds=60, skip_locked=True)
+        assert claimed.id == head.id
+        assert await repo.retry_job(claimed, attempts=1, delay=3600, error="down", failed=False)
+        for _ in range(80):
+            await repo.enqueue("crm_sync", {}, ordering_key="crm:1")
+        reply = await repo.enqueue("reply", {}, ordering_key="reply:2")
+        got = await repo.claim_jobs(limit=16, lease_seconds=60, skip_locked=True)
+        assert [j.id for j in got] == [reply.id]
+
+
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+async def test_a_worker_that_lost_its_lease_cannot_finish_the_job(db_url: str) -> None:
+    async with db.open_store(db_url):
+        await repo.enqueue("t", {})
+        (stale,) = await repo.claim_jobs(limit=1, lease_seconds=0, skip_locked=True)
+        await asyncio.sleep(0.01)
+        (fresh,) = await repo.claim_jobs(limit=1, lease_seconds=60, skip_locked=True)  # lease ran out
+        assert fresh.id == stale.id
+        assert not await repo.finish_job(stale)
+        assert not await repo.renew_job(stale, lease_seconds=60)
+        assert await repo.finish_job(fresh)
+
+
+async def test_a_long_job_keeps_its_lease_and_runs_once(db_url: str) -> None:
+    """Two workers, a handler slower than the lease: renewal keeps the second worker off it."""
+    async with db.open_store(db_url):
+        await repo.enqueue("slow", {})
+        runs: list[int] = []
+
+        async def slow(payload: dict[str, Any]) -> None:
+            runs.append(1)
+            await asyncio.sleep(0.5)
+
+        boxes = [Outbox(metrics=Metrics(), skip_locked=True, lease_seconds=0.15) for _ in range(2)]
+        for box in boxes:
+            box.register("slow", slow)
+        first = asyncio.create_task(boxes[0].run_once())
+        await asyncio.sleep(0.3)  # past the first lease: only renewal keeps the job
+        assert await boxes[1].run_once() == 0
+        assert await first == 1
+        assert runs == [1]
+        assert [j.status for j in await repo.list_jobs()] == ["done"]

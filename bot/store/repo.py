@@ -10,7 +10,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError as _IntegrityError
 from tortoise.exceptions import OperationalError as _OperationalError
 from tortoise.expressions import Q, Subquery
-from tortoise.functions import Max
+from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
 
 from bot.model import Direction, InboundMessage, Status
@@ -519,44 +519,74 @@ async def enqueue(
 
 
 async def claim_jobs(*, limit: int, lease_seconds: float, skip_locked: bool) -> list[OutboxJob]:
-    """Take up to `limit` due jobs for this worker. On PostgreSQL rows locked by another worker
-    are skipped (FOR UPDATE SKIP LOCKED); a job whose lease ran out (a crashed worker) is due again.
-    Jobs sharing an ordering key run one at a time, oldest first."""
+    """Take up to `limit` due jobs for this worker, each leased until `job.locked_until` (the
+    worker's claim token: renew, finish and retry only succeed while it still matches).
+
+    On PostgreSQL rows locked by another worker are skipped (FOR UPDATE SKIP LOCKED); a job whose
+    lease ran out (a crashed worker) is due again. Jobs sharing an ordering key run one at a time,
+    oldest first: only the oldest unfinished job of a key is a candidate, so jobs waiting behind a
+    backed-off one never fill the claim window and starve other keys."""
     t = now()
-    async with in_transaction("default"):
+    async with transaction():
+        heads = (
+            OutboxJob.filter(status__in=["pending", "running"], ordering_key__isnull=False)
+            .group_by("ordering_key")
+            .annotate(first=Min("id"))
+            .values("first")
+        )
         due = Q(status="pending", run_after__lte=t) | Q(status="running", locked_until__lt=t)
-        qs = OutboxJob.filter(due).order_by("id").limit(limit * 4)
-        qs = qs.select_for_update(skip_locked=True) if skip_locked else qs
-        candidates = await qs
-        keys = {j.ordering_key for j in candidates if j.ordering_key}
-        heads: dict[str, int] = {}
-        if keys:
-            rows = await OutboxJob.filter(ordering_key__in=keys, status__in=["pending", "running"]).values_list(
-                "ordering_key", "id"
-            )
-            for k, jid in rows:
-                heads[k] = min(jid, heads.get(k, jid))
-        candidates = [j for j in candidates if not j.ordering_key or heads.get(j.ordering_key) == j.id]
-        candidates = candidates[:limit]
-        if candidates:
-            await OutboxJob.filter(id__in=[j.id for j in candidates]).update(
-                status="running", locked_until=t + timedelta(seconds=lease_seconds)
-            )
-        return candidates
+        qs = OutboxJob.filter(due).filter(Q(ordering_key__isnull=True) | Q(id__in=Subquery(heads)))
+        qs = qs.order_by("id").limit(limit)
+        jobs = await (qs.select_for_update(skip_locked=True) if skip_locked else qs)
+        if jobs:
+            token = t + timedelta(seconds=lease_seconds)
+            await OutboxJob.filter(id__in=[j.id for j in jobs]).update(status="running", locked_until=token)
+            for j in jobs:
+                j.status, j.locked_until = "running", token
+        return jobs
 
 
-async def finish_job(job_id: int) -> None:
-    await OutboxJob.filter(id=job_id).update(status="done", locked_until=None, last_error=None)
-
-
-async def retry_job(job_id: int, *, attempts: int, delay: float, error: str, failed: bool) -> None:
-    await OutboxJob.filter(id=job_id).update(
-        status="failed" if failed else "pending",
-        attempts=attempts,
-        run_after=now() + timedelta(seconds=delay),
-        locked_until=None,
-        last_error=error[:2000],
+async def renew_job(job: OutboxJob, *, lease_seconds: float) -> bool:
+    """Extend this worker's lease on a running job; False when the lease was lost to another worker."""
+    token = now() + timedelta(seconds=lease_seconds)
+    renewed = await OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+        locked_until=token
     )
+    if renewed:
+        job.locked_until = token
+    return bool(renewed)
+
+
+async def finish_job(job: OutboxJob) -> bool:
+    """Mark done, if this worker still holds the job's lease."""
+    return bool(
+        await OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+            status="done", locked_until=None, last_error=None
+        )
+    )
+
+
+async def retry_job(job: OutboxJob, *, attempts: int, delay: float, error: str, failed: bool) -> bool:
+    """Back off (or fail for good), if this worker still holds the job's lease."""
+    return bool(
+        await OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+            status="failed" if failed else "pending",
+            attempts=attempts,
+            run_after=now() + timedelta(seconds=delay),
+            locked_until=None,
+            last_error=error[:2000],
+        )
+    )
+
+
+async def pending_job_conversations(kind: str, conversation_ids: Sequence[int]) -> set[int]:
+    """Conversations that already have a not-yet-started job of this kind (idempotent jobs merge)."""
+    if not conversation_ids:
+        return set()
+    rows = await OutboxJob.filter(kind=kind, status="pending", conversation_id__in=list(conversation_ids)).values_list(
+        "conversation_id", flat=True
+    )
+    return {int(r) for r in rows}  # type: ignore[call-overload]
 
 
 async def list_jobs(
