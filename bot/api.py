@@ -119,7 +119,7 @@ async def api_middleware(
     ok = (
         scheme.lower() == "bearer"
         and token.strip()
-        and any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in tokens)
+        and any(hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"), t.encode()) for t in tokens)
     )
     if not ok:
         request.app[METRICS_KEY].rejected.labels("api", "token").inc()

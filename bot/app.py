@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -135,14 +134,20 @@ class AppState:
         self._tasks.append(asyncio.create_task(self.rules.watch(), name="rules-watch"))
 
     async def stop(self) -> None:
-        for c in self.connectors.values():
-            with contextlib.suppress(Exception):
-                await c.stop()
-        await self.inbox.stop()
-        if self.crm is not None:
-            with contextlib.suppress(Exception):
-                await self.crm.stop()
+        """Outbound work first, while the connectors it sends through are still open; then the
+        connectors (polling, Socket Mode); then the ingest writers drain what those delivered."""
         await self.outbox.stop(timeout=self.settings.server.shutdown_timeout)
+        if self.crm is not None:
+            try:
+                await self.crm.stop()
+            except Exception:
+                log.exception("stopping the Salesforce connector failed")
+        for name, c in self.connectors.items():
+            try:
+                await c.stop()
+            except Exception:
+                log.exception('stopping channel "%s" failed', name)
+        await self.inbox.stop()
         self.rules.stop()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=5)

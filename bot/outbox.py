@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.metrics import Metrics
@@ -20,7 +20,7 @@ from bot.store import repo
 
 log = logging.getLogger("inbox.outbox")
 
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
 class RetryLater(Exception):
@@ -134,7 +134,7 @@ class Outbox:
 
     async def _run_leased(self, job: repo.OutboxJob, handler: Handler) -> None:
         """Run the handler, renewing the job's lease while it runs, within `job_timeout`."""
-        task = asyncio.create_task(handler(dict(job.payload)))
+        task: asyncio.Task[None] = asyncio.create_task(handler(dict(job.payload)))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.job_timeout
         try:

@@ -72,7 +72,10 @@ def check_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now
         return f"{TIMESTAMP_HEADER} must be unix seconds"
     if abs((time.time() if now is None else now) - int(ts)) > MAX_SKEW_SECONDS:
         return f"{TIMESTAMP_HEADER} is more than 5 minutes away from now (replayed, or the sender's clock is off)"
-    if not hmac.compare_digest(sign(secret, ts, body).encode(), given.strip().lower().encode()):
+    # header bytes that are not UTF-8 arrive as surrogate escapes: compare bytes, never raise
+    if not hmac.compare_digest(
+        sign(secret, ts, body).encode(), given.strip().lower().encode("utf-8", "surrogateescape")
+    ):
         return "signature does not match: sign '{timestamp}.{raw body}' with HMAC-SHA256 and the channel's secret"
     return None
 

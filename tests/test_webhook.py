@@ -401,3 +401,27 @@ async def test_reply_without_reply_url_is_stored_for_the_api_not_sent(bot: Bot) 
     messages = (await bot.conversation(cid))["messages"]
     assert [(m["direction"], m["text"]) for m in messages] == [("inbound", "hello"), ("outbound", "hi")]
     assert (await bot.api("GET", f"/api/outbox?conversation_id={cid}"))["items"] == []
+
+
+async def raw_http(bot: Bot, request: bytes) -> int:
+    """Send bytes as they are (aiohttp's client would refuse non-UTF-8 header values)."""
+    reader, writer = await asyncio.open_connection(bot.client.host, bot.client.port)
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def test_non_utf8_header_bytes_are_refused_not_a_server_error(bot: Bot) -> None:
+    body = b'{"id": "m-1", "contact": {"id": "c"}, "text": "hi"}'
+    webhook = (
+        b"POST /webhooks/shop HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        b"X-Inbox-Timestamp: " + str(int(time.time())).encode() + b"\r\nX-Inbox-Signature: v1=\xff\xfe\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    assert await raw_http(bot, webhook) == 401
+    api = b"GET /api/conversations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"
+    assert await raw_http(bot, api) == 401
+    assert (await bot.api("GET", "/api/conversations"))["items"] == []
