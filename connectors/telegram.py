@@ -25,10 +25,8 @@ from telegram.constants import MessageLimit
 from telegram.error import (
     BadRequest,
     ChatMigrated,
-    Conflict,
     Forbidden,
     InvalidToken,
-    NetworkError,
     RetryAfter,
     TelegramError,
 )
@@ -55,6 +53,9 @@ ALLOWED_UPDATES = ("message", "channel_post")
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEEN_UPDATES = 1024  # update ids remembered to answer a redelivered update at once
 MAX_UPDATE_ATTEMPTS = 5  # polling: a failing update is retried this often, then skipped
+# Polling backoff after a failed getUpdates.
+POLL_BACKOFF_FIRST = 1.0
+POLL_BACKOFF_MAX = 60.0
 
 _CHAT_TYPES = {
     "private": ConversationType.DIRECT,
@@ -352,7 +353,7 @@ class TelegramConnector(Connector):
         """Long polling: fetch, handle each update until committed, and only then confirm it (the
         next getUpdates' offset), so an update is never lost to a crash."""
         offset: int | None = None
-        delay = 1.0
+        delay = POLL_BACKOFF_FIRST
         attempts: dict[int, int] = {}
         while True:
             try:
@@ -365,18 +366,30 @@ class TelegramConnector(Connector):
             except InvalidToken:
                 self.ctx.metrics.connector_errors.labels(self.name).inc()
                 log.error(
-                    'telegram channel "%s": the token was refused; polling stops — check the token', self.name
+                    'telegram channel "%s": Telegram refused the bot token in %s; polling stops — '
+                    "copy the token again from @BotFather, set %s and restart",
+                    self.name,
+                    self.token_env,
+                    self.token_env,
                 )
                 return
-            except (NetworkError, Conflict) as exc:  # TimedOut too; Conflict: a webhook or another poller
+            except Exception as exc:  # NetworkError, TimedOut, Conflict, Forbidden, anything else
+                # Conflict: a webhook or another poller. Whatever it is, the task must not die silently.
                 self.ctx.metrics.connector_errors.labels(self.name).inc()
-                log.warning(
-                    'telegram channel "%s": getUpdates failed (%s); retrying in %.0fs', self.name, exc, delay
-                )
+                if isinstance(exc, TelegramError):
+                    log.warning(
+                        'telegram channel "%s": getUpdates failed (%s: %s); retrying in %.0fs',
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                else:
+                    log.exception('telegram channel "%s": getUpdates failed; retrying in %.0fs', self.name, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                delay = min(delay * 2, POLL_BACKOFF_MAX)
                 continue
-            delay = 1.0
+            delay = POLL_BACKOFF_FIRST
             for update in updates:
                 try:
                     await self.process(update)

@@ -533,3 +533,42 @@ async def test_polling_reply_goes_out(make_tg_bot: MakeBot, api: TelegramApiDoub
     await bot.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Oui ?"}, expect=201)
     await bot.state.outbox.drain()
     assert await wait_sent(api) == [{"chat_id": -4012345678, "text": "Oui ?", "message_thread_id": None}]
+
+
+# --- long polling: failures never lose an update, never stop the poller ----------------------------
+
+
+def _connector_errors(bot: Bot) -> float:
+    value = bot.state.metrics.registry.get_sample_value("inbox_connector_errors_total", {"channel": CHANNEL})
+    return value or 0.0
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poller's waits shrunk to a few milliseconds (production: seconds)."""
+    import connectors.telegram as telegram
+
+    monkeypatch.setattr(telegram, "POLL_BACKOFF_FIRST", 0.005, raising=False)
+    monkeypatch.setattr(telegram, "POLL_BACKOFF_MAX", 0.02, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "description"),
+    [(403, "Forbidden: bot was kicked"), (500, "Internal Server Error"), (200, "not json")],
+)
+async def test_polling_survives_any_get_updates_failure(
+    make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None, status: int, description: str
+) -> None:
+    bot = await make_tg_bot(webhook=False)
+    await eventually(lambda: _async(bool(api.calls_to("getUpdates"))))
+    if status == 200:
+        api.garble_next("getUpdates")  # a body that is not JSON: PTB raises a bare TelegramError
+    else:
+        api.fail_next("getUpdates", status=status, description=description)
+    api.push_update(payload("private_text"))
+    await eventually(lambda: conversations(bot), tries=1000)
+    assert _connector_errors(bot) >= 1
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -57,6 +57,7 @@ class TelegramApiDouble:
     webhook: dict[str, Any] = field(default_factory=dict)
     base_url: str = ""  # set by start(): "http://127.0.0.1:PORT/bot" (the token is appended)
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
+    _garbled: set[str] = field(default_factory=set)
     _next_message_id: int = 5000
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -89,6 +90,10 @@ class TelegramApiDouble:
     ) -> None:
         self._failures.setdefault(method, []).extend([_Failure(status, description, parameters)] * times)
 
+    def garble_next(self, method: str) -> None:
+        """The next call of `method` gets a 200 whose body is not JSON (a proxy's error page)."""
+        self._garbled.add(method)
+
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates."""
         self.updates.append(update)
@@ -120,6 +125,9 @@ class TelegramApiDouble:
         if queued:
             f = queued.pop(0)
             return _error(f.status, f.description, f.parameters)
+        if method in self._garbled:
+            self._garbled.discard(method)
+            return web.Response(status=200, text="<html>502 Bad Gateway</html>", content_type="text/html")
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
