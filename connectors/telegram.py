@@ -35,7 +35,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.model import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
-from bot.request_body import BadBody, parse_object, read_body
+from bot.request_body import BadBody, bad_text, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
 from connectors.webhook import error
 
@@ -52,10 +52,11 @@ SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ALLOWED_UPDATES = ("message", "channel_post")
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEEN_UPDATES = 1024  # update ids remembered to answer a redelivered update at once
-MAX_UPDATE_ATTEMPTS = 5  # polling: a failing update is retried this often, then skipped
-# Polling backoff after a failed getUpdates.
+MAX_UPDATE_ATTEMPTS = 5  # polling: an update we cannot read is retried this often, then skipped
+# Polling backoff: getUpdates failures, and an update whose storing failed (tried again, never skipped).
 POLL_BACKOFF_FIRST = 1.0
 POLL_BACKOFF_MAX = 60.0
+UPDATE_RETRY_MAX = 30.0
 
 _CHAT_TYPES = {
     "private": ConversationType.DIRECT,
@@ -69,6 +70,10 @@ _REGISTRY = web.AppKey("telegram_connectors", dict)
 
 class BadUpdate(ValueError):
     """The body is JSON but not a Telegram Update."""
+
+
+class PoisonUpdate(Exception):
+    """Our normalization failed on this update's data: trying it again cannot succeed."""
 
 
 def thread_key(message: Message) -> str:
@@ -85,10 +90,14 @@ def reply_to(message: Message) -> dict[str, str | int | None]:
 
 
 def to_inbound(channel: str, message: Message) -> InboundMessage | None:
-    """Normalize a text message, caption or channel post; None for anything without text."""
+    """Normalize a text message, caption or channel post; None for anything without text. Raises
+    ValueError for text the store cannot keep (NUL, lone surrogates)."""
     text = message.text or message.caption
     if not text:
         return None
+    problem = bad_text(text)
+    if problem is not None:  # the webhook refuses these bodies (400); polling must skip them too
+        raise ValueError(problem)
     chat = message.chat
     # sender_chat: a channel post, an anonymous group admin, or a linked channel's auto-forward.
     if message.sender_chat is not None:
@@ -318,7 +327,10 @@ class TelegramConnector(Connector):
         message = update.effective_message
         if message is None:
             return
-        inbound = to_inbound(self.name, message)
+        try:
+            inbound = to_inbound(self.name, message)
+        except Exception as exc:
+            raise PoisonUpdate(f"cannot read message {message.message_id}: {type(exc).__name__}: {exc}") from exc
         if inbound is not None:
             await self.ctx.inbox.ingest(inbound)
 
@@ -351,7 +363,7 @@ class TelegramConnector(Connector):
 
     async def _poll(self) -> None:
         """Long polling: fetch, handle each update until committed, and only then confirm it (the
-        next getUpdates' offset), so an update is never lost to a crash."""
+        next getUpdates' offset), so an update is never lost to a crash or a store outage."""
         offset: int | None = None
         delay = POLL_BACKOFF_FIRST
         attempts: dict[int, int] = {}
@@ -397,23 +409,29 @@ class TelegramConnector(Connector):
                     n = attempts.get(update.update_id, 0) + 1
                     attempts[update.update_id] = n
                     self.ctx.metrics.connector_errors.labels(self.name).inc()
-                    if n < MAX_UPDATE_ATTEMPTS:
-                        log.warning(
-                            'telegram channel "%s": update %s failed (attempt %d): %s',
+                    if isinstance(exc, PoisonUpdate) and n >= MAX_UPDATE_ATTEMPTS:
+                        log.error(
+                            'telegram channel "%s": update %s skipped after %d attempts: %s',
                             self.name,
                             update.update_id,
                             n,
                             exc,
                         )
-                        await asyncio.sleep(min(2.0**n, 30.0))
+                    else:
+                        # Not confirmed: a store outage keeps the update at Telegram (and us on it)
+                        # until it is stored — never skipped.
+                        wait = min(POLL_BACKOFF_FIRST * 2.0 ** (n - 1), UPDATE_RETRY_MAX)
+                        log.warning(
+                            'telegram channel "%s": update %s failed (attempt %d, %s: %s); trying again in %.1fs',
+                            self.name,
+                            update.update_id,
+                            n,
+                            type(exc).__name__,
+                            exc,
+                            wait,
+                        )
+                        await asyncio.sleep(wait)
                         break  # fetch again from this update on
-                    log.error(
-                        'telegram channel "%s": update %s skipped after %d attempts: %s',
-                        self.name,
-                        update.update_id,
-                        n,
-                        exc,
-                    )
                 attempts.pop(update.update_id, None)
                 offset = update.update_id + 1
 

@@ -549,7 +549,53 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import connectors.telegram as telegram
 
     monkeypatch.setattr(telegram, "POLL_BACKOFF_FIRST", 0.005, raising=False)
+    monkeypatch.setattr(telegram, "UPDATE_RETRY_MAX", 0.02, raising=False)
     monkeypatch.setattr(telegram, "POLL_BACKOFF_MAX", 0.02, raising=False)
+
+
+async def _rename_table(old: str, new: str) -> None:
+    from tortoise import connections
+
+    await connections.get("default").execute_script(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+async def test_polling_keeps_an_update_through_a_store_outage(
+    make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None
+) -> None:
+    from connectors.telegram import MAX_UPDATE_ATTEMPTS
+
+    bot = await make_tg_bot(webhook=False)
+    await _rename_table("messages", "messages_away")  # the store refuses every message (a real error)
+    try:
+        api.push_update(payload("private_text"))
+
+        async def failed_often() -> bool:
+            return _connector_errors(bot) >= MAX_UPDATE_ATTEMPTS + 3
+
+        await eventually(failed_often, tries=1000)
+        # Never confirmed while it could not be stored: every getUpdates still starts at it.
+        assert all(int(c.get("offset") or 0) <= 871234550 for c in api.calls_to("getUpdates"))
+    finally:
+        await _rename_table("messages_away", "messages")
+
+    [conv] = await eventually(lambda: conversations(bot))
+    detail = await bot.conversation(conv["id"])
+    assert [m["text"] for m in detail["messages"]] == ["Bonjour, ma commande n'est pas arrivée"]
+
+
+async def test_polling_skips_an_update_it_cannot_read(
+    make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None
+) -> None:
+    from connectors.telegram import MAX_UPDATE_ATTEMPTS
+
+    bot = await make_tg_bot(webhook=False)
+    # Text the store cannot keep: no retry can help (the webhook refuses such a body with a 400).
+    api.push_update(payload("private_text", update_id=10, message_id=1, text="nul \u0000 inside"))
+    api.push_update(payload("private_text", update_id=11, message_id=2, text="fine"))
+    [conv] = await eventually(lambda: conversations(bot), tries=1000)
+    detail = await bot.conversation(conv["id"])
+    assert [m["text"] for m in detail["messages"]] == ["fine"]
+    assert _connector_errors(bot) == MAX_UPDATE_ATTEMPTS
 
 
 @pytest.mark.parametrize(
