@@ -39,6 +39,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_matching.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_workers.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

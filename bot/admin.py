@@ -15,7 +15,7 @@ from typing import Any
 from bot import plans
 from bot.config import Settings
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
-from bot.model import Action, ActionType, ConversationType, MatchMode
+from bot.model import VALUE_KEY, Action, ActionType, ConversationType, MatchMode
 from bot.store import repo
 
 log = logging.getLogger("inbox.admin")
@@ -59,12 +59,7 @@ class PlanRefused(AdminError):
 
 
 def actions_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[Action, ...]:
-    out = []
-    for item in items:
-        t = ActionType(item["type"])
-        key = {"tag": "tag", "topic": "topic", "resolve": "reason", "crm": "target"}[t.value]
-        out.append(Action(t, item.get(key)))
-    return tuple(out)
+    return tuple(Action.from_json(item) for item in items)
 
 
 def rule_from_row(a: repo.Automation) -> Rule:
@@ -314,7 +309,7 @@ class Admin:
                 t = item.get("type")
                 if t not in ("tag", "topic", "resolve", "crm"):
                     raise Invalid(f'unknown action "{t}" — use tag, topic, resolve or crm', field="actions")
-                key = {"tag": "tag", "topic": "topic", "resolve": "reason", "crm": "target"}[t]
+                key = VALUE_KEY[ActionType(t)]
                 value = item.get(key)
                 if value is not None and not isinstance(value, str):
                     raise Invalid(f"{t} action: {key} must be a string", field="actions")

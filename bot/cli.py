@@ -109,8 +109,10 @@ async def _seed_demo(settings: Settings) -> None:
             key="au revoir",
             keywords=["au revoir", "bye", "goodbye"],
             match="any",
-            actions=[{"type": "tag", "tag": "closing"}]
-            + [{"type": "resolve", "reason": "Contact left" if settings.organization.resolution_reasons else None}],
+            actions=[
+                {"type": "tag", "tag": "closing"},
+                {"type": "resolve", "reason": "Contact left" if settings.organization.resolution_reasons else None},
+            ],
             channels=[],
             types=[],
             enabled=True,
@@ -168,8 +170,8 @@ def _print_banner(settings: Settings, host: str, port: int) -> None:
         print("Send a first message (in another terminal):")
         print(f'  .venv/bin/inbox-bot send {DEMO_CHANNEL} "Au revoir !" --url {base}')
         print("Then see the conversation it opened (and resolved):")
-        print(f'  curl -s -H "Authorization: Bearer $(grep {settings.api.tokens_env} .env.local | cut -d= -f2 | cut -d, -f1)" '
-              f"{base}/api/conversations")
+        token = f"$(grep {settings.api.tokens_env} .env.local | cut -d= -f2 | cut -d, -f1)"
+        print(f'  curl -s -H "Authorization: Bearer {token}" {base}/api/conversations')
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class ConversationType(StrEnum):
@@ -53,13 +55,22 @@ class Action:
     value: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
-        key = {
-            ActionType.TAG: "tag",
-            ActionType.TOPIC: "topic",
-            ActionType.RESOLVE: "reason",
-            ActionType.CRM: "target",
-        }[self.type]
-        return {"type": self.type.value, key: self.value}
+        return {"type": self.type.value, VALUE_KEY[self.type]: self.value}
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> Action:
+        """From the API/stored form `{"type": "tag", "tag": "closing"}`; raises ValueError/KeyError."""
+        t = ActionType(item["type"])
+        return cls(t, item.get(VALUE_KEY[t]))
+
+
+# The JSON key that holds each action type's value (SPEC §6 automation JSON).
+VALUE_KEY: dict[ActionType, str] = {
+    ActionType.TAG: "tag",
+    ActionType.TOPIC: "topic",
+    ActionType.RESOLVE: "reason",
+    ActionType.CRM: "target",
+}
 
 
 @dataclass(frozen=True, slots=True)

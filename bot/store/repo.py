@@ -13,7 +13,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
 
-from bot.model import Direction, InboundMessage, Status
+from bot.model import VALUE_KEY, ActionType, Direction, InboundMessage, Status
 from bot.store.models import (
     Automation,
     AutomationRun,
@@ -442,13 +442,13 @@ async def delete_automation(a: Automation) -> None:
 
 async def automations_using(kind: str, name: str) -> list[Automation]:
     """Automations whose actions name this tag/topic/reason (case-insensitively)."""
-    action_type = {"tag": "tag", "topic": "topic", "reason": "resolve"}[kind]
-    value_key = {"tag": "tag", "topic": "topic", "reason": "reason"}[kind]
+    action_type = {"tag": ActionType.TAG, "topic": ActionType.TOPIC, "reason": ActionType.RESOLVE}[kind]
+    value_key = VALUE_KEY[action_type]
     out = []
     for a in await Automation.all().order_by("id"):
         for act in a.actions:
             v = act.get(value_key)
-            if act.get("type") == action_type and isinstance(v, str) and v.casefold() == name.casefold():
+            if act.get("type") == action_type.value and isinstance(v, str) and v.casefold() == name.casefold():
                 out.append(a)
                 break
     return out
