@@ -30,7 +30,7 @@ from bench._load import run_load  # noqa: E402
 from connectors.webhook import signed_headers  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
-WORDS = (
+WORDS = (  # noqa: SIM905 - a word list reads better as prose
     "order delivery refund invoice password account login shipping package broken late help "
     "thanks hello price discount coupon payment card bank transfer address change cancel"
 ).split()
