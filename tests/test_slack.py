@@ -574,3 +574,68 @@ def test_manifest_subscribes_what_the_connector_handles() -> None:
         "/slack/events",
     ):
         assert needed in manifest, needed
+
+
+# --- odd bytes on the wire: 400 / 401, never 500 ---------------------------------------------------
+
+
+async def raw_post(bot: Bot, path: str, head: list[bytes], body: bytes) -> int:
+    """POST exactly these header lines and body bytes (no client library tidying them up)."""
+    import asyncio
+
+    server = bot.client.server
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        lines = [
+            b"POST " + path.encode() + b" HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"Content-Length: " + str(len(body)).encode(),
+            b"Connection: close",
+            *head,
+        ]
+        writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        await reader.read()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def _head(headers: dict[str, str]) -> list[bytes]:
+    return [f"{k}: {v}".encode() for k, v in headers.items()]
+
+
+async def test_undecodable_bodies_and_odd_signature_headers_are_400_or_401(slack: SlackSender) -> None:
+    bot = slack.bot
+    good = json.dumps(event_payload("message_im")).encode()
+
+    # A body that is not UTF-8, correctly signed over its raw bytes: no Slack request looks like this.
+    latin = good.replace(b"Hello", "Héllo".encode("latin-1"))
+    head = _head(signed(latin, content_type="application/json"))
+    assert await raw_post(bot, "/slack/events", head, latin) == 400
+
+    # An unknown charset is ignored: Slack's bodies are UTF-8 and the signature covers the bytes.
+    head = _head(signed(good, content_type="application/json; charset=x-no-such-charset"))
+    assert await raw_post(bot, "/slack/events", head, good) == 200
+    head = _head(signed(good, content_type="application/json; charset=x-no-such-charset", secret="wrong"))
+    assert await raw_post(bot, "/slack/events", head, good) == 401
+
+    ts = str(int(time.time()))
+    sig = slack_signature(SIGNING_SECRET, ts, good)
+    for timestamp, signature in [
+        (ts.encode(), sig.encode()[:-2] + "é".encode()),  # non-ASCII bytes in the signature
+        (ts.encode(), sig.encode()[:-1] + b"\xff"),  # not even UTF-8
+        ("١٧٠٠٠٠٠٠٠٠".encode(), sig.encode()),  # digits, but not ASCII ones
+        (b"yesterday", sig.encode()),
+        (ts.encode() + b"\xe9", sig.encode()),
+    ]:
+        head = [
+            b"Content-Type: application/json",
+            b"X-Slack-Request-Timestamp: " + timestamp,
+            b"X-Slack-Signature: " + signature,
+        ]
+        assert await raw_post(bot, "/slack/events", head, good) == 401, (timestamp, signature)
+    [conv] = await conversations(bot)  # only the one correctly signed request
+    assert len((await bot.conversation(conv["id"]))["messages"]) == 1
