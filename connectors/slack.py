@@ -28,6 +28,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -86,8 +87,14 @@ USER_CACHE_SECONDS = 300.0
 # Slack wants an answer within 3 s: a slow users.info / conversations.info must not hold the event.
 LOOKUP_SECONDS = 1.5
 USER_CACHE_MAX = 10_000
+# While we do not know who we are (auth.test failed), each request asks again, this long at most.
+IDENTITY_SECONDS = 1.0
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
+
+
+class IdentityUnknown(Exception):
+    """A bot's message arrived while auth.test cannot tell whether the bot is us."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,9 +331,17 @@ class SlackConnector(Connector):
     # --- wiring --------------------------------------------------------------------------------
     def _register(self) -> None:
         # Bolt passes arguments by parameter name, so listeners are plain closures, not methods.
-        async def on_message(ack: Any, event: dict[str, Any]) -> None:
-            await self.handle_message(event)
+        async def on_message(ack: Any, event: dict[str, Any]) -> BoltResponse | None:
+            try:
+                await self.handle_message(event)
+            except IdentityUnknown as exc:
+                # Not acknowledged: Slack delivers the event again (HTTP retry, Socket Mode redelivery).
+                self.ctx.metrics.connector_errors.labels(self.name).inc()
+                log.warning("slack channel %s: %s; Slack will send it again", self.name, exc)
+                body = '{"error": "the bot cannot tell its own messages apart yet (auth.test failed)"}'
+                return BoltResponse(status=503, body=body, headers={"content-type": "application/json"})
             await ack()
+            return None
 
         async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
             await ack()  # within Slack's 3 s; the reply follows through response_url
@@ -400,11 +415,21 @@ class SlackConnector(Connector):
         task.add_done_callback(self._tasks.discard)
 
     # --- who we are ----------------------------------------------------------------------------
-    async def identity(self, *, strict: bool = False) -> BotIdentity | None:
+    async def identity(self, *, strict: bool = False, within: float | None = None) -> BotIdentity | None:
         """`auth.test`, once. `strict`: a bad token raises (the channel is left off); a network
-        problem only logs, and the next request tries again."""
+        problem only logs, and the next request tries again (for at most `within` seconds)."""
         if self._me is not None:
             return self._me
+        if within is None:
+            return await self._identity(strict=strict)
+        try:
+            async with asyncio.timeout(within):
+                return await self._identity(strict=strict)
+        except TimeoutError:
+            log.warning("slack channel %s: auth.test did not answer in %.1fs; will try again", self.name, within)
+            return None
+
+    async def _identity(self, *, strict: bool) -> BotIdentity | None:
         async with self._me_lock:
             if self._me is not None:
                 return self._me
@@ -427,7 +452,8 @@ class SlackConnector(Connector):
     def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
         # A closure: bolt reads the parameter names, and a bound method's would include `self`.
         async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-            me = await self.identity()
+            # Bolt drops our own events when it knows our ids; handle_message checks again.
+            me = await self.identity(within=IDENTITY_SECONDS)
             return AuthorizeResult(
                 enterprise_id=enterprise_id,
                 team_id=team_id or (me.team_id if me else None),
@@ -492,12 +518,16 @@ class SlackConnector(Connector):
 
     # --- inbound -------------------------------------------------------------------------------
     async def handle_message(self, event: dict[str, Any]) -> None:
-        """Store one `message` event (a retry is stored once: the inbox dedupes)."""
-        me = await self.identity()
+        """Store one `message` event (a retry is stored once: the inbox dedupes). Raises
+        IdentityUnknown for a bot's message while auth.test cannot say whether that bot is us:
+        storing our own reply as inbound would fire automations on it."""
+        me = self._me  # the authorizer asked auth.test for this very request when it was unknown
         why = skip_reason(event, me)
         if why is not None:
             log.debug("slack channel %s: ignored message event (%s)", self.name, why)
             return
+        if me is None and event.get("bot_id"):
+            raise IdentityUnknown(f"message {event.get('ts')} from bot {event.get('bot_id')} held back")
         name = None
         if event.get("user"):
             user = None

@@ -639,3 +639,27 @@ async def test_undecodable_bodies_and_odd_signature_headers_are_400_or_401(slack
         assert await raw_post(bot, "/slack/events", head, good) == 401, (timestamp, signature)
     [conv] = await conversations(bot)  # only the one correctly signed request
     assert len((await bot.conversation(conv["id"]))["messages"]) == 1
+
+
+# --- our own messages while auth.test cannot answer ------------------------------------------------
+
+
+async def test_own_messages_are_held_back_while_auth_test_fails(
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
+) -> None:
+    slack_api.fail_next("auth.test", "internal_error", status=503, times=3)  # start + two events
+    bot = await make_bot(slack_settings(db_url, slack_api))
+    assert "slack" in bot.state.connectors, bot.state.left_off  # a network problem does not leave it off
+    slack = SlackSender(bot, slack_api)
+
+    # Slack echoes our reply back as a message event: while we cannot tell, it is not stored...
+    own = event_payload("message_channels", user="U0BOT0001", bot_id="B0BOT0001", text="Réponse de l'agent")
+    await slack.event(own, expect=503)
+    # ...a contact's message (no bot_id) is stored as usual.
+    await slack.message("message_im", text="Bonjour")
+    assert [c["type"] for c in await conversations(bot)] == ["direct"]
+
+    # Slack's retry, once auth.test answers again: recognised as ours, acknowledged, not stored.
+    await slack.event(own, retry=1)
+    assert [c["type"] for c in await conversations(bot)] == ["direct"]
+    assert len(slack_api.of("auth.test")) == 4
