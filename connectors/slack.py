@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from bot.config import SlackChannel
 
 log = logging.getLogger("inbox.slack")
+
+T = TypeVar("T")
 
 DEFAULT_EVENTS_PATH = "/slack/events"
 COMMAND = "/automation"
@@ -517,6 +519,16 @@ class SlackConnector(Connector):
         return kind
 
     # --- inbound -------------------------------------------------------------------------------
+    def _lookup_result(self, task: asyncio.Future[T] | None) -> T | None:
+        """A finished lookup's answer; None when it was not asked, ran out of time or failed."""
+        if task is None or not task.done() or task.cancelled():
+            return None
+        exc = task.exception()
+        if exc is not None:
+            log.warning("slack channel %s: lookup failed: %s: %s", self.name, type(exc).__name__, exc)
+            return None
+        return task.result()
+
     async def handle_message(self, event: dict[str, Any]) -> None:
         """Store one `message` event (a retry is stored once: the inbox dedupes). Raises
         IdentityUnknown for a bot's message while auth.test cannot say whether that bot is us:
@@ -528,20 +540,28 @@ class SlackConnector(Connector):
             return
         if me is None and event.get("bot_id"):
             raise IdentityUnknown(f"message {event.get('ts')} from bot {event.get('bot_id')} held back")
-        name = None
-        if event.get("user"):
-            user = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOOKUP_SECONDS):
-                    user = await self.user(str(event["user"]))
-            name = display_name(user) if user else None
-        kind = conversation_type(event.get("channel_type"), str(event["channel"]))
-        if kind is None:
+        channel = str(event["channel"])
+        kind = conversation_type(event.get("channel_type"), channel)
+        user_lookup = asyncio.ensure_future(self.user(str(event["user"]))) if event.get("user") else None
+        kind_lookup = asyncio.ensure_future(self._conversation_type(event)) if kind is None else None
+        lookups = [t for t in (user_lookup, kind_lookup) if t is not None]
+        if lookups:
+            # Side by side, in one budget: Slack wants the whole answer within 3 s.
             try:
-                async with asyncio.timeout(LOOKUP_SECONDS):
-                    kind = await self._conversation_type(event)
-            except TimeoutError:
-                kind = ConversationType.GROUP if str(event["channel"]).startswith("G") else ConversationType.PUBLIC
+                await asyncio.wait(lookups, timeout=LOOKUP_SECONDS)
+            finally:
+                late = [t for t in lookups if not t.done()]
+                for t in late:
+                    t.cancel()
+                if late:
+                    log.info("slack channel %s: lookups for %s took over %.1fs", self.name, channel, LOOKUP_SECONDS)
+                    await asyncio.gather(*late, return_exceptions=True)
+        user = self._lookup_result(user_lookup)
+        name = display_name(user) if user else None
+        if kind is None:
+            kind = self._lookup_result(kind_lookup) or (
+                ConversationType.GROUP if channel.startswith("G") else ConversationType.PUBLIC
+            )
         msg = to_message(event, channel_name=self.name, type=kind, contact_name=name)
         await self.ctx.inbox.ingest(msg)
 

@@ -663,3 +663,13 @@ async def test_own_messages_are_held_back_while_auth_test_fails(
     await slack.event(own, retry=1)
     assert [c["type"] for c in await conversations(bot)] == ["direct"]
     assert len(slack_api.of("auth.test")) == 4
+
+
+async def test_name_and_channel_lookups_run_side_by_side(slack: SlackSender) -> None:
+    # Each lookup is answered only once the other one is in flight too: one after the other, the
+    # first would run out of its time and the message would lose the contact's name or the type.
+    slack.api.together("users.info", "conversations.info")
+    await slack.message("message_groups", channel_type=None)
+    [conv] = await conversations(slack.bot)
+    assert (conv["type"], conv["contact"]["name"]) == ("group", "Marie")
+    assert len(slack.api.of("users.info")) == len(slack.api.of("conversations.info")) == 1

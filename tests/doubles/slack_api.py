@@ -14,6 +14,7 @@ fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -125,6 +126,11 @@ class SlackApiDouble:
     socket: web.WebSocketResponse | None = None
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: dict[str, list[Failure]] = field(default_factory=dict)
+    # together(): these methods answer only once all of them are in flight (or after `_together_wait`)
+    _together: set[str] = field(default_factory=set)
+    _arrived: set[str] = field(default_factory=set)
+    _all_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _together_wait: float = 5.0
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- test helpers --------------------------------------------------------------------------
@@ -145,6 +151,14 @@ class SlackApiDouble:
         times: int = 1,
     ) -> None:
         self._failures.setdefault(method, []).extend(Failure(error, status, headers or {}) for _ in range(times))
+
+    def together(self, *methods: str, wait: float = 5.0) -> None:
+        """Hold each call of `methods` until every one of them has arrived (at most `wait` s): calls
+        made one after the other are answered only after `wait`, calls made side by side at once."""
+        self._together = set(methods)
+        self._arrived = set()
+        self._all_arrived = asyncio.Event()
+        self._together_wait = wait
 
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -199,6 +213,12 @@ class SlackApiDouble:
         if queued:
             f = queued.pop(0)
             return web.json_response({"ok": False, "error": f.error}, status=f.status, headers=f.headers)
+        if method in self._together:
+            self._arrived.add(method)
+            if self._arrived >= self._together:
+                self._all_arrived.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_arrived.wait(), self._together_wait)
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
