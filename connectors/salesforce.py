@@ -470,6 +470,13 @@ class SalesforceCrm:
             return
         except ConversationNotFound:
             return
+        except ConversationConflict as exc:
+            # Skipped, not retried: one comment that cannot be sent must not block every later one.
+            self.metrics.connector_errors.labels(TARGET).inc()
+            log.warning(
+                "Salesforce comment %s not sent to conversation %s and skipped: %s", comment_id, conversation_id, exc
+            )
+            return
         self.outbox.wake()
         log.info("agent comment %s sent to conversation %s", comment_id, conversation_id)
 

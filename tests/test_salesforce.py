@@ -449,3 +449,41 @@ async def test_two_workers_polling_send_an_agent_comment_once(
         assert shop.texts() == ["Refund approved."]
     finally:
         await second.stop()
+
+
+async def test_a_comment_for_a_channel_no_longer_configured_does_not_block_the_others(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    replies: tuple[ReplyInbox, str],
+    db_url: str,
+) -> None:
+    double, _ = salesforce
+    shop, _ = replies
+    only_shop = setup()
+    support = make_settings(db_url).channel("support")
+    assert support is not None
+    with_support = only_shop.model_copy(update={"channels": [*only_shop.channels, support]})
+    bot = await make_bot(with_support)
+    await crm_automation(bot)
+    gone = (await bot.webhook("refund please", channel="support"))["conversation_id"]
+    kept = (await bot.webhook("refund for order 7"))["conversation_id"]
+    await settled(bot, gone)
+    await settled(bot, kept)
+    cases = {c["id"]: (await bot.conversation(c["id"]))["crm"]["case_id"] for c in ({"id": gone}, {"id": kept})}
+
+    # Restarted without the "support" channel; an agent answers on both Cases, the gone one first.
+    await bot.client.close()
+    bot = await make_bot(only_shop)
+    double.add_agent_comment(cases[gone], "Answer nobody can receive")
+    double.add_agent_comment(cases[kept], "Your refund is on its way.")
+    await crm(bot).poll_once()
+    await settled(bot, kept)
+    assert shop.texts() == ["Your refund is on its way."]
+    assert await repo.kv_get(COMMENTS_CURSOR) is not None  # the poll finished: the cursor moved on
+
+    double.add_agent_comment(cases[kept], "Anything else?")
+    await crm(bot).poll_once()
+    await settled(bot, kept)
+    assert shop.texts() == ["Your refund is on its way.", "Anything else?"]
+    assert [m["direction"] for m in (await bot.conversation(gone))["messages"]] == ["inbound"]
