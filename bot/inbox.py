@@ -280,8 +280,13 @@ class Inbox:
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
 
-    async def reply(self, conversation_id: int, *, text: str, author: str) -> int:
-        """Store an outbound message and enqueue its delivery through the conversation's channel."""
+    async def reply(
+        self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None
+    ) -> int:
+        """Store an outbound message and enqueue its delivery through the conversation's channel.
+
+        `crm_comment_id`: the CRM comment the reply comes from, stored on the message in the same
+        transaction; a comment already stored raises repo.IntegrityError and nothing is kept."""
         async with repo.transaction():
             conv = await repo.get_conversation(conversation_id)
             if conv is None:
@@ -292,6 +297,8 @@ class Inbox:
             stored = await repo.add_message(
                 conversation_id=conv.id, channel=conv.channel, direction=Direction.OUTBOUND, text=text, author=author
             )
+            if crm_comment_id is not None:
+                await repo.set_message_crm_comment(stored.id, crm_comment_id)
             if self.delivers_replies(conv.channel):
                 await repo.enqueue(
                     outbox_kinds.REPLY,

@@ -325,18 +325,23 @@ class SalesforceCrm:
         if conv.crm_target != TARGET:
             raise PermanentFailure(f"conversation {conversation_id} is not linked to Salesforce")
         contact = await repo.get_contact(conv.contact_id)  # type: ignore[attr-defined]
-        if not conv.crm_case_id:
-            await self._ensure_case(conv, contact)
-        await self._sync_comments(conv, contact)
+        case_id, upto = conv.crm_case_id, conv.crm_transcript_upto
+        if not case_id:
+            case_id, upto = await self._ensure_case(conv, contact)
+        await self._sync_comments(
+            conv.id, contact, case_id=case_id, after_id=upto or 0, pending=conv.crm_pending_message_id
+        )
 
-    async def _ensure_case(self, conv: repo.Conversation, contact: repo.Contact | None) -> None:
-        earlier_attempt = conv.crm_transcript_upto is not None
-        if conv.crm_transcript_upto is None:
+    async def _ensure_case(self, conv: repo.Conversation, contact: repo.Contact | None) -> tuple[str, int]:
+        """The conversation's Case, created (or found) and recorded: (Case id, last message in its
+        Description)."""
+        upto = conv.crm_transcript_upto
+        earlier_attempt = upto is not None
+        if upto is None:
             # Fix what the Description holds before the first try: a retry sends the same Case, and
             # the messages after it become comments.
-            conv.crm_transcript_upto = await repo.crm_last_message_id(conv.id)
-            await repo.set_crm_fields(conv.id, crm_transcript_upto=conv.crm_transcript_upto)
-        upto = conv.crm_transcript_upto
+            upto = await repo.crm_last_message_id(conv.id)
+            await repo.set_crm_fields(conv.id, crm_transcript_upto=upto)
         messages, _ = await repo.conversation_messages(conv.id)
         fields = case_fields(conv, contact, [m for m in messages if m.id <= upto])
         field = self.sf.case_external_id_field
@@ -349,21 +354,19 @@ class SalesforceCrm:
                 record = await self._find_case(conv.id)
             if record is None:
                 created = await self._call(functools.partial(_create, "Case", fields))
-                case_id = str(created["id"])
-                record = await self._call(lambda sf: _sobject(sf, "Case").get(case_id))
+                new_id = str(created["id"])
+                record = await self._call(lambda sf: _sobject(sf, "Case").get(new_id))
         assert record is not None
-        conv.crm_case_id = str(record["Id"])
-        conv.crm_case_number = record.get("CaseNumber")
-        conv.crm_status = record.get("Status")
-        conv.crm_closed = bool(record.get("IsClosed"))
+        case_id, case_number = str(record["Id"]), record.get("CaseNumber")
         await repo.set_crm_fields(
             conv.id,
-            crm_case_id=conv.crm_case_id,
-            crm_case_number=conv.crm_case_number,
-            crm_status=conv.crm_status,
-            crm_closed=conv.crm_closed,
+            crm_case_id=case_id,
+            crm_case_number=case_number,
+            crm_status=record.get("Status"),
+            crm_closed=bool(record.get("IsClosed")),
         )
-        log.info("conversation %s linked to Salesforce Case %s", conv.id, conv.crm_case_number)
+        log.info("conversation %s linked to Salesforce Case %s", conv.id, case_number)
+        return case_id, upto
 
     async def _find_case(self, conversation_id: int) -> dict[str, Any] | None:
         marker = case_marker(conversation_id)
@@ -373,26 +376,31 @@ class SalesforceCrm:
         )
         return rows[0] if rows else None
 
-    async def _sync_comments(self, conv: repo.Conversation, contact: repo.Contact | None) -> None:
-        messages = await repo.crm_unsynced_messages(conv.id, after_id=conv.crm_transcript_upto or 0)
-        case_id = conv.crm_case_id
-        assert case_id is not None
+    async def _sync_comments(
+        self,
+        conversation_id: int,
+        contact: repo.Contact | None,
+        *,
+        case_id: str,
+        after_id: int,
+        pending: int | None,
+    ) -> None:
+        messages = await repo.crm_unsynced_messages(conversation_id, after_id=after_id)
         name = contact.name if contact else None
-        pending = conv.crm_pending_message_id
         for m in messages:
             if pending == m.id:
                 # The last create of this comment got no answer: it may exist; look before sending.
                 existing = await self._existing_comments(case_id)
                 if m.id in existing:
-                    await repo.crm_comment_done(m.id, existing[m.id], conv.id)
+                    await repo.crm_comment_done(m.id, existing[m.id], conversation_id)
                     pending = None
                     continue
             if pending != m.id:
-                await repo.set_crm_fields(conv.id, crm_pending_message_id=m.id)
+                await repo.set_crm_fields(conversation_id, crm_pending_message_id=m.id)
                 pending = m.id
             data = {"ParentId": case_id, "CommentBody": comment_body(m, name), "IsPublished": False}
             created = await self._call(functools.partial(_create, "CaseComment", data))
-            await repo.crm_comment_done(m.id, str(created["id"]), conv.id)
+            await repo.crm_comment_done(m.id, str(created["id"]), conversation_id)
             pending = None
 
     async def _existing_comments(self, case_id: str) -> dict[int, str]:
@@ -462,9 +470,7 @@ class SalesforceCrm:
         try:
             # The outbound message and the comment id it came from commit together: a comment is
             # sent once, also across restarts and with several workers polling.
-            async with repo.transaction():
-                message_id = await self.inbox.reply(conversation_id, text=body, author=AUTHOR)
-                await repo.set_message_crm_comment(message_id, comment_id)
+            await self.inbox.reply(conversation_id, text=body, author=AUTHOR, crm_comment_id=comment_id)
         except repo.IntegrityError:
             log.info("Salesforce comment %s was already sent by another worker", comment_id)
             return

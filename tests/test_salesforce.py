@@ -487,3 +487,23 @@ async def test_a_comment_for_a_channel_no_longer_configured_does_not_block_the_o
     await settled(bot, kept)
     assert shop.texts() == ["Your refund is on its way.", "Anything else?"]
     assert [m["direction"] for m in (await bot.conversation(gone))["messages"]] == ["inbound"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_inbox_reply_stores_the_crm_comment_id_with_the_message(
+    make_bot: MakeBot, setup: Callable[..., Settings], replies: tuple[ReplyInbox, str]
+) -> None:
+    shop, _ = replies
+    bot = await make_bot(setup())
+    cid = (await bot.webhook("Bonjour"))["conversation_id"]
+    inbox = bot.state.inbox
+    mid = await inbox.reply(cid, text="From the agent", author="salesforce", crm_comment_id="00aHs0000000042IAQ")
+    stored = await repo.get_message(mid)
+    assert stored is not None and stored.crm_comment_id == "00aHs0000000042IAQ"
+    # The same comment again (another worker, a poll after a restart): refused, nothing kept or sent.
+    with pytest.raises(repo.IntegrityError):
+        await inbox.reply(cid, text="From the agent", author="salesforce", crm_comment_id="00aHs0000000042IAQ")
+    await settled(bot, cid)
+    conv = await bot.conversation(cid)
+    assert [m["text"] for m in conv["messages"] if m["direction"] == "outbound"] == ["From the agent"]
+    assert shop.texts() == ["From the agent"]
