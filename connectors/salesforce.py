@@ -150,7 +150,10 @@ def translate_error(exc: BaseException) -> Exception:
         if exc.status >= 500 or exc.status == 429 or code in TRANSIENT_CODES:
             return RetryLater(what, retry_after=60.0 if code == "REQUEST_LIMIT_EXCEEDED" else None)
         if exc.status == 401:
-            return RetryLater(what + " — renew the session id (or check the login) and restart")
+            return RetryLater(
+                what + " — the next try logs in again (a configured session id cannot be renewed: set a "
+                "fresh one and restart)"
+            )
         return PermanentFailure(what)
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
@@ -233,6 +236,7 @@ class SalesforceCrm:
         self._calls = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._bundle: str | None = None
+        self._old_bundles: list[str] = []  # CA bundles of dropped clients: removed on stop
 
     @classmethod
     def from_settings(cls, sf: SalesforceSettings, state: AppState) -> SalesforceCrm:
@@ -258,10 +262,11 @@ class SalesforceCrm:
         if self._client is not None:
             self._client.session.close()
             self._client = None
-        if self._bundle:
-            with contextlib.suppress(OSError):
-                os.unlink(self._bundle)
-            self._bundle = None
+        for bundle in [*self._old_bundles, self._bundle]:
+            if bundle:
+                with contextlib.suppress(OSError):
+                    os.unlink(bundle)
+        self._bundle, self._old_bundles = None, []
 
     # --- the client ------------------------------------------------------------------------------
     async def client(self) -> Salesforce:
@@ -309,7 +314,35 @@ class SalesforceCrm:
 
     async def _call(self, fn: Callable[[Salesforce], T]) -> T:
         sf = await self.client()
-        return await self._run(lambda: fn(sf))
+        try:
+            return await self._run(lambda: fn(sf))
+        except (RetryLater, PermanentFailure) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, SalesforceError) and cause.status == 401:  # SalesforceExpiredSession
+                await self._session_expired(sf)
+            raise
+
+    async def _session_expired(self, sf: Salesforce) -> None:
+        """Drop the client whose session Salesforce refused, so the next call logs in again."""
+        async with self._connect_lock:
+            if self._client is not sf:
+                return  # another call dropped it already (and maybe logged in again)
+            self._client = None
+            if self._bundle:
+                self._old_bundles.append(self._bundle)
+                self._bundle = None
+        self.metrics.connector_errors.labels(TARGET).inc()
+        env = self.sf.session_id_env
+        if self.settings.secret(env):
+            log.error(
+                "Salesforce refused the session id in %s (expired or revoked): a session id cannot be "
+                "renewed by the bot — set a fresh one in %s and restart, or configure username_env and "
+                "password_env so the bot logs in by itself",
+                env,
+                env,
+            )
+        else:
+            log.warning("Salesforce session expired: logging in again on the next call")
 
     async def _query_all(self, soql: str) -> list[dict[str, Any]]:
         result = await self._call(lambda sf: sf.query_all(soql))

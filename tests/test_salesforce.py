@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -507,3 +508,29 @@ async def test_inbox_reply_stores_the_crm_comment_id_with_the_message(
     conv = await bot.conversation(cid)
     assert [m["text"] for m in conv["messages"] if m["direction"] == "outbound"] == ["From the agent"]
     assert shop.texts() == ["From the agent"]
+
+
+async def test_an_expired_session_is_dropped_and_the_next_call_logs_in_again(
+    make_bot: MakeBot,
+    setup: Callable[..., Settings],
+    salesforce: tuple[SalesforceDouble, TestServer],
+    replies: tuple[ReplyInbox, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    double, _ = salesforce
+    shop, _ = replies
+    bot = await make_bot(setup())
+    cid, case_id = await linked_conversation(bot, double)
+
+    double.session_id = "00DHs0000000001!AQ4AQRenewedSession"  # Salesforce expires ours: 401 INVALID_SESSION_ID
+    with caplog.at_level(logging.ERROR, logger="inbox.salesforce"), pytest.raises(RetryLater):
+        await crm(bot).poll_once()
+    assert "refused the session id in TEST_SF_SESSION" in caplog.text and "restart" in caplog.text
+
+    # What logging in again gives (a username/password login gets a new session from Salesforce);
+    # here: the fresh session id is what the next login reads.
+    bot.state.settings.env["TEST_SF_SESSION"] = double.session_id
+    double.add_agent_comment(case_id, "Back online.")
+    await crm(bot).poll_once()
+    await settled(bot, cid)
+    assert shop.texts() == ["Back online."]
