@@ -29,7 +29,8 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: `advanced_inbox = "yes"` is reported, not read as true
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 def _env_name(value: str | None) -> str | None:
@@ -76,8 +77,8 @@ class OrganizationSettings(_Section):
 
 
 class AdminSettings(_Section):
-    slack: tuple[str, ...] = ()
-    telegram: tuple[int, ...] = ()
+    slack: list[str] = Field(default_factory=list)
+    telegram: list[int] = Field(default_factory=list)
     slack_workspace_admins: bool = False
 
 
@@ -161,7 +162,7 @@ class Settings(_Section):
     admins: AdminSettings = AdminSettings()
     api: ApiSettings = ApiSettings()
     outbox: OutboxSettings = OutboxSettings()
-    channels: tuple[ChannelSettings, ...] = ()
+    channels: list[ChannelSettings] = Field(default_factory=list)
     crm: CrmSettings = CrmSettings()
     log_level: str = "WARNING"
     path: str | None = None
@@ -176,7 +177,7 @@ class Settings(_Section):
 
     @field_validator("channels")
     @classmethod
-    def _channels(cls, channels: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _channels(cls, channels: list[Any]) -> list[Any]:
         # A field validator (not a model one) so it is reported along with the other problems.
         seen: set[str] = set()
         for i, ch in enumerate(channels):

@@ -101,7 +101,7 @@ def test_spec_sketch_parses(tmp_path: Path) -> None:
         False,
         True,
     )
-    assert (s.admins.slack, s.admins.telegram, s.admins.slack_workspace_admins) == (("U0123ABCD",), (123456789,), True)
+    assert (s.admins.slack, s.admins.telegram, s.admins.slack_workspace_admins) == (["U0123ABCD"], [123456789], True)
     assert s.api_tokens() == frozenset({"tok-1", "tok-2"})
     shop, slack, tg = s.channels
     assert isinstance(shop, WebhookChannel) and shop.reply_url == "https://shop.example/inbox-replies"
@@ -147,7 +147,7 @@ def test_config_found_via_inbox_config_and_defaults(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.toml").write_text("", encoding="utf-8")
     s = load_settings(env={})
-    assert (s.organization.plan, s.server.port, s.channels) == ("enterprise", 8080, ())
+    assert (s.organization.plan, s.server.port, s.channels) == ("enterprise", 8080, [])
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
@@ -179,11 +179,16 @@ def test_unknown_keys() -> None:
 
 def test_wrong_types() -> None:
     assert problems({"server": {"port": "eighty"}, "organization": {"advanced_inbox": "maybe"}}) == [
-        "server.port: Input should be a valid integer, unable to parse string as an integer",
-        "organization.advanced_inbox: Input should be a valid boolean, unable to interpret input",
+        "server.port: Input should be a valid integer",
+        "organization.advanced_inbox: Input should be a valid boolean",
+    ]
+    # strict: TOML strings are not read as booleans or numbers
+    assert problems({"organization": {"advanced_inbox": "yes"}, "admins": {"slack": "U1"}}) == [
+        "organization.advanced_inbox: Input should be a valid boolean",
+        "admins.slack: Input should be a valid list",
     ]
     assert problems({"admins": {"telegram": ["abc"]}}) == [
-        "admins.telegram[0]: Input should be a valid integer, unable to parse string as an integer"
+        "admins.telegram[0]: Input should be a valid integer"
     ]
     assert problems({"server": {"port": 70000}}) == ["server.port: Input should be less than or equal to 65535"]
     assert problems({"database": {"url": "mysql://x"}}) == ["database.url: must start with sqlite:// or postgres://"]
@@ -311,7 +316,7 @@ def test_serve_with_bad_config_exits_2_listing_each_problem(
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "inbox-bot: the config cannot be used:",
-        "  - server.port: Input should be a valid integer, unable to parse string as an integer",
+        "  - server.port: Input should be a valid integer",
         "  - organization.plan: Input should be 'business' or 'enterprise'",
         "  - organization.colour: unknown key (check the spelling against SPEC §7)",
         "  - channels[0].secret_env: required key is missing",
