@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from bot import views
 from bot.admin import Admin, AdminError
@@ -381,7 +382,8 @@ async def metrics(request: web.Request) -> web.Response:
         m.outbox_failed.set(await repo.count_jobs("failed"))
     except Exception:  # metrics must answer even when the store does not
         log.warning("metrics: could not count outbox jobs")
-    return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
+    # the Prometheus text exposition format, version 0.0.4
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 async def only_post(request: web.Request) -> web.Response:

@@ -188,7 +188,15 @@ async def error_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if request.path.startswith("/api/") and exc.status >= 400 and exc.content_type != "application/json":
+            # unknown routes and methods answer JSON like the rest of the API
+            what = "no such endpoint" if exc.status == 404 else exc.reason.lower()
+            return web.json_response(
+                {"error": f"{what}: {request.method} {request.path} — see GET /api/openapi.json"},
+                status=exc.status,
+                headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+            )
         raise
     except (repo.OperationalError, ConnectionError, OSError) as exc:
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)

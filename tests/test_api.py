@@ -814,3 +814,17 @@ async def test_nul_characters_are_refused_not_a_store_error(
     assert await bot.conversation(cid) == before
     assert (await bot.api("GET", "/api/automations"))["items"] == []
     assert (await bot.api("GET", "/api/tags"))["items"] == []
+
+
+async def test_unknown_api_routes_and_methods_answer_json(bot: Bot) -> None:
+    status, body = await raw(bot, "GET", "/api/nothing-here")
+    assert status == 404 and "no such endpoint" in body["error"]
+    status, body = await raw(bot, "PUT", "/api/tags")
+    assert status == 405 and body["error"].startswith("method not allowed")
+
+
+async def test_metrics_are_prometheus_text_format(bot: Bot) -> None:
+    resp = await bot.client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "inbox_messages_total" in await resp.text()
