@@ -60,6 +60,12 @@ async def run_check(settings: Settings) -> int:
                 if why and a.enabled:
                     problems += 1
                     print(f'automation #{a.id} "{a.name}": SKIPPED at run time — {why}; disable or change it')
+                elif a.enabled and sf is None and any(x.get("type") == "crm" for x in a.actions):
+                    problems += 1
+                    print(
+                        f'automation #{a.id} "{a.name}": sends to Salesforce, but [crm.salesforce] is not configured'
+                        " — its sync jobs will fail; add the section or remove the crm action"
+                    )
             failed = await repo.count_jobs("failed")
             if failed:
                 problems += 1

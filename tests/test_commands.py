@@ -524,3 +524,21 @@ async def test_nul_character_refused(bot: Bot, command: str) -> None:
     assert await bot.command(command) == "the command holds a NUL character — remove it and send again"
     assert await automations(bot) == []
     assert (await bot.api("GET", "/api/tags"))["items"] == []
+
+
+async def test_check_flags_a_crm_automation_without_salesforce_configured(
+    tmp_path: Path, db_url: str, make_bot: Any, capsys: pytest.CaptureFixture[str], keep_logging: None
+) -> None:
+    settings = make_settings(db_url, organization={"advanced_inbox": True})
+    bot = await make_bot(settings)
+    await bot.api(
+        "POST",
+        "/api/automations",
+        json={"name": "to crm", "keywords": "refund", "actions": [{"type": "crm", "target": "salesforce"}]},
+        expect=201,
+    )
+    await bot.client.close()
+    from bot.check import run_check
+
+    assert await run_check(settings) == 1
+    assert '"to crm": sends to Salesforce, but [crm.salesforce] is not configured' in capsys.readouterr().out
