@@ -479,7 +479,7 @@ def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> A
                 f'channel "{name}" uses long polling — set webhook_secret_env to receive webhook updates',
             )
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), connector.webhook_secret.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), connector.webhook_secret.encode()):
             metrics.rejected.labels("telegram", "secret").inc()
             return error(401, f"missing or wrong {SECRET_HEADER} header")
         body = await read_body(request, max_body)
