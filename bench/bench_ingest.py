@@ -63,8 +63,14 @@ async def seed(db_url: str, n: int) -> None:
         for i in range(n):
             kws = [f"{rnd.choice(WORDS)}{rnd.randint(0, 3000)}" for _ in range(rnd.randint(1, 5))]
             await repo.create_automation(
-                name=f"rule {i}", key=f"rule {i}", keywords=kws, match="any",
-                actions=[{"type": "tag", "tag": "bench"}], channels=[], types=[], enabled=True,
+                name=f"rule {i}",
+                key=f"rule {i}",
+                keywords=kws,
+                match="any",
+                actions=[{"type": "tag", "tag": "bench"}],
+                channels=[],
+                types=[],
+                enabled=True,
             )
         await repo.bump_automations_revision()
 
@@ -105,18 +111,34 @@ def main() -> None:
     env = {**os.environ, "BENCH_SECRET": SECRET, "BENCH_TOKEN": "t", "INBOX_LOG_LEVEL": "ERROR"}
     bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_bare)])
     bot = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"], env=env, cwd=tmp,
+        [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
+        env=env,
+        cwd=tmp,
         stdout=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{port_bot}/healthz")
         time.sleep(0.5)
-        print(f"ingest benchmark: {args.concurrency} concurrent senders, {args.seconds:.0f} s each, "
-              f"{args.automations} automations, SQLite ({os.cpu_count()} cores)")
-        base = asyncio.run(run_load(f"http://127.0.0.1:{port_bare}/webhooks/bench", make_request_factory("bare"),
-                                    concurrency=args.concurrency, seconds=args.seconds))
-        ours = asyncio.run(run_load(f"http://127.0.0.1:{port_bot}/webhooks/bench", make_request_factory("bot"),
-                                    concurrency=args.concurrency, seconds=args.seconds))
+        print(
+            f"ingest benchmark: {args.concurrency} concurrent senders, {args.seconds:.0f} s each, "
+            f"{args.automations} automations, SQLite ({os.cpu_count()} cores)"
+        )
+        base = asyncio.run(
+            run_load(
+                f"http://127.0.0.1:{port_bare}/webhooks/bench",
+                make_request_factory("bare"),
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+            )
+        )
+        ours = asyncio.run(
+            run_load(
+                f"http://127.0.0.1:{port_bot}/webhooks/bench",
+                make_request_factory("bot"),
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+            )
+        )
         print(base.line("bare aiohttp (parse JSON, 200)"))
         print(ours.line("inbox-bot ingest (SQLite)"))
         print(f"ratio inbox-bot / bare: {ours.rate / base.rate:.1%}   (target >= 20%, p99 <= 50 ms)")

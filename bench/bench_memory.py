@@ -50,7 +50,9 @@ def main() -> None:
     bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_bare)])
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
-        env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -63,9 +65,15 @@ def main() -> None:
         rate_seconds = 10.0
         make = make_request_factory("mem")
         while sent < args.messages:
-            res = asyncio.run(run_load(f"http://127.0.0.1:{port}/webhooks/bench",
-                                       lambda i, off=sent: make(off + i), concurrency=32,
-                                       seconds=rate_seconds, warmup=0.0))
+            res = asyncio.run(
+                run_load(
+                    f"http://127.0.0.1:{port}/webhooks/bench",
+                    lambda i, off=sent: make(off + i),
+                    concurrency=32,
+                    seconds=rate_seconds,
+                    warmup=0.0,
+                )
+            )
             sent += res.acked
             print(f"  stored {sent:>7} messages ({res.rate:.0f}/s), resident {rss_mb(bot.pid):7.1f} MB", flush=True)
         after = rss_mb(bot.pid)

@@ -46,9 +46,11 @@ async def count_inbound(url: str, prefix: str) -> int:
 
     conn = await asyncpg.connect(url)
     try:
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM messages WHERE direction = 'inbound' AND platform_id LIKE $1", prefix + "-%"
-        ))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM messages WHERE direction = 'inbound' AND platform_id LIKE $1", prefix + "-%"
+            )
+        )
     finally:
         await conn.close()
 
@@ -65,7 +67,10 @@ def start(tmp: Path, db_url: str, workers: int) -> tuple[subprocess.Popen[bytes]
     env = {**os.environ, "BENCH_SECRET": SECRET, "BENCH_TOKEN": "t", "INBOX_LOG_LEVEL": "ERROR"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--config", str(cfg), "serve", "--workers", str(workers)],
-        env=env, cwd=tmp, stdout=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     wait_http(f"http://127.0.0.1:{port}/healthz")
     time.sleep(1.0)  # every worker up (the kernel only spreads connections to listening ones)
@@ -83,7 +88,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pg", default=os.environ.get("INBOX_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument(
+        "--pg", default=os.environ.get("INBOX_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    )
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--automations", type=int, default=200)
@@ -96,14 +103,22 @@ def main() -> None:
     results = {}
     try:
         asyncio.run(seed(db_url, args.automations))
-        print(f"workers benchmark: {args.concurrency} concurrent senders, {args.seconds:.0f} s per run, "
-              f"{args.automations} automations, PostgreSQL ({os.cpu_count()} cores)")
+        print(
+            f"workers benchmark: {args.concurrency} concurrent senders, {args.seconds:.0f} s per run, "
+            f"{args.automations} automations, PostgreSQL ({os.cpu_count()} cores)"
+        )
         for workers in (1, 2):
             proc, port = start(tmp, db_url, workers)
             try:
                 run = f"w{workers}"
-                res = asyncio.run(run_load(f"http://127.0.0.1:{port}/webhooks/bench", make_request_factory(run),
-                                           concurrency=args.concurrency, seconds=args.seconds))
+                res = asyncio.run(
+                    run_load(
+                        f"http://127.0.0.1:{port}/webhooks/bench",
+                        make_request_factory(run),
+                        concurrency=args.concurrency,
+                        seconds=args.seconds,
+                    )
+                )
             finally:
                 stop(proc)
             stored = asyncio.run(count_inbound(db_url, run))

@@ -231,8 +231,9 @@ def _run_workers(args: argparse.Namespace, workers: int, host: str, port: int, s
             if stopping or (code > 0 and time.monotonic() - started < WORKER_MIN_UPTIME):
                 codes[i] = code
                 if not stopping:  # it could not start: stop the others and say so
-                    print(f"inbox-bot: worker pid {p.pid} exited with code {code} at start-up; stopping",
-                          file=sys.stderr)
+                    print(
+                        f"inbox-bot: worker pid {p.pid} exited with code {code} at start-up; stopping", file=sys.stderr
+                    )
                     forward(signal.SIGTERM, None)
                 continue
             print(f"inbox-bot: worker pid {p.pid} exited with code {code}; starting a new one", file=sys.stderr)

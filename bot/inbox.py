@@ -280,9 +280,7 @@ class Inbox:
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
 
-    async def reply(
-        self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None
-    ) -> int:
+    async def reply(self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None) -> int:
         """Store an outbound message and enqueue its delivery through the conversation's channel.
 
         `crm_comment_id`: the CRM comment the reply comes from, stored on the message in the same

@@ -58,9 +58,7 @@ IDS_PER_QUERY = 100
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 COMMENT_MAX = 4_000
-TRANSIENT_CODES = frozenset(
-    {"REQUEST_LIMIT_EXCEEDED", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"}
-)
+TRANSIENT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
 COMMENT_MARKER = "[inbox-bot message {id}]"
 COMMENT_MARKER_RE = re.compile(r"\[inbox-bot message (\d+)\]")
 
@@ -114,9 +112,7 @@ def _stamp(m: repo.Message) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else ""
 
 
-def case_fields(
-    conv: repo.Conversation, contact: repo.Contact | None, messages: list[repo.Message]
-) -> dict[str, Any]:
+def case_fields(conv: repo.Conversation, contact: repo.Contact | None, messages: list[repo.Message]) -> dict[str, Any]:
     """Subject, Description (the transcript), Origin (the channel) and SuppliedName of a new Case."""
     name = contact.name if contact else None
     first = next((m for m in messages if m.direction == "inbound"), None)
@@ -439,8 +435,7 @@ class SalesforceCrm:
     async def _existing_comments(self, case_id: str) -> dict[int, str]:
         """Our comments on the Case, by the message id in their marker."""
         rows = await self._query_all(
-            "SELECT Id, CommentBody FROM CaseComment "
-            f"WHERE ParentId = {soql_quote(case_id)} ORDER BY CreatedDate"
+            f"SELECT Id, CommentBody FROM CaseComment WHERE ParentId = {soql_quote(case_id)} ORDER BY CreatedDate"
         )
         found: dict[int, str] = {}
         for r in rows:
@@ -483,8 +478,7 @@ class SalesforceCrm:
             if since:
                 where += f" AND CreatedDate >= {since}"
             rows += await self._query_all(
-                "SELECT Id, ParentId, CommentBody, CreatedDate FROM CaseComment "
-                f"WHERE {where} ORDER BY CreatedDate, Id"
+                f"SELECT Id, ParentId, CommentBody, CreatedDate FROM CaseComment WHERE {where} ORDER BY CreatedDate, Id"
             )
         if not rows:
             return

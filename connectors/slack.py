@@ -446,9 +446,7 @@ class SlackConnector(Connector):
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("slack channel %s: auth.test unreachable: %s; will try again", self.name, exc)
                 return None
-            self._me = BotIdentity(
-                team_id=resp.get("team_id"), user_id=resp.get("user_id"), bot_id=resp.get("bot_id")
-            )
+            self._me = BotIdentity(team_id=resp.get("team_id"), user_id=resp.get("user_id"), bot_id=resp.get("bot_id"))
             return self._me
 
     def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
@@ -601,9 +599,7 @@ class SlackConnector(Connector):
             channel, _, root = target.thread_key.partition(":")
             thread_ts = root or None
         try:
-            resp = await self.client.chat_postMessage(
-                channel=str(channel), thread_ts=thread_ts, text=escape(text)
-            )
+            resp = await self.client.chat_postMessage(channel=str(channel), thread_ts=thread_ts, text=escape(text))
         except SlackApiError as exc:
             code, status, retry_after = api_error(exc)
             if code in PERMANENT_ERRORS:

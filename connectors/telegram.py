@@ -188,9 +188,7 @@ class TelegramConnector(Connector):
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
             Application.builder().token(token).base_url(api_url or DEFAULT_API_URL).updater(None).build()
         )
-        self.application.add_handler(
-            CommandHandler("automation", self._on_command, filters=filters.UpdateType.MESSAGE)
-        )
+        self.application.add_handler(CommandHandler("automation", self._on_command, filters=filters.UpdateType.MESSAGE))
         self.application.add_handler(
             MessageHandler(
                 (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST)
@@ -469,9 +467,7 @@ def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> A
         name = request.match_info["channel"]
         connector = registry.get(name)
         if connector is None:
-            return error(
-                404, f'unknown channel "{name}" — configure it under [[channels]] with kind = "telegram"'
-            )
+            return error(404, f'unknown channel "{name}" — configure it under [[channels]] with kind = "telegram"')
         metrics = connector.ctx.metrics
         if connector.webhook_secret is None:
             return error(
@@ -497,9 +493,7 @@ def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> A
             metrics.rejected.labels("telegram", "fields").inc()
             return error(400, str(exc))
         if not connector.started:
-            return error(
-                503, f'channel "{name}" is not started — see the log; Telegram will send the update again'
-            )
+            return error(503, f'channel "{name}" is not started — see the log; Telegram will send the update again')
         await connector.process(update)  # failures: 5xx from the error middleware, Telegram retries
         return web.json_response({"ok": True})
 

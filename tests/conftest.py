@@ -115,7 +115,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     kind = getattr(request, "param", "sqlite")
     if kind == "postgres":
         if not PG_URL:
-            pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by .ci/run; e.g. postgres://postgres@127.0.0.1:5432/test)")
+            pytest.skip(
+                f"PostgreSQL tests need {PG_ENV} (set by .ci/run; e.g. postgres://postgres@127.0.0.1:5432/test)"
+            )
         url, drop = await _create_pg_database()
         yield url
         await drop()

@@ -187,9 +187,7 @@ def test_wrong_types() -> None:
         "organization.advanced_inbox: Input should be a valid boolean",
         "admins.slack: Input should be a valid list",
     ]
-    assert problems({"admins": {"telegram": ["abc"]}}) == [
-        "admins.telegram[0]: Input should be a valid integer"
-    ]
+    assert problems({"admins": {"telegram": ["abc"]}}) == ["admins.telegram[0]: Input should be a valid integer"]
     assert problems({"server": {"port": 70000}}) == ["server.port: Input should be less than or equal to 65535"]
     assert problems({"database": {"url": "mysql://x"}}) == ["database.url: must start with sqlite:// or postgres://"]
 

@@ -111,9 +111,7 @@ def test_keys_are_returned_as_given() -> None:
     assert index.keys == {"Bye", "bye"}
 
 
-_ALPHABET = st.sampled_from(
-    [*"abcé É ,.!-'", "\u00a0", "\ufe0f", "👋", "🙏", "❤", "ｂ", "ß", *"再见はさガลาก่อ한"]
-)
+_ALPHABET = st.sampled_from([*"abcé É ,.!-'", "\u00a0", "\ufe0f", "👋", "🙏", "❤", "ｂ", "ß", *"再见はさガลาก่อ한"])
 
 
 @settings(max_examples=300, deadline=None)

@@ -95,9 +95,7 @@ def test_empty_ruleset() -> None:
     ],
 )
 def test_any_rules(text: str, expected: list[int]) -> None:
-    rules = RuleSet(
-        [rule(1, ("bye", "see you")), rule(2, ("au revoir",)), rule(3, ("👋",)), rule(4, ("再见",))]
-    )
+    rules = RuleSet([rule(1, ("bye", "see you")), rule(2, ("au revoir",)), rule(3, ("👋",)), rule(4, ("再见",))])
     assert fired(evaluate(rules, text)) == expected
 
 

@@ -89,7 +89,8 @@ def auth() -> dict[str, str]:
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
 json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 texts = st.text(max_size=60) | st.sampled_from(["", " ", "bye", "\x00", "🙂", "a" * 300, "au revoir !"])
@@ -149,7 +150,7 @@ def test_webhook_any_bytes_signed_never_500(live: Live, raw: bytes, content_type
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @FUZZ
 @given(
-    ts=st.one_of(st.text(max_size=12), st.integers(-10**12, 10**12).map(str)),
+    ts=st.one_of(st.text(max_size=12), st.integers(-(10**12), 10**12).map(str)),
     sig=st.one_of(st.text(max_size=80), st.binary(min_size=32, max_size=32).map(lambda b: "v1=" + b.hex())),
     channel=st.sampled_from(["shop", "nope", "SHOP", "shop%2F..", "x" * 200]),
 )
@@ -168,18 +169,21 @@ def test_webhook_bad_signatures_and_channels_never_write(live: Live, ts: str, si
 # --- JSON API ----------------------------------------------------------------------------------------
 
 label_names = maybe(texts)
-actions = st.lists(
-    st.fixed_dictionaries(
-        {"type": maybe(st.sampled_from(["tag", "topic", "resolve", "crm", "nope"]))},
-        optional={
-            "tag": maybe(st.sampled_from(["closing", "vip", ""])),
-            "topic": maybe(st.sampled_from(["Sales", "nope"])),
-            "reason": maybe(st.sampled_from(["Contact left", "nope"])),
-            "target": maybe(st.sampled_from(["salesforce", "zendesk"])),
-        },
-    ),
-    max_size=3,
-) | json_values
+actions = (
+    st.lists(
+        st.fixed_dictionaries(
+            {"type": maybe(st.sampled_from(["tag", "topic", "resolve", "crm", "nope"]))},
+            optional={
+                "tag": maybe(st.sampled_from(["closing", "vip", ""])),
+                "topic": maybe(st.sampled_from(["Sales", "nope"])),
+                "reason": maybe(st.sampled_from(["Contact left", "nope"])),
+                "target": maybe(st.sampled_from(["salesforce", "zendesk"])),
+            },
+        ),
+        max_size=3,
+    )
+    | json_values
+)
 automation_bodies = st.fixed_dictionaries(
     {},
     optional={
@@ -222,16 +226,27 @@ def test_create_automation_any_body_is_created_or_refused_cleanly(live: Live, bo
     method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]),
     path=st.sampled_from(
         [
-            "/api/conversations", "/api/conversations/{x}", "/api/conversations/{x}/resolve",
-            "/api/conversations/{x}/reopen", "/api/conversations/{x}/messages", "/api/automations/{x}",
-            "/api/automations/{x}/enable", "/api/automations/{x}/runs", "/api/automations/test",
-            "/api/tags", "/api/tags/{x}", "/api/reasons", "/api/outbox", "/api/outbox/{x}/retry",
+            "/api/conversations",
+            "/api/conversations/{x}",
+            "/api/conversations/{x}/resolve",
+            "/api/conversations/{x}/reopen",
+            "/api/conversations/{x}/messages",
+            "/api/automations/{x}",
+            "/api/automations/{x}/enable",
+            "/api/automations/{x}/runs",
+            "/api/automations/test",
+            "/api/tags",
+            "/api/tags/{x}",
+            "/api/reasons",
+            "/api/outbox",
+            "/api/outbox/{x}/retry",
         ]
     ),
     x=st.sampled_from(["1", "0", "-1", "abc", "99999999999999999999", "1.5", "%00", "closing"]),
     query=st.dictionaries(
         st.sampled_from(["limit", "cursor", "status", "channel", "topic", "tag", "conversation_id"]),
-        texts, max_size=3,
+        texts,
+        max_size=3,
     ),
     body=st.none() | json_values,
 )
@@ -260,12 +275,19 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         '[api]\ntokens_env = "FUZZ_TOKENS"\n'
         '[[channels]]\nname = "shop"\nkind = "webhook"\nsecret_env = "FUZZ_SECRET"\n'
     )
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}, "FUZZ_TOKENS": TOKEN,
-           "FUZZ_SECRET": SHOP_SECRET}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INBOX_")},
+        "FUZZ_TOKENS": TOKEN,
+        "FUZZ_SECRET": SHOP_SECRET,
+    }
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
-        cwd=tmp, env=env, stdout=log, stderr=log, start_new_session=True,
+        cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -296,8 +318,11 @@ schema = schemathesis.openapi.from_dict(json.loads(json.dumps(OPENAPI)))
 
 
 @schema.parametrize()
-@hsettings(max_examples=int(os.environ.get("INBOX_SCHEMATHESIS_EXAMPLES", "25")), deadline=None,
-           suppress_health_check=list(HealthCheck))
+@hsettings(
+    max_examples=int(os.environ.get("INBOX_SCHEMATHESIS_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_api_conforms_to_its_openapi_document(case: Any, served_api: str) -> None:
     # Every default check but two. "Schema-valid data is accepted": a schema cannot say that a tag
     # must exist, that a name is taken or that a cursor must come from a previous page (400/409 by
@@ -313,5 +338,3 @@ def test_api_conforms_to_its_openapi_document(case: Any, served_api: str) -> Non
 def test_served_document_is_the_one_in_the_code(served_api: str) -> None:
     with urllib.request.urlopen(f"{served_api}/api/openapi.json", timeout=5) as resp:
         assert json.loads(resp.read()) == json.loads(json.dumps(OPENAPI))
-
-

@@ -118,14 +118,17 @@ async def test_oldest_resolving_automation_reason_wins_and_all_fire(bot: Bot) ->
         await bot.api("POST", "/api/reasons", json={"name": reason}, expect=201)
     await bot.api("POST", "/api/tags", json={"name": "t2"}, expect=201)
     old = await bot.api(
-        "POST", "/api/automations",
+        "POST",
+        "/api/automations",
         json={"name": "old", "keywords": "bye", "actions": [{"type": "resolve", "reason": "First reason"}]},
         expect=201,
     )
     new = await bot.api(
-        "POST", "/api/automations",
+        "POST",
+        "/api/automations",
         json={
-            "name": "new", "keywords": "bye",
+            "name": "new",
+            "keywords": "bye",
             "actions": [{"type": "resolve", "reason": "Second reason"}, {"type": "tag", "tag": "t2"}],
         },
         expect=201,
@@ -175,9 +178,7 @@ async def test_concurrent_first_messages_for_one_thread_give_one_conversation(bo
     assert len((await bot.conversation(results[0]["conversation_id"]))["messages"]) == 20
 
 
-async def test_two_apps_on_one_store_keep_one_open_conversation_per_thread(
-    make_bot: Any, db_url: str
-) -> None:
+async def test_two_apps_on_one_store_keep_one_open_conversation_per_thread(make_bot: Any, db_url: str) -> None:
     """Two workers (two apps, separate connections) racing on the same thread keys."""
     one = await make_bot(make_settings(db_url))
     two = await make_bot(make_settings(db_url))

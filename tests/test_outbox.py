@@ -183,9 +183,7 @@ async def test_permanent_failure_is_not_retried(make_bot: MakeBot, db_url: str) 
 # --- channel replies survive a restart --------------------------------------------------------
 
 
-async def test_reply_survives_restart_and_is_sent_once(
-    make_bot: MakeBot, db_url: str, aiohttp_server: Any
-) -> None:
+async def test_reply_survives_restart_and_is_sent_once(make_bot: MakeBot, db_url: str, aiohttp_server: Any) -> None:
     received: list[dict[str, Any]] = []
     up = False
 

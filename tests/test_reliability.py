@@ -77,7 +77,7 @@ class Server:
             f'[server]\nhost = "127.0.0.1"\nport = {self.port}\nshutdown_timeout = 5\n'
             f'[database]\nurl = "{db_url}"\npool_min = 1\npool_max = 6\n'
             '[api]\ntokens_env = "REL_API_TOKENS"\n'
-            '[outbox]\nbase_delay = 0.05\nmax_delay = 0.5\npoll_interval = 0.1\n'
+            "[outbox]\nbase_delay = 0.05\nmax_delay = 0.5\npoll_interval = 0.1\n"
             f'[[channels]]\nname = "shop"\nkind = "webhook"\nsecret_env = "REL_SHOP_SECRET"\n{reply}'
         )
         self.env = {
@@ -189,8 +189,15 @@ async def seed_bye_rule(db_url: str) -> None:
     async with db.open_store(db_url):
         await repo.create_label("tag", "closing")
         await repo.create_automation(
-            name="Bye", key="bye", keywords=["bye"], match="any", actions=[{"type": "tag", "tag": "closing"}],
-            channels=[], types=[], enabled=True, created_by="test",
+            name="Bye",
+            key="bye",
+            keywords=["bye"],
+            match="any",
+            actions=[{"type": "tag", "tag": "closing"}],
+            channels=[],
+            types=[],
+            enabled=True,
+            created_by="test",
         )
         await repo.bump_automations_revision()
 
@@ -199,16 +206,17 @@ async def store_figures(db_url: str) -> dict[str, int]:
     return {
         "messages": await scalar(db_url, "SELECT count(*) FROM messages WHERE direction = 'inbound'"),
         "distinct": await scalar(
-            db_url, "SELECT count(*) FROM (SELECT DISTINCT channel, platform_id FROM messages "
-            "WHERE direction = 'inbound') d"
+            db_url,
+            "SELECT count(*) FROM (SELECT DISTINCT channel, platform_id FROM messages WHERE direction = 'inbound') d",
         ),
         "runs": await scalar(db_url, "SELECT count(*) FROM automation_runs"),
         "runs_distinct": await scalar(db_url, "SELECT count(DISTINCT message_id) FROM automation_runs"),
         "tags": await scalar(db_url, "SELECT count(*) FROM message_tags"),
         "conversations": await scalar(db_url, "SELECT count(*) FROM conversations"),
         "open_dupes": await scalar(
-            db_url, "SELECT count(*) FROM (SELECT channel, thread_key FROM conversations WHERE status = 'open' "
-            "GROUP BY channel, thread_key HAVING count(*) > 1) d"
+            db_url,
+            "SELECT count(*) FROM (SELECT channel, thread_key FROM conversations WHERE status = 'open' "
+            "GROUP BY channel, thread_key HAVING count(*) > 1) d",
         ),
     }
 
@@ -394,8 +402,10 @@ async def test_kill_9_a_worker_mid_load_loses_nothing_acknowledged(
         fig = await store_figures(db_url)
         ids = await stored_ids(db_url)
         runs_per_message = Counter(
-            r[0] for r in await sql(db_url, "SELECT m.platform_id FROM automation_runs a "
-                                    "JOIN messages m ON m.id = a.message_id")
+            r[0]
+            for r in await sql(
+                db_url, "SELECT m.platform_id FROM automation_runs a JOIN messages m ON m.id = a.message_id"
+            )
         )
     finally:
         await stop_all([srv])

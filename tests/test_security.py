@@ -174,12 +174,20 @@ async def test_non_admins_get_one_refusal_and_nothing_changes(bot: Bot) -> None:
     await bot.command("/automation tags add closing")
     created = await bot.command('/automation create "Bye" keywords="bye" tags="closing"')
     assert "Bye" in created
-    before = (await bot.api("GET", "/api/automations"), await bot.api("GET", "/api/tags"),
-              await bot.api("GET", "/api/topics"), await bot.api("GET", "/api/reasons"))
+    before = (
+        await bot.api("GET", "/api/automations"),
+        await bot.api("GET", "/api/tags"),
+        await bot.api("GET", "/api/topics"),
+        await bot.api("GET", "/api/reasons"),
+    )
     for text in NON_ADMIN_COMMANDS:
         assert await bot.command(text, admin=False) == "Only inbox admins can manage automations.", text
-    after = (await bot.api("GET", "/api/automations"), await bot.api("GET", "/api/tags"),
-             await bot.api("GET", "/api/topics"), await bot.api("GET", "/api/reasons"))
+    after = (
+        await bot.api("GET", "/api/automations"),
+        await bot.api("GET", "/api/tags"),
+        await bot.api("GET", "/api/topics"),
+        await bot.api("GET", "/api/reasons"),
+    )
     assert after == before
 
 
@@ -212,7 +220,10 @@ async def test_no_configured_secret_reaches_the_logs(tmp_path: Path, db_url: str
         f'webhook_secret_env = "REL_TG_HOOK"\napi_url = "http://127.0.0.1:{down}/bot"\n'
     )
     srv = Server(
-        tmp_path, db_url, reply_url=f"http://127.0.0.1:{down}/replies", extra_config=extra,
+        tmp_path,
+        db_url,
+        reply_url=f"http://127.0.0.1:{down}/replies",
+        extra_config=extra,
         env={**secrets, "INBOX_LOG_LEVEL": "DEBUG"},
     )
     try:
@@ -221,8 +232,9 @@ async def test_no_configured_secret_reaches_the_logs(tmp_path: Path, db_url: str
             status, data = await post_webhook(s, srv.url, "sec-log-1", thread="t1")
             assert status == 200 and data is not None
             cid = data["conversation_id"]
-            async with s.post(f"{srv.url}/api/conversations/{cid}/messages", json={"text": "hello"},
-                              headers=api_headers()) as r:
+            async with s.post(
+                f"{srv.url}/api/conversations/{cid}/messages", json={"text": "hello"}, headers=api_headers()
+            ) as r:
                 assert r.status == 201  # its delivery fails: reply_url is down
             raw = b'{"id": "x", "contact": {"id": "c"}, "text": "hi"}'
             for headers in (signed_headers("wrong", raw), signed_headers(SECRET, raw, now=time.time() - 600)):
@@ -231,11 +243,15 @@ async def test_no_configured_secret_reaches_the_logs(tmp_path: Path, db_url: str
             for auth in (f"Bearer {SECRET}", "Bearer nope", secrets["REL_TG_TOKEN"]):
                 async with s.get(f"{srv.url}/api/conversations", headers={"Authorization": auth}) as r:
                     assert r.status == 401
-            async with s.post(f"{srv.url}/telegram/tg", json={"update_id": 1},
-                              headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+            async with s.post(
+                f"{srv.url}/telegram/tg", json={"update_id": 1}, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+            ) as r:
                 assert r.status in (401, 403, 404)
-            async with s.post(f"{srv.url}/slack/events", data=b"{}",
-                              headers={"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "1"}) as r:
+            async with s.post(
+                f"{srv.url}/slack/events",
+                data=b"{}",
+                headers={"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "1"},
+            ) as r:
                 assert r.status in (401, 403, 404)
             # let the outbox try (and fail) the reply at least once
             for _ in range(100):

@@ -26,9 +26,7 @@ MakeBot = Callable[..., Awaitable[Bot]]
 
 # PTB 22 itself warns when it builds a RetryAfter (the int → timedelta migration of retry_after);
 # connectors/telegram.py reads the value without the warning.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*retry_after.*will be of type:telegram.warnings.PTBDeprecationWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*will be of type:telegram.warnings.PTBDeprecationWarning")
 
 
 def payload(
@@ -92,9 +90,7 @@ async def tg(make_tg_bot: MakeBot) -> Bot:
     return await make_tg_bot()
 
 
-async def post(
-    bot: Bot, data: Any, *, secret: str | None = SECRET, expect: int = 200, channel: str = CHANNEL
-) -> Any:
+async def post(bot: Bot, data: Any, *, secret: str | None = SECRET, expect: int = 200, channel: str = CHANNEL) -> Any:
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
     headers = {"Content-Type": "application/json"}
     if secret is not None:
@@ -306,9 +302,7 @@ async def test_other_commands_are_not_contact_messages(tg: Bot, api: TelegramApi
 
 
 async def test_automation_command_by_admin(tg: Bot, api: TelegramApiDouble) -> None:
-    data = payload(
-        "command_automation", text='/automation create "Au revoir" keywords="au revoir, bye" resolve'
-    )
+    data = payload("command_automation", text='/automation create "Au revoir" keywords="au revoir, bye" resolve')
     await post(tg, data)
     [sent] = api.sent()
     assert sent["chat_id"] == ADMIN_ID
@@ -326,9 +320,7 @@ async def test_automation_command_by_non_admin(tg: Bot, api: TelegramApiDouble) 
     assert (await tg.api("GET", "/api/automations"))["items"] == []
 
 
-async def test_automation_at_our_bot_in_a_forum_topic_replies_in_the_topic(
-    tg: Bot, api: TelegramApiDouble
-) -> None:
+async def test_automation_at_our_bot_in_a_forum_topic_replies_in_the_topic(tg: Bot, api: TelegramApiDouble) -> None:
     await post(tg, payload("command_automation_at_bot_topic"))
     [sent] = api.sent()
     assert (sent["chat_id"], sent["message_thread_id"]) == (-1001555000111, 77)
@@ -345,9 +337,7 @@ async def test_automation_reply_failure_still_answers_200(tg: Bot, api: Telegram
 
 
 async def test_au_revoir_story(tg: Bot, api: TelegramApiDouble) -> None:
-    await post(
-        tg, payload("command_automation", text='/automation create "Au revoir" keywords="au revoir" resolve')
-    )
+    await post(tg, payload("command_automation", text='/automation create "Au revoir" keywords="au revoir" resolve'))
     assert "Au revoir" in api.sent()[-1]["text"]
 
     # 1. The first message "Au revoir" is resolved by the automation at once.
@@ -380,9 +370,7 @@ async def test_au_revoir_story(tg: Bot, api: TelegramApiDouble) -> None:
 async def test_api_reply_reaches_send_message(tg: Bot, api: TelegramApiDouble) -> None:
     await post(tg, payload("private_text"))
     [conv] = await conversations(tg)
-    await tg.api(
-        "POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour Marie"}, expect=201
-    )
+    await tg.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Bonjour Marie"}, expect=201)
     await tg.state.outbox.drain()
     assert await wait_sent(api) == [{"chat_id": 1111111, "text": "Bonjour Marie", "message_thread_id": None}]
     detail = await tg.conversation(conv["id"])
@@ -395,9 +383,7 @@ async def test_api_reply_in_forum_topic(tg: Bot, api: TelegramApiDouble) -> None
     [conv] = await conversations(tg)
     await tg.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "On regarde"}, expect=201)
     await tg.state.outbox.drain()
-    assert await wait_sent(api) == [
-        {"chat_id": -1001555000111, "text": "On regarde", "message_thread_id": 77}
-    ]
+    assert await wait_sent(api) == [{"chat_id": -1001555000111, "text": "On regarde", "message_thread_id": 77}]
 
 
 async def test_flood_control_retries_the_reply(tg: Bot, api: TelegramApiDouble) -> None:

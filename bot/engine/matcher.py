@@ -82,9 +82,7 @@ def key_in(pattern: str, is_symbol: bool, prepared: Prepared) -> bool:
     start = text.find(pattern)
     while start != -1:
         end = start + len(pattern)
-        if (left_free or start == 0 or text[start - 1] == " ") and (
-            right_free or end == len(text) or text[end] == " "
-        ):
+        if (left_free or start == 0 or text[start - 1] == " ") and (right_free or end == len(text) or text[end] == " "):
             return True
         start = text.find(pattern, start + 1)
     return False

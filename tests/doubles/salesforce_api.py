@@ -69,9 +69,9 @@ class SalesforceDouble:
         return sorted((c for c in self.comments.values() if c["ParentId"] == case_id), key=lambda c: c["Id"])
 
     def add_agent_comment(self, case_id: str, body: str, *, public: bool = True) -> str:
-        return self._insert_comment(
-            {"ParentId": case_id, "CommentBody": body, "IsPublished": public}, user=AGENT_USER
-        )["Id"]
+        return self._insert_comment({"ParentId": case_id, "CommentBody": body, "IsPublished": public}, user=AGENT_USER)[
+            "Id"
+        ]
 
     def set_case_status(self, case_id: str, status: str, *, closed: bool) -> None:
         case = self.cases[case_id]
@@ -118,8 +118,12 @@ class SalesforceDouble:
         now = self._tick()
         comment_id = self._next_id("00a")
         record.update(
-            Id=comment_id, CreatedDate=now, SystemModstamp=now, LastModifiedDate=now,
-            CreatedById=user, LastModifiedById=user,
+            Id=comment_id,
+            CreatedDate=now,
+            SystemModstamp=now,
+            LastModifiedDate=now,
+            CreatedById=user,
+            LastModifiedById=user,
         )
         record["attributes"]["url"] = f"/services/data/v{self.version}/sobjects/CaseComment/{comment_id}"
         record.update(data)
@@ -178,9 +182,7 @@ class SalesforceDouble:
             if isinstance(value, str) and key in limits and len(value) > limits[key]:
                 return self._error(400, "STRING_TOO_LONG", f"{key}: data value too large", [key])
         if obj == "CaseComment" and data.get("ParentId") not in self.cases:
-            return self._error(
-                400, "FIELD_INTEGRITY_EXCEPTION", "Parent ID: id value of incorrect type", ["ParentId"]
-            )
+            return self._error(400, "FIELD_INTEGRITY_EXCEPTION", "Parent ID: id value of incorrect type", ["ParentId"])
         return None
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -348,7 +350,7 @@ class SalesforceDouble:
             if not t or t.end() == pos:
                 if where[pos:].strip() == "":
                     break
-                raise ValueError(f"unexpected token near {where[pos:pos + 20]!r}")
+                raise ValueError(f"unexpected token near {where[pos : pos + 20]!r}")
             pos = t.end()
             if t["str"] is not None:
                 raw = t["str"][1:-1]

@@ -161,9 +161,7 @@ class TelegramApiDouble:
     def _m_sendMessage(self, params: dict[str, Any]) -> Any:
         chat_id, text = params.get("chat_id"), params.get("text")
         if chat_id in (None, "") or not text:
-            return _error(
-                400, "Bad Request: message text is empty" if chat_id else "Bad Request: chat not found"
-            )
+            return _error(400, "Bad Request: message text is empty" if chat_id else "Bad Request: chat not found")
         if len(str(text)) > 4096:
             return _error(400, "Bad Request: message is too long")
         self._next_message_id += 1
