@@ -83,6 +83,4 @@ async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | Non
     messages, tags = await repo.conversation_messages(conversation_id)
     data["messages"] = [message_json(m, tags.get(m.id, [])) for m in messages]
     data["runs"] = [run_json(r) for r in await repo.conversation_runs(conversation_id)]
-    if conv.crm_target and not conv.crm_case_id:
-        data["crm"] = {"case_id": None, "case_number": None, "target": conv.crm_target, "status": "pending"}
     return data

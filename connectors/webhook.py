@@ -31,6 +31,12 @@ SIGNATURE_HEADER = "X-Inbox-Signature"
 TIMESTAMP_HEADER = "X-Inbox-Timestamp"
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the store.
     if "\x00" in value:
@@ -93,7 +99,9 @@ class WebhookPayload(BaseModel):
     id: NonEmpty
     contact: _Contact
     # no length cap of its own: the body limit (413) bounds it
-    text: Annotated[str, StringConstraints(strict=True, min_length=1), AfterValidator(_no_nul)]
+    text: Annotated[
+        str, StringConstraints(strict=True, min_length=1), AfterValidator(_no_nul), AfterValidator(_not_blank)
+    ]
     type: Literal["direct", "group", "public"] | None = None  # null or absent: direct
     # null, absent or blank: the contact id is the thread
     thread: Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_no_nul)] | None = None

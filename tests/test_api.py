@@ -828,3 +828,40 @@ async def test_metrics_are_prometheus_text_format(bot: Bot) -> None:
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "inbox_messages_total" in await resp.text()
+
+
+async def test_an_automation_the_plan_no_longer_allows_can_be_renamed_not_reenabled(
+    make_bot: MakeBot, db_url: str
+) -> None:
+    bot = await make_bot(make_settings(db_url))
+    a = await bot.api(
+        "POST", "/api/automations", json={"name": "x", "keywords": "bye", "actions": [{"type": "resolve"}]}, expect=201
+    )
+    await bot.client.close()
+    bot = await make_bot(make_settings(db_url, organization={"plan": "business"}))
+    renamed = await bot.api("PATCH", f"/api/automations/{a['id']}", json={"name": "Goodbye"})
+    assert renamed["name"] == "Goodbye"
+    status, err = await raw(bot, "PATCH", f"/api/automations/{a['id']}", json={"actions": [{"type": "resolve"}]})
+    assert (status, err) == (403, {"error": 'plan "business" does not include resolve (needs enterprise)'})
+
+
+async def test_unclosed_quote_in_keywords_is_refused_like_the_chat_command(bot: Bot) -> None:
+    status, err = await raw(
+        bot, "POST", "/api/automations", json={"name": "q", "keywords": '"bye, now', "actions": [{"type": "resolve"}]}
+    )
+    assert (status, err["error"]) == (400, 'keywords: a quote (") is not closed — close it and send again')
+    assert (await bot.api("GET", "/api/automations"))["items"] == []
+
+
+async def test_crm_stays_null_until_the_case_exists(make_bot: MakeBot, db_url: str) -> None:
+    bot = await make_bot(make_settings(db_url, organization={"advanced_inbox": True}))
+    await bot.api(
+        "POST",
+        "/api/automations",
+        json={"name": "crm", "keywords": "refund", "actions": [{"type": "crm", "target": "salesforce"}]},
+        expect=201,
+    )
+    cid = (await bot.webhook("I want a refund"))["conversation_id"]
+    detail = await bot.conversation(cid)
+    assert set(detail) == DETAIL_KEYS and detail["crm"] is None
+    assert (await bot.api("GET", "/api/conversations"))["items"][0]["crm"] is None

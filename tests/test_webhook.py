@@ -425,3 +425,11 @@ async def test_non_utf8_header_bytes_are_refused_not_a_server_error(bot: Bot) ->
     api = b"GET /api/conversations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"
     assert await raw_http(bot, api) == 401
     assert (await bot.api("GET", "/api/conversations"))["items"] == []
+
+
+async def test_blank_text_is_refused_naming_the_field(bot: Bot) -> None:
+    body = json.dumps({"id": "m-blank", "contact": {"id": "c"}, "text": "   "}).encode()
+    resp = await bot.client.post("/webhooks/shop", data=body, headers=signed_headers(SHOP_SECRET, body))
+    assert resp.status == 400
+    assert (await resp.json())["fields"] == {"text": "must not be blank"}
+    assert (await bot.api("GET", "/api/conversations"))["items"] == []

@@ -540,7 +540,9 @@ async def claim_jobs(*, limit: int, lease_seconds: float, skip_locked: bool) -> 
         jobs = await (qs.select_for_update(skip_locked=True) if skip_locked else qs)
         if jobs:
             token = t + timedelta(seconds=lease_seconds)
-            await OutboxJob.filter(id__in=[j.id for j in jobs]).update(status="running", locked_until=token)
+            await OutboxJob.filter(id__in=[j.id for j in jobs]).update(
+                status="running", locked_until=token, updated_at=t
+            )
             for j in jobs:
                 j.status, j.locked_until = "running", token
         return jobs
@@ -561,7 +563,7 @@ async def finish_job(job: OutboxJob) -> bool:
     """Mark done, if this worker still holds the job's lease."""
     return bool(
         await OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
-            status="done", locked_until=None, last_error=None
+            status="done", locked_until=None, last_error=None, updated_at=now()
         )
     )
 
@@ -575,6 +577,7 @@ async def retry_job(job: OutboxJob, *, attempts: int, delay: float, error: str, 
             run_after=now() + timedelta(seconds=delay),
             locked_until=None,
             last_error=error[:2000],
+            updated_at=now(),
         )
     )
 
@@ -612,7 +615,9 @@ async def get_job(job_id: int) -> OutboxJob | None:
 
 async def requeue_job(job_id: int) -> bool:
     return bool(
-        await OutboxJob.filter(id=job_id, status="failed").update(status="pending", attempts=0, run_after=now())
+        await OutboxJob.filter(id=job_id, status="failed").update(
+            status="pending", attempts=0, run_after=now(), updated_at=now()
+        )
     )
 
 
