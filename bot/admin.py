@@ -25,6 +25,7 @@ LABEL_COMMANDS = {"tag": "tags", "topic": "topics", "reason": "reasons"}
 MAX_NAME = 100
 MAX_KEYWORDS = 100
 MAX_KEYWORD_LEN = 200
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
 MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
 
 
@@ -221,7 +222,9 @@ class Admin:
             raise NotFound(f"no automation {label} — see /automation list")
         return found
 
-    async def _validate(self, data: Mapping[str, Any], *, current_id: int | None = None) -> dict[str, Any]:
+    async def _validate(
+        self, data: Mapping[str, Any], *, current_id: int | None = None, check_plan: bool = True
+    ) -> dict[str, Any]:
         """Check every field; returns the row's columns. Raises the first problem found."""
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -237,6 +240,8 @@ class Admin:
             not isinstance(raw_kw, str) and not (isinstance(raw_kw, list) and all(isinstance(k, str) for k in raw_kw))
         ):
             raise Invalid('keywords: give at least one keyword, e.g. keywords="au revoir, bye"', field="keywords")
+        if isinstance(raw_kw, str) and raw_kw.translate(_QUOTES).count('"') % 2:
+            raise Invalid('keywords: a quote (") is not closed — close it and send again', field="keywords")
         keywords = parse_keywords(raw_kw)
         if not keywords or not any(keyword_key(k) for k in keywords):
             raise Invalid('keywords: give at least one keyword, e.g. keywords="au revoir, bye"', field="keywords")
@@ -280,7 +285,7 @@ class Admin:
                 f'an automation named "{existing.name}" already exists (#{existing.id}) — pick another name',
                 field="name",
             )
-        if enabled or current_id is None:  # SPEC §4: checked on create (enabled or not) and on enable
+        if check_plan and (enabled or current_id is None):  # SPEC §4: on create (enabled or not) and on enable
             self._check_plan(actions)
         return {
             "name": name,
@@ -376,7 +381,9 @@ class Admin:
         if unknown:
             raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         merged = {**current, **changes}
-        fields = await self._validate(merged, current_id=a.id)
+        # renaming an automation the plan no longer allows is fine; enabling it or changing its actions is not
+        enabling = merged.get("enabled") is True and not a.enabled
+        fields = await self._validate(merged, current_id=a.id, check_plan=enabling or "actions" in changes)
         for k, v in fields.items():
             setattr(a, k, v)
         try:

@@ -323,3 +323,14 @@ def test_ruleset_agrees_with_naive_loop(
     assert ev.resolve == bool(resolving)
     assert not resolving or not first or ev.resolved_by_rule == resolving[0].rule.id
     assert first or not ev.resolve
+
+
+def test_only_the_oldest_resolving_rule_records_a_resolve_in_its_run() -> None:
+    old = Rule(1, "old", ("bye",), MatchMode.ANY, (Action(ActionType.RESOLVE, "First"),))
+    new = Rule(2, "new", ("bye",), MatchMode.ANY, (Action(ActionType.RESOLVE, "Second"), Action(ActionType.TAG, "t")))
+    ev = RuleSet([new, old]).evaluate(text="bye", channel="c", type=ConversationType.DIRECT, first_message=True)
+    assert (ev.resolve_reason, ev.resolved_by_rule) == ("First", 1)
+    assert [f.actions for f in ev.firings] == [
+        (Action(ActionType.RESOLVE, "First"),),
+        (Action(ActionType.TAG, "t"),),
+    ]

@@ -183,10 +183,13 @@ class RuleSet:
                     progress = prior | found
                 if not c.keys <= progress:
                     continue
+            # resolve applies on a first message, and only for the oldest resolving rule: a newer
+            # one's run must not claim a resolve (and reason) that was not applied
+            applies_resolve = first_message and resolver is None
             firing = Firing(
                 rule=c.rule,
                 keywords=tuple([d for k, d in c.display if k in found]),
-                actions=c.actions_first if first_message else c.actions_later,
+                actions=c.actions_first if applies_resolve else c.actions_later,
             )
             firings.append(firing)
             if c.tags:
