@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
-from tortoise import Tortoise
-
 from bot import plans
 from bot.admin import actions_from_json
 from bot.config import Settings
@@ -35,18 +30,13 @@ async def run_check(settings: Settings) -> int:
         else:
             print("crm.salesforce: ok")
 
-    from tortoise.migrations.api import plan
-
     from bot.store import db, repo
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            lines = await plan(config=db.tortoise_config(settings.database.url))
-        await Tortoise.close_connections()
+        pending = await db.pending_migrations(settings.database.url)
     except Exception as exc:
         print(f"store: FAIL cannot reach the store: {exc}")
         return 1
-    pending = [line[2:] for line in lines if line.startswith("+ ")]
     if pending:
         problems += 1
         print(f"store: FAIL {len(pending)} migration(s) not applied ({', '.join(pending)}) — run `inbox-bot migrate`")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -42,7 +42,7 @@ def _env_name(value: str | None) -> str | None:
 
 def _channel_name(value: str) -> str:
     if not CHANNEL_NAME.match(value):
-        raise ValueError(f"{value!r} must be lowercase letters, digits, '-' or '_'")
+        raise ValueError(f"{value!r} must be letters, digits, '-' or '_' (it is part of the URL path)")
     return value
 
 
@@ -99,6 +99,14 @@ class WebhookChannel(_Section):
     kind: Literal["webhook"]
     secret_env: str
     reply_url: str | None = None
+
+    @field_validator("reply_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
     _v = field_validator("secret_env")(_env_name)
     _n = field_validator("name")(_channel_name)
 
@@ -278,15 +286,20 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 
 def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: str | None = None) -> Settings:
     data = dict(raw)
-    for forbidden in ("env", "path"):
-        data.pop(forbidden, None)
+    # `env` and `path` are filled in by the loader; in the file they are unknown keys
+    unknown = [f"{k}: unknown key (check the spelling against SPEC §7)" for k in ("env", "path") if k in data]
+    for key in ("env", "path"):
+        data.pop(key, None)
     try:
+        if unknown:
+            Settings.model_validate({**data, "env": dict(env), "path": path})  # collect the other problems too
+            raise ConfigError(unknown)
         return Settings.model_validate({**data, "env": dict(env), "path": path})
     except ValidationError as exc:
         problems = _format_errors(exc)
         # Duplicate names are checked only once every channel is valid; report them with the rest.
         problems += [p for p in _duplicate_channels(data.get("channels")) if p not in problems]
-        raise ConfigError(problems) from None
+        raise ConfigError(unknown + problems) from None
 
 
 def _duplicate_channels(channels: Any) -> list[str]:

@@ -301,14 +301,22 @@ class SlackConnector(Connector):
         self._socket: Any = None
         # `authorize=` instead of `token=`: bolt makes no auth.test call of its own; we make one in
         # start() and reuse the answer. The client carries no token: bolt gives each request its own.
-        self.app = AsyncApp(
-            name=f"inbox.slack.{name}",
-            logger=logging.getLogger(f"inbox.slack.bolt.{name}"),
-            signing_secret=signing_secret,
-            client=AsyncWebClient(base_url=base_url),
-            authorize=self._authorizer(),
-            process_before_response=True,
-        )
+        bolt_log = logging.getLogger(f"inbox.slack.bolt.{name}")
+        level = bolt_log.level
+        # bolt reads SLACK_BOT_TOKEN from the environment on its own and warns that our client
+        # (with its api_url) wins over it; that is what we want, so the warning is noise.
+        bolt_log.setLevel(logging.ERROR)
+        try:
+            self.app = AsyncApp(
+                name=f"inbox.slack.{name}",
+                logger=bolt_log,
+                signing_secret=signing_secret,
+                client=AsyncWebClient(base_url=base_url),
+                authorize=self._authorizer(),
+                process_before_response=True,
+            )
+        finally:
+            bolt_log.setLevel(level)
         self._register()
 
     @classmethod

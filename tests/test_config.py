@@ -217,7 +217,7 @@ def test_channel_problems() -> None:
         "channels[0].kind: must be one of webhook, slack, telegram"
     ]
     assert problems({"channels": [{"name": "Shop Front", "kind": "webhook", "secret_env": "A"}]}) == [
-        "channels[0].name: 'Shop Front' must be lowercase letters, digits, '-' or '_'"
+        "channels[0].name: 'Shop Front' must be letters, digits, '-' or '_' (it is part of the URL path)"
     ]
 
 
@@ -257,7 +257,7 @@ def test_every_problem_reported_at_once() -> None:
     ) == [
         "server.port: Input should be greater than or equal to 0",
         "organization.plan: Input should be 'business' or 'enterprise'",
-        "channels[0].name: 'Shop!' must be lowercase letters, digits, '-' or '_'",
+        "channels[0].name: 'Shop!' must be letters, digits, '-' or '_' (it is part of the URL path)",
         "crm.salesforce: set session_id_env, or username_env and password_env (and security_token_env)",
         "log_level: must be DEBUG, INFO, WARNING or ERROR",
         "channels[2].name: 'x' is used by another channel",
@@ -330,3 +330,10 @@ def test_serve_with_missing_config_exits_2(
         cli_main(["--config", str(tmp_path / "missing.toml"), "serve"])
     assert info.value.code == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_loader_keys_in_the_file_and_bad_reply_url_are_reported() -> None:
+    assert problems({"env": {"X": "y"}}) == ["env: unknown key (check the spelling against SPEC §7)"]
+    assert problems(
+        {"channels": [{"name": "Shop", "kind": "webhook", "secret_env": "S", "reply_url": "shop.example/replies"}]}
+    ) == ["channels[0].reply_url: must be an http:// or https:// URL"]

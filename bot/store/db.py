@@ -19,9 +19,6 @@ def _db_url(url: str, *, pool_min: int, pool_max: int) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     if parts.scheme == "sqlite":
-        path = url[len("sqlite://") :].split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         query.setdefault("journal_mode", "WAL")
         query.setdefault("busy_timeout", "10000")
     else:
@@ -40,6 +37,14 @@ def tortoise_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[
     }
 
 
+def _prepare(url: str) -> None:
+    """Create the SQLite file's folder (only when the store is really opened)."""
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _forget_compiled_queries() -> None:
     # Tortoise caches compiled INSERT/UPDATE SQL per (connection alias, table), not per dialect:
     # a process that opens SQLite and later PostgreSQL (the test suite) would send `?` placeholders
@@ -51,6 +56,7 @@ def _forget_compiled_queries() -> None:
 
 async def migrate(url: str) -> None:
     """Apply pending migrations from `migrations/`."""
+    _prepare(url)
     _forget_compiled_queries()
     from tortoise.migrations.api import migrate as run_migrations
 
@@ -58,9 +64,24 @@ async def migrate(url: str) -> None:
     await Tortoise.close_connections()
 
 
+async def pending_migrations(url: str) -> list[str]:
+    """Names of the migrations not applied yet (`inbox-bot check`)."""
+    import io
+
+    from tortoise.migrations.api import plan
+
+    _prepare(url)
+    _forget_compiled_queries()
+    with contextlib.redirect_stdout(io.StringIO()):  # plan() prints its lines too
+        lines = await plan(config=tortoise_config(url))
+    await Tortoise.close_connections()
+    return [line[2:] for line in lines if line.startswith("+ ")]
+
+
 @contextlib.asynccontextmanager
 async def open_store(url: str, *, pool_min: int = 1, pool_max: int = 10) -> AsyncIterator[TortoiseContext]:
     """Connect for the lifetime of the block; the ORM context stays active inside it."""
+    _prepare(url)
     _forget_compiled_queries()
     ctx = await Tortoise.init(config=tortoise_config(url, pool_min=pool_min, pool_max=pool_max))
     try:
@@ -76,4 +97,8 @@ def tortoise_cli_config() -> dict[str, Any]:
     return tortoise_config(os.environ.get("INBOX_DATABASE_URL", "sqlite://data/dev.sqlite3"))
 
 
-TORTOISE_ORM = tortoise_cli_config()
+def __getattr__(name: str) -> Any:
+    # `tortoise -c bot.store.db.TORTOISE_ORM …` reads this; built on access, not at import.
+    if name == "TORTOISE_ORM":
+        return tortoise_cli_config()
+    raise AttributeError(name)
