@@ -115,7 +115,7 @@ class Inbox:
         self._metrics.batch_size.observe(len(batch))
         try:
             async with repo.transaction():
-                results = await self._process([msg for msg, _, _ in batch], self._rules())
+                results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
             self._contacts = repo.ContactCache()  # it may hold contacts of the rolled-back transaction
             if len(batch) > 1:
@@ -133,6 +133,8 @@ class Inbox:
             return
         for (msg, fut, started), result in zip(batch, results, strict=True):
             self._settle(msg, fut, started, result)
+        if enqueued:
+            self.wake_outbox()  # committed work for it (CRM sync); otherwise it has nothing new
 
     def _settle(
         self, msg: InboundMessage, fut: asyncio.Future[IngestResult], started: float, result: IngestResult
@@ -141,14 +143,15 @@ class Inbox:
         self._metrics.messages.labels(msg.channel, "duplicate" if result.duplicate else "stored").inc()
         if not fut.done():
             fut.set_result(result)
-        self.wake_outbox()
 
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
         for attempt in range(ALONE_ATTEMPTS):
             try:
                 async with repo.transaction():
-                    (result,) = await self._process([msg], self._rules())
-                    return result
+                    (result,), enqueued = await self._process([msg], self._rules())
+                if enqueued:
+                    self.wake_outbox()
+                return result
             except repo.IntegrityError:
                 # Another worker committed the same message or opened the conversation first.
                 self._contacts = repo.ContactCache()  # (or a cached contact was rolled back)
@@ -159,10 +162,12 @@ class Inbox:
                 await asyncio.sleep(random.uniform(0.005, 0.01) * 2 ** min(attempt, 7))
         raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
 
-    async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> list[IngestResult]:
+    async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
         """Store `msgs` in the current transaction, set-based: a handful of statements per round
         rather than per message. A round holds at most one message per thread, so a message that
-        auto-resolves its conversation makes the next one of that thread (next round) open a new one."""
+        auto-resolves its conversation makes the next one of that thread (next round) open a new one.
+        Returns the results and whether outbox work was enqueued."""
+        enqueued = False
         results: list[IngestResult | None] = [None] * len(msgs)
         pending = list(range(len(msgs)))
         while pending:
@@ -173,13 +178,13 @@ class Inbox:
                 key = (msgs[i].channel, msgs[i].thread_key)
                 (later if key in threads else round_).append(i)
                 threads.add(key)
-            await self._process_round(msgs, round_, rules, results)
+            enqueued |= await self._process_round(msgs, round_, rules, results)
             pending = later
-        return [r for r in results if r is not None]
+        return [r for r in results if r is not None], enqueued
 
     async def _process_round(
         self, msgs: list[InboundMessage], idx: list[int], rules: RuleSet, results: list[IngestResult | None]
-    ) -> None:
+    ) -> bool:
         existing = await repo.find_inbound_many([(msgs[i].channel, msgs[i].platform_message_id) for i in idx])
         fresh = []
         for i in idx:
@@ -189,7 +194,7 @@ class Inbox:
             else:
                 fresh.append(i)
         if not fresh:
-            return
+            return False
         contacts = await self._contacts.ids(
             [(msgs[i].channel, msgs[i].contact_id, msgs[i].contact_name) for i in fresh]
         )
@@ -255,6 +260,7 @@ class Inbox:
         await repo.bulk_insert(runs)
         await repo.bulk_insert(events)
         await enqueue_crm_sync(crm_linked)
+        return bool(crm_linked)
 
     # --- agent actions -----------------------------------------------------------------------
     async def resolve(self, conversation_id: int, *, actor: str, reason: str | None) -> None:
@@ -322,6 +328,8 @@ def crm_sync_job(conversation_id: int) -> repo.OutboxJob:
 async def enqueue_crm_sync(conversation_ids: list[int]) -> None:
     """One pending sync per conversation is enough: the job syncs everything not yet in the Case,
     so a new one is added only when none is waiting (a running one may have read too early)."""
+    if not conversation_ids:
+        return
     waiting = await repo.pending_job_conversations(outbox_kinds.CRM_SYNC, conversation_ids)
     await repo.bulk_insert([crm_sync_job(cid) for cid in conversation_ids if cid not in waiting])
 
