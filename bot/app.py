@@ -198,6 +198,9 @@ async def error_middleware(
                 headers={k: v for k, v in exc.headers.items() if k == "Allow"},
             )
         raise
+    except repo.ValidationError as exc:  # a value the store cannot hold: the caller's input
+        log.info("refused on %s %s: %s", request.method, request.path, exc)
+        return web.json_response({"error": f"invalid value: {exc}"}, status=400)
     except (repo.OperationalError, ConnectionError, OSError) as exc:
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": "the store is unavailable — try again shortly"}, status=503)

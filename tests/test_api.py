@@ -865,3 +865,9 @@ async def test_crm_stays_null_until_the_case_exists(make_bot: MakeBot, db_url: s
     detail = await bot.conversation(cid)
     assert set(detail) == DETAIL_KEYS and detail["crm"] is None
     assert (await bot.api("GET", "/api/conversations"))["items"][0]["crm"] is None
+
+
+async def test_filters_longer_than_any_name_find_nothing(bot: Bot) -> None:
+    await bot.webhook("hello")
+    for key in ("channel", "tag", "topic"):
+        assert (await bot.api("GET", f"/api/conversations?{key}={'x' * 300}"))["items"] == []

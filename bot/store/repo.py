@@ -9,6 +9,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError as _IntegrityError
 from tortoise.exceptions import OperationalError as _OperationalError
+from tortoise.exceptions import ValidationError as _ValidationError
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
@@ -30,6 +31,7 @@ from bot.store.models import (
 
 IntegrityError = _IntegrityError
 OperationalError = _OperationalError
+ValidationError = _ValidationError
 
 __all__ = [
     "Automation",
@@ -320,6 +322,9 @@ async def list_conversations(
     before_id: int | None,
     limit: int,
 ) -> list[Conversation]:
+    # a filter longer than its column can match nothing (and Tortoise refuses to bind it)
+    if (channel and len(channel) > 64) or (topic and len(topic) > 100) or (tag and len(tag) > 100):
+        return []
     qs = Conversation.all()
     if status:
         qs = qs.filter(status=status)
