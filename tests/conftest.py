@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -20,6 +21,12 @@ from bot.app import STATE_KEY, AppState, build_app
 from bot.config import Settings, settings_from_dict
 from bot.store import db
 from connectors.webhook import signed_headers
+
+# Property-based tests explore new inputs on every local run; in CI (CI=true) they replay a fixed
+# set, so a submission's result does not depend on the luck of the draw.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 PG_ENV = "INBOX_TEST_POSTGRES_URL"
 PG_URL = os.environ.get(PG_ENV)
