@@ -75,6 +75,25 @@ async def seed(db_url: str, n: int) -> None:
         await repo.bump_automations_revision()
 
 
+def start_servers(tmp: Path, db_url: str) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
+    """inbox-bot (`serve` on a `bench` webhook channel) and the bare aiohttp baseline, on free ports."""
+    port_bot, port_bare = free_port(), free_port()
+    (tmp / "config.toml").write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port_bot}\n[database]\nurl = "{db_url}"\n'
+        '[api]\ntokens_env = "BENCH_TOKEN"\n'
+        '[[channels]]\nname = "bench"\nkind = "webhook"\nsecret_env = "BENCH_SECRET"\n'
+    )
+    env = {**os.environ, "BENCH_SECRET": SECRET, "BENCH_TOKEN": "t", "INBOX_LOG_LEVEL": "ERROR"}
+    bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_bare)])
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+    )
+    return bot, bare, port_bot, port_bare
+
+
 def make_request_factory(run: str):
     rnd = random.Random(11)
     texts = []
@@ -102,20 +121,7 @@ def main() -> None:
     db_path = tmp / "inbox.sqlite3"
     db_url = f"sqlite://{db_path}"
     asyncio.run(seed(db_url, args.automations))
-    port_bot, port_bare = free_port(), free_port()
-    (tmp / "config.toml").write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port_bot}\n[database]\nurl = "{db_url}"\n'
-        '[api]\ntokens_env = "BENCH_TOKEN"\n'
-        '[[channels]]\nname = "bench"\nkind = "webhook"\nsecret_env = "BENCH_SECRET"\n'
-    )
-    env = {**os.environ, "BENCH_SECRET": SECRET, "BENCH_TOKEN": "t", "INBOX_LOG_LEVEL": "ERROR"}
-    bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_bare)])
-    bot = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
-        env=env,
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-    )
+    bot, bare, port_bot, port_bare = start_servers(tmp, db_url)
     try:
         wait_http(f"http://127.0.0.1:{port_bot}/healthz")
         time.sleep(0.5)

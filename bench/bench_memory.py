@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._load import run_load  # noqa: E402
-from bench.bench_ingest import SECRET, free_port, make_request_factory, seed, wait_http  # noqa: E402
+from bench.bench_ingest import make_request_factory, seed, start_servers, wait_http  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -41,19 +39,7 @@ def main() -> None:
     t0 = time.time()
     asyncio.run(seed(db_url, args.automations))
     print(f"seeded {args.automations} automations in {time.time() - t0:.1f} s")
-    port, port_bare = free_port(), free_port()
-    (tmp / "config.toml").write_text(
-        f'[server]\nport = {port}\n[database]\nurl = "{db_url}"\n[api]\ntokens_env = "BENCH_TOKEN"\n'
-        '[[channels]]\nname = "bench"\nkind = "webhook"\nsecret_env = "BENCH_SECRET"\n'
-    )
-    env = {**os.environ, "BENCH_SECRET": SECRET, "BENCH_TOKEN": "t", "INBOX_LOG_LEVEL": "ERROR"}
-    bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_bare)])
-    bot = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(tmp / "config.toml"), "serve"],
-        env=env,
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-    )
+    bot, bare, port, _ = start_servers(tmp, db_url)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         time.sleep(1.0)
