@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from bot import outbox_kinds
 from bot.engine import RuleSet
 from bot.metrics import Metrics
-from bot.model import ActionType, ConversationType, Direction, InboundMessage, Status
+from bot.model import ConversationType, Direction, InboundMessage, Status
 from bot.store import repo
 
 log = logging.getLogger("inbox.ingest")
@@ -248,9 +248,7 @@ class Inbox:
                     changed.append("crm_target")
                 if ev.resolve and conv.status == Status.OPEN.value:
                     actor = f"automation:{ev.resolved_by_rule}"
-                    conv.status, conv.open_key = Status.RESOLVED.value, None
-                    conv.resolution_reason, conv.resolved_by, conv.resolved_at = ev.resolve_reason, actor, repo.now()
-                    changed += ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"]
+                    changed += repo.mark_resolved(conv, actor=actor, reason=ev.resolve_reason)
                     events.append(repo.conversation_event(conv.id, "resolve", actor, ev.resolve_reason))
             if conv.crm_target is not None:
                 crm_linked.append(conv.id)
@@ -334,4 +332,4 @@ async def enqueue_crm_sync(conversation_ids: list[int]) -> None:
     await repo.bulk_insert([crm_sync_job(cid) for cid in conversation_ids if cid not in waiting])
 
 
-__all__ = ["ActionType", "ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]
+__all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

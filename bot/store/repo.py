@@ -292,13 +292,18 @@ async def get_conversation(conversation_id: int, *, for_update: bool = False) ->
     return await qs.first()
 
 
-async def set_resolved(conv: Conversation, *, actor: str, reason: str | None) -> None:
+def mark_resolved(conv: Conversation, *, actor: str, reason: str | None) -> list[str]:
+    """Set a conversation's resolved state in memory; returns the fields to save."""
     conv.status = Status.RESOLVED.value
     conv.open_key = None
     conv.resolution_reason = reason
     conv.resolved_by = actor
     conv.resolved_at = now()
-    await save_conversation(conv, ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"])
+    return ["status", "open_key", "resolution_reason", "resolved_by", "resolved_at"]
+
+
+async def set_resolved(conv: Conversation, *, actor: str, reason: str | None) -> None:
+    await save_conversation(conv, mark_resolved(conv, actor=actor, reason=reason))
     await record_event(conv.id, "resolve", actor, reason)
 
 
