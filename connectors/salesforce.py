@@ -470,16 +470,37 @@ class SalesforceCrm:
         raw = await repo.kv_get(key)
         return soql_datetime(datetime.fromisoformat(raw) - CURSOR_OVERLAP) if raw else None
 
-    async def _poll_comments(self, by_case: dict[str, repo.Conversation]) -> None:
-        since = await self._since(COMMENTS_CURSOR)
+    async def _query_cases(
+        self,
+        select: str,
+        *,
+        condition: str | None,
+        case_field: str,
+        since_field: str,
+        since: str | None,
+        order: str,
+        case_ids: Iterable[str],
+    ) -> list[dict[str, Any]]:
+        """Rows of `select` for the linked Cases (IDS_PER_QUERY ids a query), changed since `since`."""
         rows: list[dict[str, Any]] = []
-        for ids in _chunks(sorted(by_case), IDS_PER_QUERY):
-            where = f"IsPublished = true AND ParentId IN ({', '.join(soql_quote(i) for i in ids)})"
+        for ids in _chunks(sorted(case_ids), IDS_PER_QUERY):
+            where = [condition] if condition else []
+            where.append(f"{case_field} IN ({', '.join(soql_quote(i) for i in ids)})")
             if since:
-                where += f" AND CreatedDate >= {since}"
-            rows += await self._query_all(
-                f"SELECT Id, ParentId, CommentBody, CreatedDate FROM CaseComment WHERE {where} ORDER BY CreatedDate, Id"
-            )
+                where.append(f"{since_field} >= {since}")
+            rows += await self._query_all(f"{select} WHERE {' AND '.join(where)} ORDER BY {order}")
+        return rows
+
+    async def _poll_comments(self, by_case: dict[str, repo.Conversation]) -> None:
+        rows = await self._query_cases(
+            "SELECT Id, ParentId, CommentBody, CreatedDate FROM CaseComment",
+            condition="IsPublished = true",
+            case_field="ParentId",
+            since_field="CreatedDate",
+            since=await self._since(COMMENTS_CURSOR),
+            order="CreatedDate, Id",
+            case_ids=by_case,
+        )
         if not rows:
             return
         rows.sort(key=lambda r: (parse_sf_datetime(r["CreatedDate"]), r["Id"]))
@@ -510,20 +531,18 @@ class SalesforceCrm:
                 "Salesforce comment %s not sent to conversation %s and skipped: %s", comment_id, conversation_id, exc
             )
             return
-        self.outbox.wake()
         log.info("agent comment %s sent to conversation %s", comment_id, conversation_id)
 
     async def _poll_cases(self, by_case: dict[str, repo.Conversation]) -> None:
-        since = await self._since(CASES_CURSOR)
-        rows: list[dict[str, Any]] = []
-        for ids in _chunks(sorted(by_case), IDS_PER_QUERY):
-            where = f"Id IN ({', '.join(soql_quote(i) for i in ids)})"
-            if since:
-                where += f" AND SystemModstamp >= {since}"
-            rows += await self._query_all(
-                "SELECT Id, CaseNumber, Status, IsClosed, SystemModstamp FROM Case "
-                f"WHERE {where} ORDER BY SystemModstamp"
-            )
+        rows = await self._query_cases(
+            "SELECT Id, CaseNumber, Status, IsClosed, SystemModstamp FROM Case",
+            condition=None,
+            case_field="Id",
+            since_field="SystemModstamp",
+            since=await self._since(CASES_CURSOR),
+            order="SystemModstamp",
+            case_ids=by_case,
+        )
         for r in rows:
             conv = by_case.get(str(r["Id"]))
             if conv is not None:
