@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from bot.store import repo
 from connectors.salesforce import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
-from tests.conftest import Bot, make_settings
+from tests.conftest import STORES, Bot, make_settings
 from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
 
 MakeBot = Callable[[Settings], Awaitable[Bot]]
@@ -228,7 +228,7 @@ async def test_upsert_by_external_id_field(
     assert (await bot.conversation(cid))["crm"]["case_number"] == case["CaseNumber"]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
 @pytest.mark.parametrize("external_id", [None, EXTERNAL_ID], ids=["create", "upsert"])
 async def test_failures_then_recovery_give_one_case_and_each_comment_once(
     make_bot: MakeBot,
@@ -298,7 +298,7 @@ async def linked_conversation(bot: Bot, double: SalesforceDouble) -> tuple[int, 
     return cid, conv["crm"]["case_id"]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
 async def test_agent_comment_reaches_the_channel_once_even_across_a_restart(
     make_bot: MakeBot,
     setup: Callable[..., Settings],
@@ -428,7 +428,7 @@ def test_error_mapping(exc: Exception, kind: type[Exception]) -> None:
     assert isinstance(translate_error(exc), kind)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
 async def test_two_workers_polling_send_an_agent_comment_once(
     make_bot: MakeBot,
     setup: Callable[..., Settings],
@@ -490,7 +490,7 @@ async def test_a_comment_for_a_channel_no_longer_configured_does_not_block_the_o
     assert [m["direction"] for m in (await bot.conversation(gone))["messages"]] == ["inbound"]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
 async def test_inbox_reply_stores_the_crm_comment_id_with_the_message(
     make_bot: MakeBot, setup: Callable[..., Settings], replies: tuple[ReplyInbox, str]
 ) -> None:
