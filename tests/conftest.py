@@ -3,6 +3,7 @@ a running app over HTTP, signed webhook requests. No test reaches the internet."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -60,6 +61,17 @@ def keep_logging() -> Any:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str = "the condition", *, tries: int = 500) -> Any:
+    """Poll `check` until it returns something truthy and return that (a bounded loop: only an
+    upper bound on waiting, never a timing assertion)."""
+    for _ in range(tries):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
 
 
 def load_payload(name: str) -> Any:

@@ -17,19 +17,11 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.outbox import Outbox, PermanentFailure
 from bot.store import db, repo
-from tests.conftest import STORES, Bot, make_settings
+from tests.conftest import STORES, Bot, eventually, make_settings
 
 MakeBot = Callable[[Settings], Awaitable[Bot]]
 PG_ONLY = [pytest.param("postgres", marks=pytest.mark.postgres)]
 BOTH = STORES
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, *, tries: int = 500) -> None:
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 # --- claiming on PostgreSQL ---------------------------------------------------------------------

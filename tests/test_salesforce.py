@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from bot.store import repo
 from connectors.salesforce import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
-from tests.conftest import STORES, Bot, make_settings
+from tests.conftest import STORES, Bot, eventually, make_settings
 from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
 
 MakeBot = Callable[[Settings], Awaitable[Bot]]
@@ -129,15 +129,6 @@ def setup(
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, *, tries: int = 500) -> None:
-    """Poll `check` in a bounded loop (no timed assertion: only an upper bound on waiting)."""
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def settled(bot: Bot, cid: int) -> None:

@@ -15,7 +15,7 @@ from bot.commands import NOT_ADMIN
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
 from connectors.telegram import SECRET_HEADER, TelegramConnector, split_text
-from tests.conftest import Bot, load_payload, make_settings
+from tests.conftest import Bot, eventually, load_payload, make_settings
 from tests.doubles.telegram_api import BOT_TOKEN, TelegramApiDouble
 
 SECRET = "tg-webhook-secret_0123456789"
@@ -112,16 +112,6 @@ async def only_conversation(bot: Bot) -> dict[str, Any]:
     return await bot.conversation(items[0]["id"])
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, tries: int = 200) -> Any:
-    """Poll `check` until it returns something truthy (bounded, no timing assertion)."""
-    for _ in range(tries):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met")
-
-
 async def wait_sent(api: TelegramApiDouble, n: int = 1) -> list[dict[str, Any]]:
     """The double's sendMessage calls once there are `n` (the outbox worker runs in the background;
     `outbox.drain()` alone may find the job already claimed by it)."""
@@ -130,7 +120,7 @@ async def wait_sent(api: TelegramApiDouble, n: int = 1) -> list[dict[str, Any]]:
         await asyncio.sleep(0)
         return len(api.sent()) >= n
 
-    await eventually(enough)
+    await eventually(enough, tries=200)
     return api.sent()
 
 
@@ -500,7 +490,7 @@ async def test_polling_receives_updates(make_tg_bot: MakeBot, api: TelegramApiDo
     async def stored() -> list[dict[str, Any]]:
         return await conversations(bot)
 
-    [conv] = await eventually(stored)
+    [conv] = await eventually(stored, tries=200)
     assert conv["thread"] == "1111111"
     assert await wait_sent(api) == [{"chat_id": 999, "text": NOT_ADMIN, "message_thread_id": None}]
 
@@ -508,14 +498,14 @@ async def test_polling_receives_updates(make_tg_bot: MakeBot, api: TelegramApiDo
     async def confirmed() -> bool:
         return any(int(c.get("offset") or 0) == 871234552 for c in api.calls_to("getUpdates"))
 
-    await eventually(confirmed)
+    await eventually(confirmed, tries=200)
     assert len(await conversations(bot)) == 1
 
 
 async def test_polling_reply_goes_out(make_tg_bot: MakeBot, api: TelegramApiDouble) -> None:
     bot = await make_tg_bot(webhook=False)
     api.push_update(payload("group_text"))
-    [conv] = await eventually(lambda: conversations(bot))
+    [conv] = await eventually(lambda: conversations(bot), tries=200)
     await bot.api("POST", f"/api/conversations/{conv['id']}/messages", json={"text": "Oui ?"}, expect=201)
     await bot.state.outbox.drain()
     assert await wait_sent(api) == [{"chat_id": -4012345678, "text": "Oui ?", "message_thread_id": None}]
@@ -564,7 +554,7 @@ async def test_polling_keeps_an_update_through_a_store_outage(
     finally:
         await _rename_table("messages_away", "messages")
 
-    [conv] = await eventually(lambda: conversations(bot))
+    [conv] = await eventually(lambda: conversations(bot), tries=200)
     detail = await bot.conversation(conv["id"])
     assert [m["text"] for m in detail["messages"]] == ["Bonjour, ma commande n'est pas arrivée"]
 
@@ -592,7 +582,7 @@ async def test_polling_survives_any_get_updates_failure(
     make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None, status: int, description: str
 ) -> None:
     bot = await make_tg_bot(webhook=False)
-    await eventually(lambda: _async(bool(api.calls_to("getUpdates"))))
+    await eventually(lambda: _async(bool(api.calls_to("getUpdates"))), tries=200)
     if status == 200:
         api.garble_next("getUpdates")  # a body that is not JSON: PTB raises a bare TelegramError
     else:

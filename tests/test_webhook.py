@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, sign, signed_headers
-from tests.conftest import SHOP_SECRET, STORES, Bot, make_settings
+from tests.conftest import SHOP_SECRET, STORES, Bot, eventually, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
 REPLY_SECRET = "reply-secret-xyz"
@@ -322,14 +322,6 @@ def reply_settings(db_url: str, reply_url: str) -> Any:
     )
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):
-        if await predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_reply_is_posted_signed_to_reply_url(make_bot: MakeBot, db_url: str, aiohttp_server: Any) -> None:
     double, url = await start_double(aiohttp_server, [])
     bot = await make_bot(reply_settings(db_url, url))
@@ -341,7 +333,7 @@ async def test_reply_is_posted_signed_to_reply_url(make_bot: MakeBot, db_url: st
     async def delivered() -> bool:
         return msg["id"] in await bot.delivered(cid)
 
-    await wait_for(delivered, "the reply to be delivered")
+    await eventually(delivered, "the reply to be delivered", tries=200)
     ((headers, body),) = double.received
     assert check_signature(SHOP_SECRET, headers, body) is None
     assert check_signature("another-secret", headers, body) is not None
@@ -370,7 +362,7 @@ async def test_reply_retried_until_delivered_once(make_bot: MakeBot, db_url: str
         await bot.state.outbox.drain(timeout=0.5)
         return bool(await bot.delivered(cid))
 
-    await wait_for(delivered, "the reply to be delivered after retries")
+    await eventually(delivered, "the reply to be delivered after retries", tries=200)
     assert len(double.received) == 3
     assert [json.loads(b)["text"] for _, b in double.received] == ["One moment"] * 3
     assert all(check_signature(SHOP_SECRET, h, b) is None for h, b in double.received)
@@ -390,7 +382,7 @@ async def test_reply_refused_by_reply_url_fails_for_good(make_bot: MakeBot, db_u
         items = (await bot.api("GET", f"/api/outbox?conversation_id={cid}"))["items"]
         return bool(items) and items[0]["status"] == "failed"
 
-    await wait_for(failed, "the reply job to fail")
+    await eventually(failed, "the reply job to fail", tries=200)
     assert len(double.received) == 1
     assert await bot.delivered(cid) == set()
 
