@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._load import run_load  # noqa: E402
-from connectors.webhook import signed_headers  # noqa: E402
+from connectors.webhook.connector import signed_headers  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 WORDS = (  # noqa: SIM905 - a word list reads better as prose

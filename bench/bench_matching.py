@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.domain import Action, ActionType, ConversationType, MatchMode
 from bot.engine import Evaluation, Rule, RuleSet
 from bot.engine.matcher import Prepared, compile_key, key_in, prepare
-from bot.model import Action, ActionType, ConversationType, MatchMode
 
 SEED = 20240611
 SIZES = (10, 100, 1_000, 10_000)

@@ -9,16 +9,17 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import api, outbox_kinds
-from bot.admin import Admin, RuleCache
-from bot.commands import CommandRunner
+from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings, WebhookChannel
-from bot.inbox import Inbox
+from bot.front import api
+from bot.front.commands import CommandRunner
 from bot.metrics import Metrics
 from bot.outbox import Outbox, PermanentFailure, RetryLater
+from bot.services.admin import Admin, RuleCache
+from bot.services.inbox import Inbox
 from bot.store import db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook import WebhookConnector, webhook_handler
+from connectors.webhook.connector import WebhookConnector, webhook_handler
 
 log = logging.getLogger("inbox.app")
 
@@ -163,11 +164,11 @@ def build_connector(ch: Any, ctx: ConnectorContext) -> Connector:
         assert secret is not None
         return WebhookConnector(ch.name, ctx, secret=secret, reply_url=ch.reply_url)
     if ch.kind == "slack":
-        from connectors.slack import SlackConnector
+        from connectors.slack.connector import SlackConnector
 
         return SlackConnector.from_settings(ch, ctx)
     if ch.kind == "telegram":
-        from connectors.telegram import TelegramConnector
+        from connectors.telegram.connector import TelegramConnector
 
         return TelegramConnector.from_settings(ch, ctx)
     raise ValueError(f"unknown channel kind {ch.kind!r}")
@@ -175,7 +176,7 @@ def build_connector(ch: Any, ctx: ConnectorContext) -> Connector:
 
 def build_crm(sf: SalesforceSettings, state: AppState) -> Any:
     try:
-        from connectors.salesforce import SalesforceCrm
+        from connectors.salesforce.connector import SalesforceCrm
     except ImportError:  # pragma: no cover - the Salesforce connector ships with the app
         log.error("Salesforce connector is not available")
         return None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot import plans
-from bot.admin import actions_from_json
 from bot.config import Settings
+from bot.services.admin import actions_from_json
 
 
 async def run_check(settings: Settings) -> int:

@@ -258,7 +258,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """Sign and POST one message to a running server's webhook channel."""
-    from connectors.webhook import signed_headers
+    from connectors.webhook.connector import signed_headers
 
     settings = _settings(args)
     ch = settings.channel(args.channel)

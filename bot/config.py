@@ -252,7 +252,7 @@ def _format_errors(err: ValidationError) -> list[str]:
         loc = ".".join(loc_parts)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against SPEC §7)"
+            msg = "unknown key (see the README, section Configuration)"
         elif e["type"] in ("union_tag_not_found", "union_tag_invalid"):
             loc, msg = f"{loc}.kind", "must be one of webhook, slack, telegram"
         elif e["type"] == "missing":
@@ -287,7 +287,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: str | None = None) -> Settings:
     data = dict(raw)
     # `env` and `path` are filled in by the loader; in the file they are unknown keys
-    unknown = [f"{k}: unknown key (check the spelling against SPEC §7)" for k in ("env", "path") if k in data]
+    unknown = [f"{k}: unknown key (see the README, section Configuration)" for k in ("env", "path") if k in data]
     for key in ("env", "path"):
         data.pop(key, None)
     try:

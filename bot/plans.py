@@ -1,11 +1,11 @@
-"""What each plan allows (SPEC §4 Plans). Pure: no IO."""
+"""What each plan allows. Pure: no IO."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from bot.config import OrganizationSettings
-from bot.model import Action, ActionType
+from bot.domain import Action, ActionType
 
 _NEEDS = {
     ActionType.TAG: "business",

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.commands import CommandRunner
     from bot.config import Settings
-    from bot.inbox import Inbox
+    from bot.front.commands import CommandRunner
     from bot.metrics import Metrics
+    from bot.services.inbox import Inbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The JSON API under /api, /healthz and /metrics (SPEC §6), over HTTP as an integrator uses it."""
+"""The JSON API under /api, /healthz and /metrics, over HTTP as an integrator uses it."""
 
 from __future__ import annotations
 

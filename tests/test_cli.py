@@ -1,4 +1,4 @@
-"""The command line (SPEC §8): migrate, check, send against a real `serve` process, clean SIGTERM,
+"""The command line: migrate, check, send against a real `serve` process, clean SIGTERM,
 and logs that never show a configured secret."""
 
 from __future__ import annotations

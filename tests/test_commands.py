@@ -1,4 +1,4 @@
-"""The `/automation` chat command (SPEC §4, §5), through bot.commands.CommandRunner as Slack and
+"""The `/automation` chat command, through bot.commands.CommandRunner as Slack and
 Telegram call it; effects checked over the JSON API and the webhook, as users see them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main as cli_main
-from bot.commands import HELP, NOT_ADMIN
+from bot.front.commands import HELP, NOT_ADMIN
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]

@@ -1,4 +1,4 @@
-"""config.toml (SPEC §7): the sketch parses; one message per problem, naming the key; a channel whose
+"""config.toml: the sketch parses; one message per problem, naming the key; a channel whose
 secrets are missing is left off while the others start; `serve` refuses a bad config."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 
 from bot.cli import main as cli_main
 from bot.config import ConfigError, SlackChannel, TelegramChannel, WebhookChannel, load_settings, settings_from_dict
-from connectors.webhook import signed_headers
+from connectors.webhook.connector import signed_headers
 from tests.conftest import SHOP_SECRET, Bot, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]
 
-SPEC_SKETCH = """
+README_SKETCH = """
 [server]
 host = "127.0.0.1"
 port = 8080
@@ -91,7 +91,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
 
 def test_spec_sketch_parses(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text(SPEC_SKETCH, encoding="utf-8")
+    path.write_text(README_SKETCH, encoding="utf-8")
     s = load_settings(path, env=SKETCH_ENV)
     assert s.path == str(path)
     assert (s.server.host, s.server.port) == ("127.0.0.1", 8080)
@@ -127,7 +127,7 @@ def test_spec_sketch_parses(tmp_path: Path) -> None:
 
 def test_sketch_without_secrets_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text(SPEC_SKETCH, encoding="utf-8")
+    path.write_text(README_SKETCH, encoding="utf-8")
     s = load_settings(path, env={})
     assert [s.missing_secrets(ch) for ch in s.channels] == [
         ["INBOX_SHOP_SECRET"],
@@ -169,11 +169,11 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 def test_unknown_keys() -> None:
     assert problems({"server": {"hots": "0.0.0.0"}, "colour": "blue"}) == [
-        "server.hots: unknown key (check the spelling against SPEC §7)",
-        "colour: unknown key (check the spelling against SPEC §7)",
+        "server.hots: unknown key (see the README, section Configuration)",
+        "colour: unknown key (see the README, section Configuration)",
     ]
     assert problems({"channels": [{"name": "shop", "kind": "webhook", "secret_env": "S", "secret": "x"}]}) == [
-        "channels[0].secret: unknown key (check the spelling against SPEC §7)"
+        "channels[0].secret: unknown key (see the README, section Configuration)"
     ]
 
 
@@ -316,7 +316,7 @@ def test_serve_with_bad_config_exits_2_listing_each_problem(
         "inbox-bot: the config cannot be used:",
         "  - server.port: Input should be a valid integer",
         "  - organization.plan: Input should be 'business' or 'enterprise'",
-        "  - organization.colour: unknown key (check the spelling against SPEC §7)",
+        "  - organization.colour: unknown key (see the README, section Configuration)",
         "  - channels[0].secret_env: required key is missing",
     ]
     assert not (tmp_path / "data").exists()  # nothing was started or migrated
@@ -333,7 +333,7 @@ def test_serve_with_missing_config_exits_2(
 
 
 def test_loader_keys_in_the_file_and_bad_reply_url_are_reported() -> None:
-    assert problems({"env": {"X": "y"}}) == ["env: unknown key (check the spelling against SPEC §7)"]
+    assert problems({"env": {"X": "y"}}) == ["env: unknown key (see the README, section Configuration)"]
     assert problems(
         {"channels": [{"name": "Shop", "kind": "webhook", "secret_env": "S", "reply_url": "shop.example/replies"}]}
     ) == ["channels[0].reply_url: must be an http:// or https:// URL"]

@@ -1,4 +1,4 @@
-"""bot.engine.matcher: whole-word keyword matching (SPEC §4), compiled index vs reference."""
+"""bot.engine.matcher: whole-word keyword matching, compiled index vs reference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bot.engine import KeywordIndex, keyword_key, reference_find
 
 # (keyword as written, message, matches?)
 CASES: list[tuple[str, str, bool]] = [
-    # SPEC §4 examples and their negatives
+    # the README's examples and their negatives
     ("bye", "Bye!", True),
     ("bye", "ok, bye.", True),
     ("bye", "byebye", False),

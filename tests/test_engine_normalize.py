@@ -1,4 +1,4 @@
-"""bot.engine.normalize: the normal form of SPEC §4 and keyword-list parsing."""
+"""bot.engine.normalize: the normal form keywords are matched in and keyword-list parsing."""
 
 from __future__ import annotations
 

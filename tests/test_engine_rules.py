@@ -1,4 +1,4 @@
-"""bot.engine.rules: which automations fire on a message and what they plan (SPEC §4)."""
+"""bot.engine.rules: which automations fire on a message and what they plan."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.domain import Action, ActionType, ConversationType, MatchMode
 from bot.engine import Evaluation, Rule, RuleSet, reference_find
-from bot.model import Action, ActionType, ConversationType, MatchMode
 
 DIRECT = ConversationType.DIRECT
 GROUP = ConversationType.GROUP

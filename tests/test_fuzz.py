@@ -1,4 +1,4 @@
-"""Bad input (SPEC §6: "Bad input never gives a 500"): property-based fuzzing of the webhook and
+"""Bad input ("bad input never gives a 500"): property-based fuzzing of the webhook and
 the JSON API, in-process with hypothesis on SQLite and PostgreSQL, and with schemathesis against the
 OpenAPI document served by a running `inbox-bot serve`. Every refusal must leave nothing written."""
 
@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from bot.app import build_app
-from bot.openapi import OPENAPI
-from connectors.webhook import signed_headers
+from bot.front.openapi import OPENAPI
+from connectors.webhook.connector import signed_headers
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, make_settings
 from tests.test_reliability import free_port, scalar
 

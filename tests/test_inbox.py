@@ -1,4 +1,4 @@
-"""Conversation lifecycle (SPEC §3) and automation effects (§4), end to end over HTTP,
+"""Conversation lifecycle and automation effects, end to end over HTTP,
 on SQLite and on PostgreSQL."""
 
 from __future__ import annotations

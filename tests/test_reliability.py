@@ -1,4 +1,4 @@
-"""Reliability suite (SPEC §3): real `inbox-bot serve` processes on 127.0.0.1 sharing one store.
+"""Reliability suite: real `inbox-bot serve` processes on 127.0.0.1 sharing one store.
 
 Each test starts server processes with a tmp config.toml (`serve --workers 2`: two processes on one
 port with SO_REUSEPORT, or two single servers on two ports: the multi-host topology), drives them over
@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 
 from bot.store import db, repo
-from connectors.webhook import check_signature, signed_headers
+from connectors.webhook.connector import check_signature, signed_headers
 from tests.conftest import STORES
 
 pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)

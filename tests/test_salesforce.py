@@ -25,7 +25,7 @@ from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalfo
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from bot.store import repo
-from connectors.salesforce import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
+from connectors.salesforce.connector import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
 from tests.conftest import STORES, Bot, eventually, make_settings
 from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
+from connectors.webhook.connector import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.conftest import SHOP_SECRET, TOKEN, Bot
 from tests.test_reliability import SECRET, Server, api_headers, post_webhook, scalar, stop_all
 

@@ -18,7 +18,7 @@ import pytest
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
-from connectors.slack import COMMAND, SlackConnector, skip_reason, thread_of, to_message
+from connectors.slack.connector import COMMAND, SlackConnector, skip_reason, thread_of, to_message
 from tests.conftest import Bot, load_payload, make_settings
 from tests.doubles.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiDouble
 
@@ -519,7 +519,7 @@ def test_thread_keys_follow_the_spec() -> None:
 def test_to_message_uses_channel_and_ts_as_the_platform_id() -> None:
     event = load_payload("slack/message_channels_thread.json")["event"]
     assert skip_reason(event, None) is None
-    from bot.model import ConversationType
+    from bot.domain import ConversationType
 
     msg = to_message(event, channel_name="slack", type=ConversationType.PUBLIC, contact_name="Marie")
     assert msg.platform_message_id == "C024BE91L:1482960137.003543"

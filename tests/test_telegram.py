@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.commands import NOT_ADMIN
+from bot.front.commands import NOT_ADMIN
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
-from connectors.telegram import SECRET_HEADER, TelegramConnector, split_text
+from connectors.telegram.connector import SECRET_HEADER, TelegramConnector, split_text
 from tests.conftest import Bot, eventually, load_payload, make_settings
 from tests.doubles.telegram_api import BOT_TOKEN, TelegramApiDouble
 
@@ -522,7 +522,7 @@ def _connector_errors(bot: Bot) -> float:
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The poller's waits shrunk to a few milliseconds (production: seconds)."""
-    import connectors.telegram as telegram
+    import connectors.telegram.connector as telegram
 
     monkeypatch.setattr(telegram, "POLL_BACKOFF_FIRST", 0.005, raising=False)
     monkeypatch.setattr(telegram, "UPDATE_RETRY_MAX", 0.02, raising=False)
@@ -538,7 +538,7 @@ async def _rename_table(old: str, new: str) -> None:
 async def test_polling_keeps_an_update_through_a_store_outage(
     make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None
 ) -> None:
-    from connectors.telegram import MAX_UPDATE_ATTEMPTS
+    from connectors.telegram.connector import MAX_UPDATE_ATTEMPTS
 
     bot = await make_tg_bot(webhook=False)
     await _rename_table("messages", "messages_away")  # the store refuses every message (a real error)
@@ -562,7 +562,7 @@ async def test_polling_keeps_an_update_through_a_store_outage(
 async def test_polling_skips_an_update_it_cannot_read(
     make_tg_bot: MakeBot, api: TelegramApiDouble, fast_backoff: None
 ) -> None:
-    from connectors.telegram import MAX_UPDATE_ATTEMPTS
+    from connectors.telegram.connector import MAX_UPDATE_ATTEMPTS
 
     bot = await make_tg_bot(webhook=False)
     # Text the store cannot keep: no retry can help (the webhook refuses such a body with a 400).

@@ -1,4 +1,4 @@
-"""`POST /webhooks/{channel}` and replies to a webhook channel's `reply_url` (SPEC §3, §6), over HTTP,
+"""`POST /webhooks/{channel}` and replies to a webhook channel's `reply_url`, over HTTP,
 with a local aiohttp server standing in for the integrator's reply endpoint."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, sign, signed_headers
+from connectors.webhook.connector import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, sign, signed_headers
 from tests.conftest import SHOP_SECRET, STORES, Bot, eventually, make_settings
 
 MakeBot = Callable[..., Awaitable[Bot]]

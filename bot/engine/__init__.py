@@ -1,4 +1,4 @@
-"""The automation engine: pure, synchronous keyword matching and rule evaluation (SPEC §4).
+"""The automation engine: pure, synchronous keyword matching and rule evaluation.
 
 No IO here: callers build a `RuleSet` from the enabled automations (once per change) and call
 `RuleSet.evaluate` for each inbound message inside their own transaction.

@@ -1,4 +1,4 @@
-"""Whole-word keyword matching over normalized text (SPEC §4), compiled once per rule change.
+"""Whole-word keyword matching over normalized text, compiled once per rule change.
 
 Matching form of a text: `normalize(text)` with a space inserted wherever a character of a script
 written without spaces (Han, kana, Thai, …) meets a letter or digit of another script, so

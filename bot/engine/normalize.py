@@ -1,4 +1,4 @@
-"""Text normalization for keyword matching (SPEC §4), and keyword-list parsing.
+"""Text normalization for keyword matching, and keyword-list parsing.
 
 `normalize` runs on every inbound message, so it is one `str.translate` over a table filled lazily
 per code point (C-level lookups once warm), one NFC and a split/join; pure ASCII text takes a
@@ -131,7 +131,7 @@ _ASCII_TABLE: Final = {cp: " " for cp in range(128) if not chr(cp).isalnum()}
 
 
 def normalize(text: str) -> str:
-    """The form text and keywords are compared in (SPEC §4).
+    """The normal form that text and keywords are compared in.
 
     NFKC, case folding, diacritics removed, punctuation/symbols/whitespace/control characters as
     word separators, runs of separators folded to one space, stripped.
@@ -231,7 +231,7 @@ def _split_keywords(value: str) -> list[str]:
 
 
 def parse_keywords(value: str | Sequence[str]) -> list[str]:
-    """Keywords as written by an admin, parsed as SPEC §4: display strings, in order.
+    """Keywords as written by an admin, parsed as the README describes: display strings, in order.
 
     A string is comma-separated (`au revoir, bye, see you`); a phrase in double quotes may hold a
     comma (`"hello, world", bye`). A sequence gives one keyword per element (no splitting).

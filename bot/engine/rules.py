@@ -1,4 +1,4 @@
-"""Which automations fire on an inbound message, and what they plan to do (SPEC §4). Pure.
+"""Which automations fire on an inbound message, and what they plan to do. Pure.
 
 `RuleSet` is built once per automation change; `evaluate` finds the message's keywords with one
 `KeywordIndex` scan, then visits only the rules holding one of them (key → rules map), so its
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bot.domain import Action, ActionType, ConversationType, MatchMode
 from bot.engine.matcher import KeywordIndex
 from bot.engine.normalize import keyword_key
-from bot.model import Action, ActionType, ConversationType, MatchMode
 
 __all__ = ["Evaluation", "Firing", "Rule", "RuleSet"]
 

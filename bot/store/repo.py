@@ -14,7 +14,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
 
-from bot.model import VALUE_KEY, ActionType, Direction, InboundMessage, Status
+from bot.domain import VALUE_KEY, ActionType, Direction, InboundMessage, Status
 from bot.store.models import (
     Automation,
     AutomationRun,

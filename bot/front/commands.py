@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, actions_from_json, plan_problem
-from bot.model import Action, ActionType
+from bot.domain import Action, ActionType
+from bot.services.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, actions_from_json, plan_problem
 
 NOT_ADMIN = "Only inbox admins can manage automations."
 

@@ -64,7 +64,7 @@ class Action:
         return cls(t, item.get(VALUE_KEY[t]))
 
 
-# The JSON key that holds each action type's value (SPEC §6 automation JSON).
+# The JSON key that holds each action type's value (the automation JSON of the API).
 VALUE_KEY: dict[ActionType, str] = {
     ActionType.TAG: "tag",
     ActionType.TOPIC: "topic",

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from bot.model import ConversationType, InboundMessage
+from bot.domain import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
 from bot.request_body import BadBody, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget

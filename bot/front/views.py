@@ -1,11 +1,11 @@
-"""JSON shapes of the API (SPEC §6): conversations, messages, runs, outbox jobs."""
+"""JSON shapes of the API: conversations, messages, runs, outbox jobs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bot.admin import editable_fields
+from bot.services.admin import editable_fields
 from bot.store import repo
 
 

@@ -33,11 +33,11 @@ from telegram.error import (
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.model import ConversationType, InboundMessage
+from bot.domain import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
 from bot.request_body import BadBody, bad_text, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook import error
+from connectors.webhook.connector import error
 
 if TYPE_CHECKING:
     from bot.config import TelegramChannel
@@ -77,7 +77,7 @@ class PoisonUpdate(Exception):
 
 
 def thread_key(message: Message) -> str:
-    """SPEC §3: the chat id, plus the forum topic's `message_thread_id` for topic messages."""
+    """The thread key: the chat id, plus the forum topic's `message_thread_id` for topic messages."""
     if message.is_topic_message and message.message_thread_id:
         return f"{message.chat.id}:{message.message_thread_id}"
     return str(message.chat.id)

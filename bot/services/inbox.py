@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import outbox_kinds
+from bot.domain import ConversationType, Direction, InboundMessage, Status
 from bot.engine import RuleSet
 from bot.metrics import Metrics
-from bot.model import ConversationType, Direction, InboundMessage, Status
 from bot.store import repo
 
 log = logging.getLogger("inbox.ingest")

@@ -32,11 +32,11 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.model import ConversationType, InboundMessage
+from bot.domain import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
 from bot.request_body import read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook import error
+from connectors.webhook.connector import error
 
 if TYPE_CHECKING:
     from bot.config import SlackChannel
@@ -122,7 +122,7 @@ def escape(text: str) -> str:
 
 
 def conversation_type(channel_type: str | None, channel_id: str) -> ConversationType | None:
-    """SPEC §2: IM → direct; MPIM and private channels → group; public channels → public."""
+    """IM → direct; MPIM and private channels → group; public channels → public."""
     if channel_type is not None and channel_type in CONVERSATION_TYPES:
         return CONVERSATION_TYPES[channel_type]
     if channel_id.startswith("D"):
@@ -136,7 +136,7 @@ def is_direct_like(channel_type: str | None, channel_id: str) -> bool:
 
 
 def thread_of(event: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(thread key, thread_ts to reply in) — SPEC §3.
+    """(thread key, thread_ts to reply in).
 
     Channels: channel id + thread root ts (a top-level message is its own root).
     DMs and group DMs: the DM's channel id for top-level messages; a thread inside a DM is keyed

@@ -34,10 +34,10 @@ from simple_salesforce.exceptions import SalesforceError
 
 from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
-from bot.inbox import ConversationConflict, ConversationNotFound, Inbox
+from bot.domain import Status
 from bot.metrics import Metrics
-from bot.model import Status
 from bot.outbox import Outbox, PermanentFailure, RetryLater
+from bot.services.inbox import ConversationConflict, ConversationNotFound, Inbox
 from bot.store import repo
 
 if TYPE_CHECKING:

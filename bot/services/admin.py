@@ -14,8 +14,8 @@ from typing import Any
 
 from bot import plans
 from bot.config import Settings
+from bot.domain import VALUE_KEY, Action, ActionType, ConversationType, MatchMode
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
-from bot.model import VALUE_KEY, Action, ActionType, ConversationType, MatchMode
 from bot.store import repo
 
 log = logging.getLogger("inbox.admin")
@@ -285,7 +285,7 @@ class Admin:
                 f'an automation named "{existing.name}" already exists (#{existing.id}) — pick another name',
                 field="name",
             )
-        if check_plan and (enabled or current_id is None):  # SPEC §4: on create (enabled or not) and on enable
+        if check_plan and (enabled or current_id is None):  # on create (enabled or not) and on enable
             self._check_plan(actions)
         return {
             "name": name,

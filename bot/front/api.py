@@ -13,12 +13,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from bot import views
-from bot.admin import Admin, AdminError
-from bot.inbox import ConversationConflict, ConversationNotFound, Inbox
+from bot.front import views
+from bot.front.openapi import OPENAPI
 from bot.metrics import Metrics
-from bot.openapi import OPENAPI
 from bot.request_body import BadBody, bad_text, parse_object, read_body
+from bot.services.admin import Admin, AdminError
+from bot.services.inbox import ConversationConflict, ConversationNotFound, Inbox
 from bot.store import repo
 
 log = logging.getLogger("inbox.api")

@@ -1,0 +1,1 @@
+"""The front-ends: each only parses requests and words answers (JSON API, /automation chat command)."""
