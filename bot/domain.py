@@ -87,3 +87,121 @@ class InboundMessage:
     sent_at: datetime | None = None
     # Where to send replies on the platform (Slack channel + thread_ts, Telegram chat id + topic).
     reply_to: dict[str, str | int | None] = field(default_factory=dict)
+
+
+# --- stored records: what the store returns and takes back (never ORM rows) -----------------------
+# Field names match the store's columns, so a record reads like the row it came from.
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The outside person writing in, per channel."""
+
+    id: int
+    channel: str
+    platform_id: str
+    name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Messages between one contact (or one thread) and the team on one channel."""
+
+    id: int
+    channel: str
+    thread_key: str
+    type: ConversationType
+    status: Status
+    contact_id: int
+    previous_id: int | None
+    resolution_reason: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    keyword_progress: tuple[str, ...]
+    reply_to: Mapping[str, Any]
+    crm_target: str | None
+    crm_case_id: str | None
+    crm_case_number: str | None
+    crm_status: str | None
+    crm_transcript_upto: int | None
+    crm_pending_message_id: int | None
+    crm_closed: bool | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One inbound (from the contact) or outbound (from the team) message."""
+
+    id: int
+    conversation_id: int
+    channel: str
+    platform_id: str | None
+    external_id: str | None
+    direction: Direction
+    text: str
+    author: str | None
+    sent_at: datetime | None
+    crm_comment_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """An admin-managed name: a tag, a topic or a resolution reason (`kind`)."""
+
+    id: int
+    kind: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Automation:
+    """An admin's rule as stored: keywords, match mode, actions, scope and the enabled flag."""
+
+    id: int
+    name: str
+    keywords: tuple[str, ...]
+    match: MatchMode
+    actions: tuple[Action, ...]
+    channels: tuple[str, ...]
+    types: tuple[ConversationType, ...]
+    enabled: bool
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationRun:
+    """One automation fired on one message, and what it did. Survives the automation's deletion."""
+
+    id: int
+    automation_id: int
+    automation_name: str
+    conversation_id: int
+    message_id: int
+    keywords: tuple[str, ...]
+    actions: tuple[Action, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxJob:
+    """Durable external work (channel replies, CRM sync). `locked_until` is the claim token."""
+
+    id: int
+    kind: str
+    payload: Mapping[str, Any]
+    conversation_id: int | None
+    ordering_key: str | None
+    status: str
+    attempts: int
+    run_after: datetime
+    locked_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
