@@ -1,26 +1,33 @@
 # A newcomer's two commands: `make run` and `make test`. Both bootstrap .venv themselves.
+# `make run PORT=8081 HOST=0.0.0.0` serves elsewhere than config.toml's [server] host and port.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# The exact versions CI tested (`make lock` rewrites it from the current .venv).
+CONSTRAINTS := constraints.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(CONSTRAINTS)
+HOST ?=
+PORT ?=
+SERVE_FLAGS := $(if $(strip $(HOST)),--host $(strip $(HOST))) $(if $(strip $(PORT)),--port $(strip $(PORT)))
 
-.PHONY: run test lint bench migrate check clean
+.PHONY: run test lint bench migrate check clean lock
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
 	@touch $@ $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/inbox-bot serve --demo
+	$(BIN)/inbox-bot $(strip serve --demo $(SERVE_FLAGS))
 
 migrate: $(STAMP)
 	$(BIN)/inbox-bot migrate
@@ -42,5 +49,13 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_workers.py
 
+# After changing dependencies in pyproject.toml: install them, run `make test`, then `make lock`.
+lock: $(TEST_STAMP)
+	@{ echo "# Exact versions of every dependency (test extras included), installed with"; \
+	   echo "# \`pip install -c constraints.txt -e '.[test]'\` by make and CI. Regenerate: \`make lock\`."; \
+	   $(BIN)/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS).tmp
+	@mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+
+# Build and tool caches only: data/ holds the default store (the user's conversations), never removed here.
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib.metadata
 import json
 import logging
 import os
@@ -125,16 +127,59 @@ async def _seed_demo(settings: Settings) -> None:
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
 
-async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, banner: bool) -> None:
+def _cannot_listen(host: str, port: int, exc: OSError) -> int:
+    """One line that names the address and the way out, instead of a traceback; exit code 1."""
+    where = f"{_url_host(host)}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        other = port + 1 if 0 < port < 65535 else 8081
+        print(
+            f"inbox-bot: port {port} is already in use on {host} — choose another with --port {other}"
+            f" (make run PORT={other}) or [server] port in the config",
+            file=sys.stderr,
+        )
+    elif exc.errno == errno.EACCES:
+        print(
+            f"inbox-bot: not allowed to listen on {where} (ports below 1024 need privileges)"
+            " — choose another with --port (make run PORT=…)",
+            file=sys.stderr,
+        )
+    else:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        print(
+            f"inbox-bot: cannot listen on {where}: {reason} — choose another address with --host and --port"
+            " (make run HOST=… PORT=…)",
+            file=sys.stderr,
+        )
+    return 1
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _reachable_host(host: str) -> str:
+    """The host to put in commands for this machine: a wildcard address is not one to connect to."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+async def _serve(settings: Settings, sock: socket.socket, *, banner: bool) -> None:
     from aiohttp import web
 
     from bot.app import build_app
@@ -144,7 +189,7 @@ async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, 
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout
     )
     await runner.setup()
-    sock = _bind(host, port, reuse_port)
+    host, port = sock.getsockname()[:2]
     site = web.SockSite(runner, sock, shutdown_timeout=settings.server.shutdown_timeout)
     await site.start()
     stop = asyncio.Event()
@@ -152,8 +197,8 @@ async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if banner:
-        _print_banner(settings, host, sock.getsockname()[1])
-    print(f"inbox-bot serving on http://{host}:{sock.getsockname()[1]} (pid {os.getpid()})", flush=True)
+        _print_banner(settings, host, port)
+    print(f"inbox-bot serving on http://{_url_host(host)}:{port} (pid {os.getpid()})", flush=True)
     try:
         await stop.wait()
     finally:
@@ -162,11 +207,12 @@ async def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool, 
 
 
 def _print_banner(settings: Settings, host: str, port: int) -> None:
+    """Ready-to-paste commands, aimed at the address actually served (`make run PORT=…` included)."""
     demo = settings.channel(DEMO_CHANNEL)
     channels = ", ".join(c.name for c in settings.channels) or "none"
     print(f"Channels: {channels}. Store: {_safe_url(settings.database.url)}")
     if demo is not None:
-        base = f"http://{host}:{port}"
+        base = f"http://{_url_host(_reachable_host(host))}:{port}"
         print("Send a first message (in another terminal):")
         print(f'  .venv/bin/inbox-bot send {DEMO_CHANNEL} "Au revoir !" --url {base}')
         print("Then see the conversation it opened (and resolved):")
@@ -176,19 +222,28 @@ def _print_banner(settings: Settings, host: str, port: int) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    workers = args.workers or 1
+    supervisor = workers > 1 and not args.worker_child
+    # Listen before anything else: a taken port is one line and exit 1, before anything is written.
+    # Only workers share the port (SO_REUSEPORT); the supervisor's probe must see any listener.
+    try:
+        sock = _bind(host, port, reuse_port=args.worker_child)
+    except OSError as exc:
+        return _cannot_listen(host, port, exc)
+    if supervisor:
+        sock.close()  # only a probe: the workers bind the port themselves (SO_REUSEPORT)
     if args.demo:
         settings = _ensure_demo_secrets(settings)
     setup_logging(settings)
-    host = args.host or settings.server.host
-    port = args.port if args.port is not None else settings.server.port
     if not args.worker_child:  # the supervisor migrated already: N children must not race
         asyncio.run(_migrate(settings))
     if args.demo and not args.worker_child:
         asyncio.run(_seed_demo(settings))
-    workers = args.workers or 1
-    if workers > 1 and not args.worker_child:
+    if supervisor:
         return _run_workers(args, workers, host, port, settings)
-    asyncio.run(_serve(settings, host, port, reuse_port=workers > 1 or args.worker_child, banner=args.demo))
+    asyncio.run(_serve(settings, sock, banner=args.demo))
     return 0
 
 
@@ -273,7 +328,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = json.dumps(
         {
             "id": args.id or f"cli-{secrets.token_hex(6)}",
-            "contact": {"id": args.contact, "name": args.name},
+            "contact": {"id": args.contact, "name": args.name or args.contact},
             "text": args.text,
             "type": args.type,
             **({"thread": args.thread} if args.thread else {}),
@@ -292,8 +347,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 1
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("inbox-bot")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inbox-bot", description="Automation bot for support conversations")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}", help="print the version and exit")
     p.add_argument("--config", help="path to config.toml (default: ./config.toml or $INBOX_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -303,8 +366,8 @@ def parser() -> argparse.ArgumentParser:
         return sp
 
     s = add("serve", "migrate the store, then serve until SIGINT/SIGTERM")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", help="address to listen on (default: [server] host of the config)")
+    s.add_argument("--port", type=int, help="port to listen on (default: [server] port of the config; make run PORT=…)")
     s.add_argument("--workers", type=int, default=None, help="processes sharing the port (SO_REUSEPORT)")
     s.add_argument("--demo", action="store_true", help="generate local secrets and a demo automation (make run)")
     s.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
@@ -312,13 +375,15 @@ def parser() -> argparse.ArgumentParser:
     add("migrate", "apply pending migrations").set_defaults(func=cmd_migrate)
     add("check", "validate config, environment, store and automations").set_defaults(func=cmd_check)
     snd = add("send", "sign and send a message to a running server's webhook channel")
-    snd.add_argument("channel")
-    snd.add_argument("text")
-    snd.add_argument("--contact", default="demo-contact")
-    snd.add_argument("--name", default="Demo Contact")
-    snd.add_argument("--thread")
+    snd.add_argument("channel", help="name of a webhook channel of the config (the demo one is `demo`)")
+    snd.add_argument("text", help="the message text")
+    snd.add_argument("--contact", default="demo-contact", help="the contact's id (default: demo-contact)")
+    snd.add_argument("--name", help="the contact's display name (default: the contact id)")
+    snd.add_argument("--thread", help="thread key; messages of one thread share a conversation (default: the contact)")
     snd.add_argument("--id", help="platform message id (default: random)")
-    snd.add_argument("--type", default="direct", choices=["direct", "group", "public"])
+    snd.add_argument(
+        "--type", default="direct", choices=["direct", "group", "public"], help="conversation type (default: direct)"
+    )
     snd.add_argument("--url", help="server base URL (default: from config)")
     snd.set_defaults(func=cmd_send)
     return p

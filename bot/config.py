@@ -284,7 +284,32 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return settings_from_dict(raw, env=env, path=str(p))
 
 
+def sqlite_url_relative_to(url: str, base: Path) -> str:
+    """`sqlite://data/x.sqlite3` → `sqlite:///BASE/data/x.sqlite3`; absolute, in-memory and other URLs unchanged."""
+    if not url.startswith("sqlite://"):
+        return url
+    rest = url[len("sqlite://") :]
+    file, sep, query = rest.partition("?")
+    if not file or file == ":memory:" or Path(file).is_absolute():
+        return url
+    return f"sqlite://{base / file}{sep}{query}"
+
+
+def _paths_relative_to(settings: Settings, base: Path) -> Settings:
+    """Relative paths of a config file (the SQLite store, the default one included, and `ca_file`)
+    name places beside that file, wherever the command runs: `inbox-bot check` from another folder
+    must find the store `serve` uses, not start a new one."""
+    database = settings.database.model_copy(update={"url": sqlite_url_relative_to(settings.database.url, base)})
+    crm = settings.crm
+    sf = crm.salesforce
+    if sf is not None and sf.ca_file and not Path(sf.ca_file).is_absolute():
+        crm = crm.model_copy(update={"salesforce": sf.model_copy(update={"ca_file": str(base / sf.ca_file)})})
+    return settings.model_copy(update={"database": database, "crm": crm})
+
+
 def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: str | None = None) -> Settings:
+    """Validate a parsed config. With `path` (the file it came from), relative paths in it are
+    resolved against that file's folder."""
     data = dict(raw)
     # `env` and `path` are filled in by the loader; in the file they are unknown keys
     unknown = [f"{k}: unknown key (see the README, section Configuration)" for k in ("env", "path") if k in data]
@@ -294,12 +319,15 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: 
         if unknown:
             Settings.model_validate({**data, "env": dict(env), "path": path})  # collect the other problems too
             raise ConfigError(unknown)
-        return Settings.model_validate({**data, "env": dict(env), "path": path})
+        settings = Settings.model_validate({**data, "env": dict(env), "path": path})
     except ValidationError as exc:
         problems = _format_errors(exc)
         # Duplicate names are checked only once every channel is valid; report them with the rest.
         problems += [p for p in _duplicate_channels(data.get("channels")) if p not in problems]
         raise ConfigError(unknown + problems) from None
+    if path is None:
+        return settings
+    return _paths_relative_to(settings, Path(os.path.abspath(path)).parent)
 
 
 def _duplicate_channels(channels: Any) -> list[str]:

@@ -1,15 +1,18 @@
-"""Shared fixtures: real stores (SQLite file, PostgreSQL when INBOX_TEST_POSTGRES_URL is set),
-a running app over HTTP, signed webhook requests. No test reaches the internet."""
+"""Shared fixtures: real stores (SQLite file; PostgreSQL at INBOX_TEST_POSTGRES_URL, or at the
+default local URL when a server answers there), a running app over HTTP, signed webhook requests.
+No test reaches the internet."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,7 +33,7 @@ if os.environ.get("CI"):
     hypothesis.settings.load_profile("ci")
 
 PG_ENV = "INBOX_TEST_POSTGRES_URL"
-PG_URL = os.environ.get(PG_ENV)
+PG_DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test"
 TOKEN = "test-token-123"
 SHOP_SECRET = "shop-secret-abc"
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -81,18 +84,59 @@ def load_payload(name: str) -> Any:
 # --- stores ---------------------------------------------------------------------------------------
 
 
+def postgres_for_tests(env: Mapping[str, str], answers: Callable[[str], str | None]) -> tuple[str | None, str]:
+    """The PostgreSQL URL the tests use, or None and the reason to skip.
+
+    $INBOX_TEST_POSTGRES_URL when set (used as is: a wrong URL fails loudly rather than skipping);
+    else the default local URL when a server answers there (`answers` returns None, or what went
+    wrong), so `make test` on a machine with PostgreSQL runs the PostgreSQL tests too."""
+    url = env.get(PG_ENV)
+    if url:
+        return url, ""
+    problem = answers(PG_DEFAULT_URL)
+    if problem is None:
+        return PG_DEFAULT_URL, ""
+    return None, (
+        f"PostgreSQL tests need a server: none answered at {PG_DEFAULT_URL} ({problem}); "
+        f"start one there or set {PG_ENV} to another"
+    )
+
+
+def _pg_answers(url: str) -> str | None:
+    """None when PostgreSQL at `url` accepts a connection, else a short reason."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(url, timeout=3)
+        await conn.close()
+
+    try:  # in a thread of its own: the first caller is an async fixture, inside a running loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+@functools.cache
+def pg_url() -> tuple[str | None, str]:
+    """Asked once per test session, on the first test that wants PostgreSQL."""
+    return postgres_for_tests(os.environ, _pg_answers)
+
+
 _pg_template: str | None = None
 
 
 def _pg_url(name: str) -> str:
-    assert PG_URL is not None
-    return urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
+    url = pg_url()[0]
+    assert url is not None
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def _pg_execute(sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_URL)
+    conn = await asyncpg.connect(pg_url()[0])
     try:
         await conn.execute(sql)
     finally:
@@ -133,10 +177,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """A freshly migrated store. Parametrize with `store` to choose; SQLite by default."""
     kind = getattr(request, "param", "sqlite")
     if kind == "postgres":
-        if not PG_URL:
-            pytest.skip(
-                f"PostgreSQL tests need {PG_ENV} (set by .ci/run; e.g. postgres://postgres@127.0.0.1:5432/test)"
-            )
+        url, why_not = pg_url()
+        if url is None:
+            pytest.skip(why_not)
         url, drop = await _create_pg_database()
         yield url
         await drop()

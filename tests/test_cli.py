@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,12 +15,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.cli import main as cli_main
+from bot.config import settings_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 API_TOKEN = "cli-api-token-5f2a9c"
@@ -273,3 +276,336 @@ def test_serve_send_and_clean_sigterm(tmp_path: Path, env: dict[str, str], capsy
     for secret in (API_TOKEN, SHOP_SECRET, SLACK_SIGNING):
         assert secret not in err, secret
         assert secret not in out, secret
+
+
+# --- serve: the address it listens on -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path, env: dict[str, str], extra: list[str]) -> None:
+    cfg = write_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot", "--config", str(cfg), "serve", "--demo", "--port", str(port), *extra],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"inbox-bot: port {port} is already in use on 127.0.0.1 — choose another with --port {port + 1}"
+        f" (make run PORT={port + 1}) or [server] port in the config"
+    ]
+    # it stopped before writing anything: no store, no generated secrets
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / ".env.local").exists()
+
+
+def test_an_address_that_is_not_this_machines_is_one_line(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path)
+    # 192.0.2.0/24 is reserved for documentation: never an address of this machine
+    assert cli_main(["--config", str(cfg), "serve", "--host", "192.0.2.1", "--port", "8080"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("inbox-bot: cannot listen on 192.0.2.1:8080: ")
+    assert captured.err.endswith("— choose another address with --host and --port (make run HOST=… PORT=…)\n")
+    assert len(captured.err.splitlines()) == 1
+    assert not (tmp_path / "store").exists()
+
+
+def test_the_banner_commands_use_the_port_actually_served(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path, extra='[[channels]]\nname = "demo"\nkind = "webhook"\nsecret_env = "CLI_DEMO"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "serve", "--demo", "--port", "0"],
+        cwd=tmp_path,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends at EOF if the server stops early
+            lines.append(line.rstrip("\n"))
+            if line.startswith("inbox-bot serving on "):
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    served = lines[-1].split("http://127.0.0.1:", 1)[1].split(" ", 1)[0]
+    assert served.isdigit() and served != "0", (lines, err)
+    assert f'  .venv/bin/inbox-bot send demo "Au revoir !" --url http://127.0.0.1:{served}' in lines
+    assert any(line.endswith(f" http://127.0.0.1:{served}/api/conversations") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [("0.0.0.0", "http://127.0.0.1:8099"), ("::", "http://[::1]:8099"), ("127.0.0.2", "http://127.0.0.2:8099")],
+)
+def test_the_banner_aims_at_an_address_to_connect_to(host: str, base: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import _print_banner
+
+    settings = settings_from_dict(
+        {"channels": [{"name": "demo", "kind": "webhook", "secret_env": "X"}]}, env={}, path=None
+    )
+    _print_banner(settings, host, 8099)
+    out = capsys.readouterr().out
+    assert f"--url {base}\n" in out
+    assert f" {base}/api/conversations\n" in out
+
+
+# --- check only reads; paths in the config are relative to the config file -----------------------
+
+
+def test_check_from_another_folder_creates_nothing_and_finds_the_store_beside_the_config(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    conf.mkdir()
+    elsewhere.mkdir()
+    cfg = conf / "config.toml"
+    cfg.write_text(
+        '[database]\nurl = "sqlite://data/inbox.sqlite3"\n[api]\ntokens_env = "CLI_API_TOKENS"\n'
+        '[[channels]]\nname = "shop"\nkind = "webhook"\nsecret_env = "CLI_SHOP_SECRET"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(elsewhere)
+
+    def files() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    assert cli_main(["--config", "../conf/config.toml", "check"]) == 1
+    assert "run `inbox-bot migrate`" in capsys.readouterr().out
+    assert files() == ["conf", "conf/config.toml", "elsewhere"]  # no folder, no database, anywhere
+
+    assert cli_main(["--config", "../conf/config.toml", "migrate"]) == 0
+    assert capsys.readouterr().out == f"Store is up to date (sqlite://{conf}/data/inbox.sqlite3).\n"
+    assert (conf / "data" / "inbox.sqlite3").exists()
+    assert list(elsewhere.iterdir()) == []
+    before = files()
+    assert cli_main(["--config", "../conf/config.toml", "check"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "check: ok"
+    assert files() == before
+
+
+# --- send, --version, help ----------------------------------------------------------------------------
+
+
+class CapturingServer(ThreadingHTTPServer):
+    received: list[Any]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.received = []
+
+
+class CapturingHandler(BaseHTTPRequestHandler):
+    server: CapturingServer
+
+    def do_POST(self) -> None:
+        self.server.received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_send_names_the_contact_by_its_id_unless_a_name_is_given(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path)
+    server = CapturingServer(("127.0.0.1", 0), CapturingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert cli_main(["--config", str(cfg), "send", "shop", "hi", "--url", url, "--contact", "marie"]) == 0
+        assert cli_main(["--config", str(cfg), "send", "shop", "hi", "--url", url,
+                         "--contact", "marie", "--name", "Marie Curie"]) == 0  # fmt: skip
+        assert cli_main(["--config", str(cfg), "send", "shop", "hi", "--url", url]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    capsys.readouterr()
+    assert [m["contact"] for m in server.received] == [
+        {"id": "marie", "name": "marie"},
+        {"id": "marie", "name": "Marie Curie"},
+        {"id": "demo-contact", "name": "demo-contact"},
+    ]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"inbox-bot {importlib.metadata.version('inbox-bot')}\n"
+
+
+def test_every_option_of_every_command_has_a_help_text() -> None:
+    import argparse
+
+    from bot.cli import parser
+
+    top = parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, p in [("inbox-bot", top), *commands.choices.items()]:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
+                continue
+            if not action.help:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+    assert {"serve", "migrate", "check", "send"} <= set(commands.choices)
+
+
+# --- make and CI --------------------------------------------------------------------------------------
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+
+def make_dry_run(*args: str, cwd: Path = ROOT) -> list[str]:
+    proc = subprocess.run(["make", "-n", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+@needs_make
+def test_make_run_serves_on_port_and_host() -> None:
+    assert [line for line in make_dry_run("run") if "inbox-bot serve" in line] == [".venv/bin/inbox-bot serve --demo"]
+    serve = [line for line in make_dry_run("run", "PORT=8081", "HOST=0.0.0.0") if "inbox-bot serve" in line]
+    assert serve == [".venv/bin/inbox-bot serve --demo --host 0.0.0.0 --port 8081"]
+    serve = [line for line in make_dry_run("run", "PORT=8082") if "inbox-bot serve" in line]
+    assert serve == [".venv/bin/inbox-bot serve --demo --port 8082"]
+
+
+@needs_make
+def test_make_clean_keeps_the_users_conversations(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "inbox.sqlite3").write_bytes(b"the user's conversations")
+    for cache in (".venv", ".pytest_cache", ".mypy_cache"):
+        (tmp_path / cache).mkdir()
+        (tmp_path / cache / "x").write_text("x")
+    proc = subprocess.run(["make", "clean"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "data" / "inbox.sqlite3").read_bytes() == b"the user's conversations"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "data"]
+
+
+@needs_make
+def test_installs_use_the_constraints_and_follow_their_changes(tmp_path: Path) -> None:
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text("")
+    old = time.time() - 3600
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        os.utime(tmp_path / name, (old, old))
+    (tmp_path / ".venv" / ".installed").touch()
+    (tmp_path / ".venv" / ".installed-test").touch()
+    assert "is up to date" in " ".join(make_dry_run(".venv/.installed-test", cwd=tmp_path))
+    # a new lock file reinstalls, with the exact versions it pins
+    os.utime(tmp_path / "constraints.txt")
+    for target, extras in ((".venv/.installed-test", " -e '.[test]'"), (".venv/.installed", " -e .")):
+        assert any(
+            line.endswith("-m pip install --quiet -c constraints.txt" + extras)
+            for line in make_dry_run(target, cwd=tmp_path)
+        ), target
+
+
+def test_constraints_pin_every_declared_dependency() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier  # one exact version per line
+            assert spec.operator == "==", line
+            pins[canonicalize_name(req.name)] = spec.version
+    for req in declared:
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is declared in pyproject.toml but not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} does not satisfy {req}"
+
+
+@pytest.fixture
+def fake_ci(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """.ci/run in a copy of the tree, with `make` and `pg_isready` replaced by scripts that log."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "make").write_text(
+        '#!/bin/sh\necho "$*" >> "$FAKE_LOG"\n'
+        'case "$1" in lint) exit "${FAKE_LINT_RC:-0}";; test) exit "${FAKE_TEST_RC:-0}";; esac\n'
+    )
+    (bin_ / "pg_isready").write_text("#!/bin/sh\nexit 0\n")
+    for script in (bin_ / "make", bin_ / "pg_isready"):
+        script.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log")}
+    return tmp_path, env
+
+
+@pytest.mark.parametrize(
+    ("lint_rc", "test_rc", "expected"), [("0", "0", 0), ("2", "0", 2), ("0", "2", 2), ("2", "1", 1)]
+)
+def test_ci_runs_lint_and_tests_and_fails_when_either_fails(
+    fake_ci: tuple[Path, dict[str, str]], lint_rc: str, test_rc: str, expected: int
+) -> None:
+    root, env = fake_ci
+    proc = subprocess.run(
+        ["bash", str(root / ".ci" / "run")],
+        env={**env, "FAKE_LINT_RC": lint_rc, "FAKE_TEST_RC": test_rc},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == expected, proc.stderr
+    assert (root / "log").read_text().splitlines() == ["lint", "test"]  # both ran, whatever failed
+
+
+# --- the test set-up: PostgreSQL ----------------------------------------------------------------------
+
+
+def test_tests_use_postgresql_at_the_default_url_when_it_answers() -> None:
+    from tests.conftest import PG_DEFAULT_URL, PG_ENV, postgres_for_tests
+
+    asked: list[str] = []
+
+    def answers(url: str) -> str | None:
+        asked.append(url)
+        return None
+
+    assert postgres_for_tests({}, answers) == ("postgres://postgres@127.0.0.1:5432/test", "")
+    assert asked == [PG_DEFAULT_URL]
+    # a URL that is set is used as is, without asking
+    assert postgres_for_tests({PG_ENV: "postgres://u@db:5433/t"}, answers) == ("postgres://u@db:5433/t", "")
+    assert asked == [PG_DEFAULT_URL]
+    url, why = postgres_for_tests({}, lambda url: "ConnectionRefusedError: [Errno 111] Connect call failed")
+    assert url is None
+    assert why == (
+        "PostgreSQL tests need a server: none answered at postgres://postgres@127.0.0.1:5432/test"
+        " (ConnectionRefusedError: [Errno 111] Connect call failed); start one there or set"
+        " INBOX_TEST_POSTGRES_URL to another"
+    )

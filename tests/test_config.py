@@ -95,7 +95,7 @@ def test_spec_sketch_parses(tmp_path: Path) -> None:
     s = load_settings(path, env=SKETCH_ENV)
     assert s.path == str(path)
     assert (s.server.host, s.server.port) == ("127.0.0.1", 8080)
-    assert s.database.url == "sqlite://data/inbox.sqlite3"
+    assert s.database.url == f"sqlite://{tmp_path}/data/inbox.sqlite3"  # relative to the file, not the cwd
     assert (s.organization.plan, s.organization.advanced_inbox, s.organization.resolution_reasons) == (
         "enterprise",
         False,
@@ -337,3 +337,47 @@ def test_loader_keys_in_the_file_and_bad_reply_url_are_reported() -> None:
     assert problems(
         {"channels": [{"name": "Shop", "kind": "webhook", "secret_env": "S", "reply_url": "shop.example/replies"}]}
     ) == ["channels[0].reply_url: must be an http:// or https:// URL"]
+
+
+# --- relative paths: against the config file's folder -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ('url = "sqlite://data/inbox.sqlite3"', "sqlite://{conf}/data/inbox.sqlite3"),
+        ('url = "sqlite://./x.sqlite3?synchronous=NORMAL"', "sqlite://{conf}/x.sqlite3?synchronous=NORMAL"),
+        ('url = "sqlite://../shared/inbox.sqlite3"', "sqlite://{conf}/../shared/inbox.sqlite3"),
+        ('url = "sqlite:///var/lib/inbox.sqlite3"', "sqlite:///var/lib/inbox.sqlite3"),
+        ('url = "sqlite://:memory:"', "sqlite://:memory:"),
+        ('url = "postgres://u@db:5432/inbox"', "postgres://u@db:5432/inbox"),
+        ("pool_max = 4", "sqlite://{conf}/data/inbox.sqlite3"),  # the default store too
+    ],
+)
+def test_relative_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, expected: str
+) -> None:
+    conf, cwd = tmp_path / "conf", tmp_path / "cwd"
+    conf.mkdir()
+    cwd.mkdir()
+    (conf / "config.toml").write_text(
+        f'[database]\n{written}\n[crm.salesforce]\ninstance_url = "https://x.my.salesforce.com"\n'
+        'session_id_env = "SF"\nca_file = "certs/corp.pem"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(cwd)
+    s = load_settings("../conf/config.toml", env={})
+    assert s.path == "../conf/config.toml"  # as given: it is what the user typed
+    assert s.database.url == expected.format(conf=conf)
+    assert s.crm.salesforce is not None
+    assert s.crm.salesforce.ca_file == f"{conf}/certs/corp.pem"
+
+
+def test_absolute_ca_file_and_dicts_without_a_file_are_left_as_written() -> None:
+    sf = {"instance_url": "https://x.my.salesforce.com", "session_id_env": "SF", "ca_file": "/etc/ssl/corp.pem"}
+    s = settings_from_dict({"database": {"url": "sqlite://data/x.sqlite3"}, "crm": {"salesforce": sf}}, env={})
+    assert s.database.url == "sqlite://data/x.sqlite3"
+    assert s.crm.salesforce is not None and s.crm.salesforce.ca_file == "/etc/ssl/corp.pem"
+    s = settings_from_dict({"crm": {"salesforce": sf}}, env={}, path="/srv/inbox/config.toml")
+    assert s.database.url == "sqlite:///srv/inbox/data/inbox.sqlite3"
+    assert s.crm.salesforce is not None and s.crm.salesforce.ca_file == "/etc/ssl/corp.pem"

@@ -37,12 +37,20 @@ def tortoise_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[
     }
 
 
-def _prepare(url: str) -> None:
-    """Create the SQLite file's folder (only when the store is really opened)."""
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other stores and in-memory SQLite."""
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return Path(path)
+    return None
+
+
+def _prepare(url: str) -> None:
+    """Create the SQLite file's folder (only when the store is really opened)."""
+    file = _sqlite_file(url)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _forget_compiled_queries() -> None:
@@ -65,12 +73,16 @@ async def migrate(url: str) -> None:
 
 
 async def pending_migrations(url: str) -> list[str]:
-    """Names of the migrations not applied yet (`inbox-bot check`)."""
+    """Names of the migrations not applied yet (`inbox-bot check`). Only reads: a SQLite file that
+    does not exist is not created (every migration is pending; they are planned against an empty
+    in-memory store instead)."""
     import io
 
     from tortoise.migrations.api import plan
 
-    _prepare(url)
+    file = _sqlite_file(url)
+    if file is not None and not file.exists():
+        url = "sqlite://:memory:"
     _forget_compiled_queries()
     with contextlib.redirect_stdout(io.StringIO()):  # plan() prints its lines too
         lines = await plan(config=tortoise_config(url))
