@@ -13,7 +13,7 @@ from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings, WebhookChannel
 from bot.front import api
 from bot.front.commands import CommandRunner
-from bot.metrics import Metrics
+from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.inbox import Inbox
@@ -218,6 +218,7 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=settings.server.max_body_bytes + 1024,
     )
     app[STATE_KEY] = state
+    app.middlewares.insert(0, http_metrics_middleware(state.metrics))  # outermost: sees the status sent
     app[api.ADMIN_KEY] = state.admin
     app[api.INBOX_KEY] = state.inbox
     app[api.TOKENS_KEY] = settings.api_tokens()

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+import time
+from collections.abc import Iterable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+# A label value per route pattern, never per raw path, keeps the number of series bounded; a request
+# that no route answers (404, or 405 for a method the path does not take) is "unmatched".
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
+    """Every metric the bot exports, registered on a registry of its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # CPU, memory, open files, start time (from /proc) and the Python version, as every exporter has
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.messages = Counter("inbox_messages_total", "Inbound messages stored", ["channel", "result"], registry=r)
         self.rejected = Counter(
             "inbox_rejected_requests_total", "Inbound requests refused", ["endpoint", "reason"], registry=r
         )
         self.firings = Counter("inbox_automation_runs_total", "Automation firings", registry=r)
+        self.automation_firings = Counter(
+            "inbox_automation_firings_total", "Firings of each automation", ["automation"], registry=r
+        )
         self.ingest_seconds = Histogram(
             "inbox_ingest_seconds",
             "Time from submit to commit of one inbound message",
@@ -29,6 +56,53 @@ class Metrics:
         self.outbox_failed = Gauge("inbox_outbox_failed", "Outbox jobs failed for good", registry=r)
         self.automations = Gauge("inbox_automations_active", "Enabled automations in the matcher", registry=r)
         self.connector_errors = Counter("inbox_connector_errors_total", "Connector failures", ["channel"], registry=r)
+        self.http_seconds = Histogram(
+            "inbox_http_request_duration_seconds",
+            "Time to answer one HTTP request, by route pattern, method and status",
+            ["route", "method", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+
+    def fired(self, automation_ids: Iterable[int]) -> None:
+        """Count the firings of one message's evaluation, in total and per automation."""
+        for automation_id in automation_ids:
+            self.firings.inc()
+            self.automation_firings.labels(str(automation_id)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def route_pattern(request: web.Request) -> str:
+    """The pattern of the route that answered (`/api/conversations/{id}`), not the path asked for."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+def http_metrics_middleware(metrics: Metrics) -> Middleware:
+    """Observes each request's latency in `inbox_http_request_duration_seconds`. Put it first (the
+    outermost) so the status it records is the one the client gets, after the error middlewares."""
+
+    @web.middleware
+    async def observe_latency(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500  # what an unhandled exception becomes
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = 0  # the client went away: nothing was answered, nothing to observe
+            raise
+        finally:
+            if status:
+                method = request.method if request.method in _METHODS else "other"
+                metrics.http_seconds.labels(route_pattern(request), method, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+    return observe_latency

@@ -228,7 +228,7 @@ class Inbox:
                 conv.reply_to = dict(msg.reply_to)
                 changed.append("reply_to")
             if ev.firings:
-                self._metrics.firings.inc(len(ev.firings))
+                self._metrics.fired(f.rule.id for f in ev.firings)
                 tags += [repo.message_tag(mid, conv.id, name) for name in ev.tags]
                 topics += [repo.conversation_topic(conv.id, name) for name in ev.topics]
                 runs += [
