@@ -6,10 +6,11 @@ and post the reply. All the wording of the chat front-end lives here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.domain import Action, ActionType
-from bot.services.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, actions_from_json, plan_problem
+from bot.services.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, plan_problem
 
 NOT_ADMIN = "Only inbox admins can manage automations."
 
@@ -83,7 +84,7 @@ def _q(s: str) -> str:
     return f'"{s}"'
 
 
-def _keywords(keywords: list[str]) -> str:
+def _keywords(keywords: Iterable[str]) -> str:
     """Keywords as written in a command: a phrase holding a comma is quoted."""
     return ", ".join(_q(k) if "," in k else k for k in keywords)
 
@@ -144,7 +145,7 @@ class CommandRunner:
             state = "enabled" if a.enabled else "disabled"
             line = (
                 f"#{a.id} {_q(a.name)} — {a.match} of: {_keywords(a.keywords)} → "
-                f"{describe_actions(actions_from_json(a.actions))} · {state}"
+                f"{describe_actions(a.actions)} · {state}"
             )
             if problem:
                 line += f" · ⚠ skipped: {problem}"
@@ -166,7 +167,7 @@ class CommandRunner:
         lines = [
             f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
             f"keywords ({a.match}): {_keywords(a.keywords)}",
-            f"actions: {describe_actions(actions_from_json(a.actions))}",
+            f"actions: {describe_actions(a.actions)}",
             f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
         ]
         if problem:
@@ -227,7 +228,7 @@ class CommandRunner:
             scope.append("types " + ", ".join(a.types))
         return (
             f"Created automation #{a.id} {_q(a.name)}: when a message holds {a.match} of "
-            f"{', '.join(map(_q, a.keywords))} → {describe_actions(actions_from_json(a.actions))}"
+            f"{', '.join(map(_q, a.keywords))} → {describe_actions(a.actions)}"
             + (f" (only {'; '.join(scope)})" if scope else "")
             + ". Enabled."
         )

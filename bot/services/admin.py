@@ -69,7 +69,7 @@ def rule_from_row(a: repo.Automation) -> Rule:
         name=a.name,
         keywords=tuple(a.keywords),
         match=MatchMode(a.match),
-        actions=actions_from_json(a.actions),
+        actions=a.actions,
         channels=frozenset(a.channels or ()),
         types=frozenset(ConversationType(t) for t in a.types or ()),
     )
@@ -90,7 +90,7 @@ def editable_fields(a: repo.Automation) -> dict[str, Any]:
 
 def plan_problem(a: repo.Automation, settings: Settings) -> str | None:
     """Why the current plan does not allow this automation (it is skipped at run time), or None."""
-    return plans.refusal(settings.organization, actions_from_json(a.actions))
+    return plans.refusal(settings.organization, a.actions)
 
 
 class RuleCache:
@@ -117,7 +117,7 @@ class RuleCache:
                 return False
             rows = await repo.enabled_automations()
             org = self._settings.organization
-            allowed = [a for a in rows if plans.refusal(org, actions_from_json(a.actions)) is None]
+            allowed = [a for a in rows if plans.refusal(org, a.actions) is None]
             skipped = len(rows) - len(allowed)
             if skipped:
                 log.warning("%d enabled automation(s) skipped: the plan no longer allows them", skipped)
@@ -384,32 +384,33 @@ class Admin:
         # renaming an automation the plan no longer allows is fine; enabling it or changing its actions is not
         enabling = merged.get("enabled") is True and not a.enabled
         fields = await self._validate(merged, current_id=a.id, check_plan=enabling or "actions" in changes)
-        for k, v in fields.items():
-            setattr(a, k, v)
         try:
             async with repo.transaction():
-                await repo.save_automation(a)
+                updated = await repo.update_automation(a.id, **fields)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise Conflict(
                 f'an automation named "{fields["name"]}" already exists — pick another name', field="name"
             ) from None
+        if updated is None:
+            raise NotFound(f"no automation #{a.id} — see /automation list")
         await self.rules.refresh()
-        return a
+        return updated
 
     async def set_enabled(self, ref: str | int, enabled: bool) -> tuple[repo.Automation, bool]:
         """Returns the automation and whether anything changed."""
         a = await self.find(ref)
         if enabled:
-            self._check_plan(actions_from_json(a.actions))
+            self._check_plan(a.actions)
         if a.enabled == enabled:
             return a, False
-        a.enabled = enabled
         async with repo.transaction():
-            await repo.save_automation(a)
+            changed = await repo.set_automation_enabled(a.id, enabled)
             await repo.bump_automations_revision()
+        if changed is None:
+            raise NotFound(f"no automation #{a.id} — see /automation list")
         await self.rules.refresh()
-        return a, True
+        return changed, True
 
     async def delete(self, ref: str | int) -> repo.Automation:
         a = await self.find(ref)
@@ -432,7 +433,7 @@ class Admin:
         org = self.settings.organization
         rules, skipped = [], []
         for a in rows:
-            why = plans.refusal(org, actions_from_json(a.actions))
+            why = plans.refusal(org, a.actions)
             if why is not None:
                 skipped.append((a.name, why))
                 continue
