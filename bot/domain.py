@@ -223,6 +223,18 @@ class ConversationEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenConversation:
+    """What ingest needs of a thread's open conversation to plan a message's effects — and all the
+    store reads of it per message (a full `Conversation` costs twice as much to load)."""
+
+    id: int
+    type: ConversationType
+    keyword_progress: tuple[str, ...]
+    reply_to: Mapping[str, Any]
+    crm_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     """An inbound message as the store took it in, inside the round's transaction.
 
@@ -233,7 +245,7 @@ class Received:
     message: InboundMessage
     conversation_id: int
     message_id: int
-    conversation: Conversation | None
+    conversation: OpenConversation | None
     first: bool = False  # the message opened its conversation
 
     @property

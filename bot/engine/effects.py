@@ -7,7 +7,7 @@ rules' evaluation into `Effects`, and the store applies them: deciding never tou
 from __future__ import annotations
 
 from bot import outbox_kinds
-from bot.domain import Effects, NewJob, PlannedRun, Received, Resolution, Status
+from bot.domain import Effects, NewJob, PlannedRun, Received, Resolution
 from bot.engine.rules import RuleSet
 
 __all__ = ["crm_sync_job", "plan"]
@@ -36,9 +36,8 @@ def plan(received: Received, rules: RuleSet) -> Effects:
     seen = frozenset(conv.keyword_progress)
     ev = rules.evaluate(text=msg.text, channel=msg.channel, type=conv.type, first_message=received.first, seen=seen)
     crm_target = ev.crm_targets[0] if ev.crm_targets and conv.crm_target is None else None
-    resolve = None
-    if ev.resolve and conv.status is Status.OPEN:
-        resolve = Resolution(f"automation:{ev.resolved_by_rule}", ev.resolve_reason)
+    # the conversation is open (the store found it by its open key): a resolve applies
+    resolve = Resolution(f"automation:{ev.resolved_by_rule}", ev.resolve_reason) if ev.resolve else None
     # A later message may come from elsewhere on the platform (another Slack thread reply): replies follow.
     moved = bool(msg.reply_to) and not received.first and dict(conv.reply_to) != dict(msg.reply_to)
     return Effects(

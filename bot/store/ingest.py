@@ -131,16 +131,20 @@ async def contacts_many(wanted: Sequence[tuple[str, str, str | None]]) -> dict[t
 
 
 @boundary
-async def open_conversations_for_update(keys: Sequence[str]) -> dict[str, domain.Conversation]:
+async def open_conversations_for_update(keys: Sequence[str]) -> dict[str, domain.OpenConversation]:
     """Open conversations by open key, locked until the transaction ends (PostgreSQL)."""
     if not keys:
         return {}
-    rows = await models.Conversation.filter(open_key__in=list(keys)).select_for_update()
-    return {c.open_key: records.conversation(c) for c in rows if c.open_key}
+    rows = (
+        await models.Conversation.filter(open_key__in=list(keys))
+        .select_for_update()
+        .only(*records.OPEN_CONVERSATION_COLUMNS)
+    )
+    return {c.open_key: records.open_conversation(c) for c in rows if c.open_key}
 
 
 @boundary
-async def start_conversations(new: Sequence[tuple[InboundMessage, int]]) -> dict[str, domain.Conversation]:
+async def start_conversations(new: Sequence[tuple[InboundMessage, int]]) -> dict[str, domain.OpenConversation]:
     """Open one conversation per (message, contact pk), linked to the thread's previous one."""
     if not new:
         return {}

@@ -9,6 +9,12 @@ from bot import domain
 from bot.domain import Action, ConversationType, Direction, MatchMode, Status
 from bot.store import models
 
+# Enum members by stored value: a dict look-up is several times cheaper than calling the enum, and
+# ingest converts a conversation row per message.
+_TYPES = {t.value: t for t in ConversationType}
+_STATUSES = {s.value: s for s in Status}
+_DIRECTIONS = {d.value: d for d in Direction}
+
 
 def contact(row: models.Contact) -> domain.Contact:
     return domain.Contact(
@@ -21,8 +27,8 @@ def conversation(row: models.Conversation) -> domain.Conversation:
         id=row.id,
         channel=row.channel,
         thread_key=row.thread_key,
-        type=ConversationType(row.type),
-        status=Status(row.status),
+        type=_TYPES[row.type],
+        status=_STATUSES[row.status],
         contact_id=row.contact_id,
         previous_id=row.previous_id,
         resolution_reason=row.resolution_reason,
@@ -42,6 +48,20 @@ def conversation(row: models.Conversation) -> domain.Conversation:
     )
 
 
+OPEN_CONVERSATION_COLUMNS = ("id", "open_key", "type", "keyword_progress", "reply_to", "crm_target")
+
+
+def open_conversation(row: models.Conversation) -> domain.OpenConversation:
+    """From a row loaded with `.only(*OPEN_CONVERSATION_COLUMNS)`."""
+    return domain.OpenConversation(
+        id=row.id,
+        type=_TYPES[row.type],
+        keyword_progress=tuple(row.keyword_progress or ()),
+        reply_to=row.reply_to or {},
+        crm_target=row.crm_target,
+    )
+
+
 def message(row: models.Message) -> domain.Message:
     return domain.Message(
         id=row.id,
@@ -49,7 +69,7 @@ def message(row: models.Message) -> domain.Message:
         channel=row.channel,
         platform_id=row.platform_id,
         external_id=row.external_id,
-        direction=Direction(row.direction),
+        direction=_DIRECTIONS[row.direction],
         text=row.text,
         author=row.author,
         sent_at=row.sent_at,
