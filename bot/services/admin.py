@@ -80,10 +80,10 @@ def editable_fields(a: repo.Automation) -> dict[str, Any]:
     return {
         "name": a.name,
         "keywords": list(a.keywords),
-        "match": a.match,
-        "actions": list(a.actions),
+        "match": a.match.value,
+        "actions": [action.to_json() for action in a.actions],
         "channels": list(a.channels or []),
-        "types": list(a.types or []),
+        "types": [t.value for t in a.types],
         "enabled": a.enabled,
     }
 

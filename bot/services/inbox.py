@@ -1,9 +1,10 @@
 """Ingest and conversation changes: the transactions behind every inbound message.
 
-One inbound message = dedupe, find-or-open its conversation, store it, evaluate the automations
-(pure), apply their local effects, record the runs and enqueue external work — all committed
-together before the platform is answered. Requests that arrive together share one transaction
-(group commit); each is acknowledged only after that commit.
+One inbound message = the store takes it in (dedupe, find-or-open its conversation, store it),
+the engine plans its effects (pure: tags, topics, runs, resolve, CRM link, outbox work), the store
+applies them — all committed together before the platform is answered. Requests that arrive
+together share one transaction (group commit), a few statements per round rather than per
+message; each is acknowledged only after that commit.
 """
 
 from __future__ import annotations
