@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.domain import Automation
+from bot.engine import Evaluation
 from bot.services.admin import editable_fields
 from bot.store import repo
 
@@ -17,8 +19,29 @@ def message_json(m: repo.Message, tags: list[str]) -> dict[str, Any]:
     return {"id": m.id, "direction": m.direction, "text": m.text, "tags": tags, "sent_at": _iso(m.sent_at)}
 
 
-def automation_json(a: repo.Automation) -> dict[str, Any]:
+def automation_json(a: Automation) -> dict[str, Any]:
     return {"id": a.id, **editable_fields(a), "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at)}
+
+
+def test_json(ev: Evaluation, skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """What would fire on a message, and do; `skipped`: (automation name, why) the plan refuses."""
+    return {
+        "matches": [
+            {
+                "automation_id": f.rule.id,
+                "automation_name": f.rule.name,
+                "keywords": list(f.keywords),
+                "actions": [a.to_json() for a in f.actions],
+            }
+            for f in ev.firings
+        ],
+        "tags": list(ev.tags),
+        "topics": list(ev.topics),
+        "resolve": ev.resolve,
+        "resolution_reason": ev.resolve_reason,
+        "crm": list(ev.crm_targets),
+        "skipped": [{"automation_name": name, "reason": why} for name, why in skipped],
+    }
 
 
 def run_json(r: repo.AutomationRun) -> dict[str, Any]:

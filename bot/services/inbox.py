@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from bot import outbox_kinds
 from bot.domain import ConversationType, Direction, InboundMessage, Status
 from bot.engine import RuleSet
+from bot.errors import ConversationConflict, ConversationNotFound
 from bot.metrics import Metrics
 from bot.store import repo
 
@@ -32,14 +33,6 @@ class IngestResult:
     conversation_id: int
     message_id: int
     duplicate: bool
-
-
-class ConversationNotFound(Exception):
-    pass
-
-
-class ConversationConflict(Exception):
-    """The change cannot be made in the conversation's current state."""
 
 
 _Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
