@@ -54,6 +54,9 @@ AgentId = Annotated[
         json_schema_extra={"maxLength": 200},
     ),
 ]
+OldAgentId = Annotated[
+    AgentId, Field(description="Same as `agent` (older clients).", json_schema_extra={"deprecated": True})
+]
 Name = Annotated[
     StrictStr,
     Expect("a string"),
@@ -185,14 +188,14 @@ class Resolve(Request):
         StrictStr | None, Expect("a string"), Field(description="An existing resolution reason (any case).")
     ] = None
     agent: AgentId = None
-    by: Annotated[AgentId, Field(description="Same as `agent` (older clients).", json_schema_extra={"deprecated": True})] = None
+    by: OldAgentId = None
 
 
 class Reopen(Request):
     """Reopen a resolved conversation."""
 
     agent: AgentId = None
-    by: Annotated[AgentId, Field(description="Same as `agent` (older clients).", json_schema_extra={"deprecated": True})] = None
+    by: OldAgentId = None
 
 
 class Reply(Request):
@@ -201,7 +204,7 @@ class Reply(Request):
     of: ClassVar[str] = "reply"
     text: Annotated[StrictStr, Expect("a non-empty string"), Field(min_length=1, examples=["How can we help?"])]
     agent: AgentId = None
-    by: Annotated[AgentId, Field(description="Same as `agent` (older clients).", json_schema_extra={"deprecated": True})] = None
+    by: OldAgentId = None
 
 
 # --- query strings (every value arrives as text; the API parses and words them) -----------------------------
@@ -233,7 +236,7 @@ class OutboxQuery(Page):
     status: Annotated[
         str | None, WithJsonSchema({"type": "string", "enum": ["pending", "running", "done", "failed"]})
     ] = None
-    conversation_id: Annotated[str | None, WithJsonSchema({"type": "integer", "minimum": 1})] = None
+    conversation_id: Annotated[str | None, WithJsonSchema({"type": "integer", "minimum": 0})] = None
 
 
 # --- responses (documentation of what the handlers send) ------------------------------------------------------
