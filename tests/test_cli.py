@@ -214,7 +214,7 @@ def test_serve_send_and_clean_sigterm(tmp_path: Path, env: dict[str, str], capsy
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
                     if resp.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not up yet, or slow under load
                 pass
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
