@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob
+from bot.engine import Evaluation
 from bot.store import repo
 
 
@@ -30,6 +31,27 @@ def automation_json(a: Automation) -> dict[str, Any]:
         "enabled": a.enabled,
         "created_at": _iso(a.created_at),
         "updated_at": _iso(a.updated_at),
+    }
+
+
+def test_json(ev: Evaluation, skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """What would fire on a message, and do; `skipped`: (automation name, why) the plan refuses."""
+    return {
+        "matches": [
+            {
+                "automation_id": f.rule.id,
+                "automation_name": f.rule.name,
+                "keywords": list(f.keywords),
+                "actions": [a.to_json() for a in f.actions],
+            }
+            for f in ev.firings
+        ],
+        "tags": list(ev.tags),
+        "topics": list(ev.topics),
+        "resolve": ev.resolve,
+        "resolution_reason": ev.resolve_reason,
+        "crm": list(ev.crm_targets),
+        "skipped": [{"automation_name": name, "reason": why} for name, why in skipped],
     }
 
 

@@ -20,6 +20,7 @@ from bot import outbox_kinds
 from bot.domain import Direction, InboundMessage, NewJob, Status
 from bot.engine import RuleSet
 from bot.engine.effects import crm_sync_job, plan
+from bot.errors import ConversationConflict, ConversationNotFound
 from bot.metrics import Metrics
 from bot.store import StoreBusy, StoreConflict, ingest, repo
 
@@ -34,14 +35,6 @@ class IngestResult:
     conversation_id: int
     message_id: int
     duplicate: bool
-
-
-class ConversationNotFound(Exception):
-    pass
-
-
-class ConversationConflict(Exception):
-    """The change cannot be made in the conversation's current state."""
 
 
 _Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
