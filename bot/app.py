@@ -10,20 +10,29 @@ from typing import Any
 from aiohttp import web
 
 from bot import outbox_kinds
-from bot.config import SalesforceSettings, Settings, WebhookChannel
+from bot.config import SalesforceSettings, Settings
 from bot.front import api
 from bot.front.commands import CommandRunner
 from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
+from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
 from bot.store import StoreConflict, StoreInvalid, StoreUnavailable, db, repo
-from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook.connector import WebhookConnector, webhook_handler
+from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
+from connectors.salesforce.connector import SalesforceCrm
+from connectors.slack.connector import SlackConnector
+from connectors.telegram.connector import TelegramConnector
+from connectors.webhook.connector import WebhookConnector
 
 log = logging.getLogger("inbox.app")
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("state")
+
+# Every channel kind config.toml can name, by its `kind`.
+CONNECTOR_KINDS: dict[str, type[Connector]] = {
+    cls.kind: cls for cls in (WebhookConnector, SlackConnector, TelegramConnector)
+}
 
 
 class AppState:
@@ -55,7 +64,7 @@ class AppState:
         self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
         self.connectors: dict[str, Connector] = {}
         self.left_off: dict[str, str] = {}
-        self.crm: Any = None
+        self.crm: CrmSync | None = None
         self._build_connectors()
         self.outbox.register(outbox_kinds.REPLY, self.deliver_reply)
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,29 +168,19 @@ class AppState:
 
 
 def build_connector(ch: Any, ctx: ConnectorContext) -> Connector:
-    s = ctx.settings
-    if isinstance(ch, WebhookChannel):
-        secret = s.secret(ch.secret_env)
-        assert secret is not None
-        return WebhookConnector(ch.name, ctx, secret=secret, reply_url=ch.reply_url)
-    if ch.kind == "slack":
-        from connectors.slack.connector import SlackConnector
-
-        return SlackConnector.from_settings(ch, ctx)
-    if ch.kind == "telegram":
-        from connectors.telegram.connector import TelegramConnector
-
-        return TelegramConnector.from_settings(ch, ctx)
-    raise ValueError(f"unknown channel kind {ch.kind!r}")
+    """The connector of one `[[channels]]` entry; raises ValueError when it cannot be built."""
+    cls = CONNECTOR_KINDS.get(ch.kind)
+    if cls is None:
+        raise ValueError(f"unknown channel kind {ch.kind!r}")
+    return cls.from_settings(ch, ctx)
 
 
-def build_crm(sf: SalesforceSettings, state: AppState) -> Any:
-    try:
-        from connectors.salesforce.connector import SalesforceCrm
-    except ImportError:  # pragma: no cover - the Salesforce connector ships with the app
-        log.error("Salesforce connector is not available")
-        return None
-    return SalesforceCrm.from_settings(sf, state)
+def build_crm(sf: SalesforceSettings, state: AppState) -> CrmSync:
+    """Salesforce behind the CRM sync, which runs the `crm_sync` outbox jobs."""
+    crm = SalesforceCrm.from_settings(sf, secret=state.settings.secret, metrics=state.metrics)
+    sync = CrmSync(crm, inbox=state.inbox, metrics=state.metrics)
+    state.outbox.register(outbox_kinds.CRM_SYNC, sync.sync_conversation)
+    return sync
 
 
 @web.middleware
@@ -228,18 +227,7 @@ def build_app(settings: Settings) -> web.Application:
     if not settings.api_tokens():
         log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
     app.add_routes(api.routes())
-    app.router.add_post(
-        "/webhooks/{channel}",
-        webhook_handler(
-            state.connector,
-            max_body=settings.server.max_body_bytes,
-            known=lambda name: state.left_off.get(name),
-        ),
-    )
-    for c in state.connectors.values():
-        c.add_routes(app)
-    if state.crm is not None and hasattr(state.crm, "add_routes"):
-        state.crm.add_routes(app)
+    mount_routes(app, state.connectors.values(), kinds=CONNECTOR_KINDS.values(), off=state.left_off.get)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         db_settings = settings.database

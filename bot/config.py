@@ -14,10 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Each connector's keys live beside its code; this module assembles the whole file.
+from connectors.salesforce.settings import SalesforceSettings
+from connectors.settings import Section as _Section
+from connectors.settings import env_name as _env_name
+from connectors.slack.settings import SlackChannel
+from connectors.telegram.settings import TelegramChannel
+from connectors.webhook.settings import WebhookChannel
 
 
 class ConfigError(Exception):
@@ -26,24 +31,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-class _Section(BaseModel):
-    # strict: `advanced_inbox = "yes"` is reported, not read as true
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-def _env_name(value: str | None) -> str | None:
-    if value is not None and not ENV_NAME.match(value):
-        # Never echo the value: it may be the secret itself, written in by mistake.
-        raise ValueError("must be the name of an environment variable (letters, digits, _), not the secret itself")
-    return value
-
-
-def _channel_name(value: str) -> str:
-    if not CHANNEL_NAME.match(value):
-        raise ValueError(f"{value!r} must be letters, digits, '-' or '_' (it is part of the URL path)")
-    return value
 
 
 class ServerSettings(_Section):
@@ -94,67 +81,7 @@ class OutboxSettings(_Section):
     poll_interval: float = Field(default=0.5, gt=0)
 
 
-class WebhookChannel(_Section):
-    name: str
-    kind: Literal["webhook"]
-    secret_env: str
-    reply_url: str | None = None
-
-    @field_validator("reply_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("must be an http:// or https:// URL")
-        return v
-
-    _v = field_validator("secret_env")(_env_name)
-    _n = field_validator("name")(_channel_name)
-
-
-class SlackChannel(_Section):
-    name: str
-    kind: Literal["slack"]
-    bot_token_env: str
-    signing_secret_env: str
-    app_token_env: str | None = None
-    api_url: str | None = None
-    _v = field_validator("bot_token_env", "signing_secret_env", "app_token_env")(_env_name)
-    _n = field_validator("name")(_channel_name)
-
-
-class TelegramChannel(_Section):
-    name: str
-    kind: Literal["telegram"]
-    token_env: str
-    webhook_secret_env: str | None = None
-    public_url: str | None = None
-    api_url: str | None = None
-    _v = field_validator("token_env", "webhook_secret_env")(_env_name)
-    _n = field_validator("name")(_channel_name)
-
-
 ChannelSettings = Annotated[WebhookChannel | SlackChannel | TelegramChannel, Field(discriminator="kind")]
-
-
-class SalesforceSettings(_Section):
-    instance_url: str
-    session_id_env: str | None = None
-    username_env: str | None = None
-    password_env: str | None = None
-    security_token_env: str | None = None
-    domain: str | None = None
-    case_external_id_field: str | None = None
-    poll_seconds: float = Field(default=30, gt=0)
-    ca_file: str | None = None
-    api_version: str = "59.0"
-    timeout: float = Field(default=30, gt=0)
-    _v = field_validator("session_id_env", "username_env", "password_env", "security_token_env")(_env_name)
-
-    @model_validator(mode="after")
-    def _login(self) -> SalesforceSettings:
-        if not self.session_id_env and not (self.username_env and self.password_env):
-            raise ValueError("set session_id_env, or username_env and password_env (and security_token_env)")
-        return self
 
 
 class CrmSettings(_Section):
@@ -211,17 +138,7 @@ class Settings(_Section):
 
     def missing_secrets(self, ch: WebhookChannel | SlackChannel | TelegramChannel) -> list[str]:
         """Names of the required environment variables that a channel lacks."""
-        if isinstance(ch, WebhookChannel):
-            needed = [ch.secret_env]
-        elif isinstance(ch, SlackChannel):
-            needed = [ch.bot_token_env, ch.signing_secret_env]
-            if ch.app_token_env:
-                needed.append(ch.app_token_env)
-        else:
-            needed = [ch.token_env]
-            if ch.webhook_secret_env:
-                needed.append(ch.webhook_secret_env)
-        return [n for n in needed if not self.secret(n)]
+        return [n for n in ch.required_env() if not self.secret(n)]
 
     def secret_values(self) -> list[str]:
         """Every configured secret's value (for log redaction)."""

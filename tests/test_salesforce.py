@@ -25,12 +25,14 @@ from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalfo
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from bot.store import repo
-from connectors.salesforce.connector import COMMENTS_CURSOR, SalesforceCrm, case_marker, translate_error
+from bot.services.crm import CrmSync, case_marker, comments_cursor
+from connectors.salesforce.connector import SalesforceCrm, translate_error
 from tests.conftest import STORES, Bot, eventually, make_settings
 from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
 
 MakeBot = Callable[[Settings], Awaitable[Bot]]
 EXTERNAL_ID = "Inbox_Conversation_Id__c"
+COMMENTS_CURSOR = comments_cursor("salesforce")
 
 
 # --- doubles ---------------------------------------------------------------------------------------
@@ -152,8 +154,8 @@ async def crm_automation(bot: Bot) -> None:
     )
 
 
-def crm(bot: Bot) -> SalesforceCrm:
-    assert isinstance(bot.state.crm, SalesforceCrm)
+def crm(bot: Bot) -> CrmSync:
+    assert isinstance(bot.state.crm, CrmSync) and isinstance(bot.state.crm.crm, SalesforceCrm)
     return bot.state.crm
 
 
@@ -431,9 +433,9 @@ async def test_two_workers_polling_send_an_agent_comment_once(
     bot = await make_bot(setup())
     cid, case_id = await linked_conversation(bot, double)
     first = crm(bot)
-    second = SalesforceCrm(
-        first.sf, settings=first.settings, inbox=first.inbox, outbox=first.outbox, metrics=first.metrics
-    )
+    assert isinstance(first.crm, SalesforceCrm)
+    other = SalesforceCrm(first.crm.sf, secret=bot.state.settings.secret, metrics=first.metrics)
+    second = CrmSync(other, inbox=first.inbox, metrics=first.metrics)
     try:
         double.add_agent_comment(case_id, "Refund approved.")
         await asyncio.gather(first.poll_once(), second.poll_once())

@@ -18,7 +18,8 @@ import pytest
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
-from connectors.slack.connector import COMMAND, SlackConnector, skip_reason, thread_of, to_message
+from connectors.slack.connector import COMMAND, SlackConnector
+from connectors.slack.normalize import skip_reason, thread_of, to_message
 from tests.conftest import Bot, load_payload, make_settings
 from tests.doubles.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiDouble
 

@@ -14,7 +14,8 @@ import pytest
 from bot.front.commands import NOT_ADMIN
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
-from connectors.telegram.connector import SECRET_HEADER, TelegramConnector, split_text
+from connectors.telegram.connector import SECRET_HEADER, TelegramConnector
+from connectors.telegram.normalize import split_text
 from tests.conftest import Bot, eventually, load_payload, make_settings
 from tests.doubles.telegram_api import BOT_TOKEN, TelegramApiDouble
 
@@ -25,7 +26,7 @@ CHANNEL = "support-tg"
 MakeBot = Callable[..., Awaitable[Bot]]
 
 # PTB 22 itself warns when it builds a RetryAfter (the int → timedelta migration of retry_after);
-# connectors/telegram.py reads the value without the warning.
+# connectors/telegram/connector.py reads the value without the warning.
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*will be of type:telegram.warnings.PTBDeprecationWarning")
 
 

@@ -36,10 +36,10 @@ from bot.errors import (
 from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
 from bot.metrics import Metrics
-from bot.request_body import BadBody, bad_text, parse_object, read_body
 from bot.services.admin import LABEL_KINDS, Admin
 from bot.services.inbox import Inbox
 from bot.store import repo
+from connectors.http import BadBody, bad_text, parse_object, read_body
 
 log = logging.getLogger("inbox.api")
 

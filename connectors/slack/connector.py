@@ -18,9 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -32,14 +30,21 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain import ConversationType, InboundMessage
+from bot.domain import ConversationType
 from bot.outbox import PermanentFailure, RetryLater
-from bot.request_body import read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook.connector import error
-
-if TYPE_CHECKING:
-    from bot.config import SlackChannel
+from connectors.http import error, read_body, too_large
+from connectors.slack.normalize import (
+    BotIdentity,
+    callback_type,
+    conversation_type,
+    display_name,
+    escape,
+    skip_reason,
+    to_message,
+    unescape,
+)
+from connectors.slack.settings import SlackChannel
 
 log = logging.getLogger("inbox.slack")
 
@@ -47,20 +52,6 @@ T = TypeVar("T")
 
 DEFAULT_EVENTS_PATH = "/slack/events"
 COMMAND = "/automation"
-
-# Message subtypes that carry a contact's words. Everything else (channel_join, channel_leave,
-# message_changed, message_deleted, message_replied, channel_topic, pinned_item, …) is
-# acknowledged and ignored; so is anything our own bot posted.
-CONTENT_SUBTYPES: frozenset[str | None] = frozenset(
-    {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
-)
-
-CONVERSATION_TYPES: Mapping[str, ConversationType] = {
-    "im": ConversationType.DIRECT,
-    "mpim": ConversationType.GROUP,
-    "group": ConversationType.GROUP,  # a private channel (the Events API still calls it "group")
-    "channel": ConversationType.PUBLIC,
-}
 
 # Slack API errors that no retry can fix: the outbox fails the job at once.
 PERMANENT_ERRORS = frozenset(
@@ -99,78 +90,6 @@ class IdentityUnknown(Exception):
     """A bot's message arrived while auth.test cannot tell whether the bot is us."""
 
 
-@dataclass(frozen=True, slots=True)
-class BotIdentity:
-    """Who we are in the workspace (from `auth.test`)."""
-
-    team_id: str | None
-    user_id: str | None
-    bot_id: str | None
-
-
-# --- pure helpers: payload → decisions ---------------------------------------------------------
-
-
-def unescape(text: str) -> str:
-    """Slack escapes `&`, `<` and `>` in message text; give the contact's words back."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def escape(text: str) -> str:
-    """Our text shown as written (Slack would read `<…>` as a link or mention)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def conversation_type(channel_type: str | None, channel_id: str) -> ConversationType | None:
-    """IM → direct; MPIM and private channels → group; public channels → public."""
-    if channel_type is not None and channel_type in CONVERSATION_TYPES:
-        return CONVERSATION_TYPES[channel_type]
-    if channel_id.startswith("D"):
-        return ConversationType.DIRECT
-    return None  # ask conversations.info
-
-
-def is_direct_like(channel_type: str | None, channel_id: str) -> bool:
-    """IMs and MPIMs: top-level messages share one conversation per DM."""
-    return channel_type in ("im", "mpim") or (channel_type is None and channel_id.startswith("D"))
-
-
-def thread_of(event: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(thread key, thread_ts to reply in).
-
-    Channels: channel id + thread root ts (a top-level message is its own root).
-    DMs and group DMs: the DM's channel id for top-level messages; a thread inside a DM is keyed
-    like a channel thread.
-    """
-    channel = str(event["channel"])
-    ts = str(event["ts"])
-    thread_ts = event.get("thread_ts")
-    if is_direct_like(event.get("channel_type"), channel) and not thread_ts:
-        return channel, None
-    root = str(thread_ts or ts)
-    return f"{channel}:{root}", root
-
-
-def skip_reason(event: Mapping[str, Any], me: BotIdentity | None) -> str | None:
-    """Why a `message` event is not a contact's message; None when it is."""
-    subtype = event.get("subtype")
-    if subtype not in CONTENT_SUBTYPES:
-        return f"subtype {subtype}"
-    if event.get("hidden"):
-        return "hidden"
-    if not event.get("channel") or not event.get("ts"):
-        return "no channel or ts"
-    if me is not None and (
-        (me.user_id and event.get("user") == me.user_id) or (me.bot_id and event.get("bot_id") == me.bot_id)
-    ):
-        return "our own message"
-    if not (event.get("user") or event.get("bot_id")):
-        return "no author"
-    if not message_text(event):
-        return "no text"
-    return None
-
-
 def signature_header_problem(headers: Mapping[str, str]) -> str | None:
     """Why the signature headers cannot be checked at all (bytes no Slack request carries), or None.
     Missing headers are left to bolt, which answers 401 for them."""
@@ -180,55 +99,6 @@ def signature_header_problem(headers: Mapping[str, str]) -> str | None:
     signature = headers.get(SIGNATURE_HEADER)
     if signature is not None and not (signature.isascii() and signature.isprintable()):
         return f"{SIGNATURE_HEADER} must be ASCII (v0=<hex>)"
-    return None
-
-
-def message_text(event: Mapping[str, Any]) -> str:
-    text = unescape(str(event.get("text") or "")).strip()
-    if text:
-        return text
-    files = [f for f in event.get("files") or () if isinstance(f, dict)]
-    names = [str(f.get("name") or f.get("title") or "file") for f in files]
-    return " ".join(f"[file: {n}]" for n in names)
-
-
-def to_message(
-    event: Mapping[str, Any],
-    *,
-    channel_name: str,
-    type: ConversationType,
-    contact_name: str | None,
-) -> InboundMessage:
-    """Normalize one contact message event (already checked by `skip_reason`)."""
-    channel = str(event["channel"])
-    ts = str(event["ts"])
-    key, reply_ts = thread_of(event)
-    contact = str(event.get("user") or event.get("bot_id"))
-    if contact_name is None and not event.get("user"):
-        profile = event.get("bot_profile") or {}
-        contact_name = event.get("username") or (profile.get("name") if isinstance(profile, dict) else None)
-    try:
-        sent_at: datetime | None = datetime.fromtimestamp(float(ts), tz=UTC)
-    except ValueError:
-        sent_at = None
-    return InboundMessage(
-        channel=channel_name,
-        platform_message_id=f"{channel}:{ts}",
-        thread_key=key,
-        contact_id=contact,
-        contact_name=contact_name,
-        text=message_text(event),
-        type=type,
-        sent_at=sent_at,
-        reply_to={"channel": channel, "thread_ts": reply_ts},
-    )
-
-
-def display_name(user: Mapping[str, Any]) -> str | None:
-    p = user.get("profile") or {}
-    for value in (p.get("display_name"), p.get("real_name"), user.get("real_name"), user.get("name")):
-        if value:
-            return str(value)
     return None
 
 
@@ -373,9 +243,8 @@ class SlackConnector(Connector):
             paths.insert(0, DEFAULT_EVENTS_PATH)
         return paths
 
-    def add_routes(self, app: web.Application) -> None:
-        for path in self.paths:
-            app.router.add_post(path, self.handle_http)
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(path, self.handle_http) for path in self.paths]
 
     async def handle_http(self, request: web.Request) -> web.Response:
         metrics = self.ctx.metrics
@@ -387,7 +256,7 @@ class SlackConnector(Connector):
         body = await read_body(request, max_body)
         if body is None:
             metrics.rejected.labels("slack", "too_large").inc()
-            return error(413, f"body is larger than {max_body // 1024} KiB")
+            return too_large(max_body)
         try:
             # Slack's bodies are UTF-8 whatever a Content-Type charset says; the signature covers
             # these bytes, which bolt re-encodes as UTF-8 to check it.
@@ -399,6 +268,12 @@ class SlackConnector(Connector):
         bolt_resp = await self.app.async_dispatch(bolt_req)
         if bolt_resp.status == 401:
             self.ctx.metrics.rejected.labels("slack", "signature").inc()
+        elif bolt_resp.status == 404:
+            # Bolt's "unhandled request", only ever answered once the signature is good: a callback we
+            # have no listener for (app_rate_limited, a new event type, an interaction). Slack counts
+            # a 404 as a failed delivery and disables apps that fail 5 % of them: acknowledge it.
+            log.info("slack channel %s: acknowledged a callback we do not handle (%s)", self.name, callback_type(text))
+            return web.Response(status=200)
         return await to_aiohttp_response(bolt_resp)
 
     async def start(self) -> None:

@@ -17,11 +17,10 @@ import re
 import warnings
 from collections import OrderedDict
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from telegram import Bot, Message, Update
-from telegram.constants import MessageLimit
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -33,19 +32,17 @@ from telegram.error import (
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.domain import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
-from bot.request_body import BadBody, bad_text, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
-from connectors.webhook.connector import error
-
-if TYPE_CHECKING:
-    from bot.config import TelegramChannel
+from connectors.http import BadBody, error, parse_object, read_body, too_large
+from connectors.telegram.normalize import BadUpdate, parse_update, split_text, to_inbound
+from connectors.telegram.settings import TelegramChannel
 
 log = logging.getLogger("inbox.telegram")
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+PATH = "/telegram/{channel}"
 # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret_token.
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # We only handle these; asking for nothing else spares Telegram and us the traffic.
@@ -58,94 +55,9 @@ POLL_BACKOFF_FIRST = 1.0
 POLL_BACKOFF_MAX = 60.0
 UPDATE_RETRY_MAX = 30.0
 
-_CHAT_TYPES = {
-    "private": ConversationType.DIRECT,
-    "group": ConversationType.GROUP,
-    "supergroup": ConversationType.GROUP,
-    "channel": ConversationType.PUBLIC,
-}
-
-_REGISTRY = web.AppKey("telegram_connectors", dict)
-
-
-class BadUpdate(ValueError):
-    """The body is JSON but not a Telegram Update."""
-
 
 class PoisonUpdate(Exception):
     """Our normalization failed on this update's data: trying it again cannot succeed."""
-
-
-def thread_key(message: Message) -> str:
-    """The thread key: the chat id, plus the forum topic's `message_thread_id` for topic messages."""
-    if message.is_topic_message and message.message_thread_id:
-        return f"{message.chat.id}:{message.message_thread_id}"
-    return str(message.chat.id)
-
-
-def reply_to(message: Message) -> dict[str, str | int | None]:
-    """Where replies to this message's conversation go (saved on the conversation)."""
-    topic = message.message_thread_id if message.is_topic_message else None
-    return {"chat_id": message.chat.id, "message_thread_id": topic}
-
-
-def to_inbound(channel: str, message: Message) -> InboundMessage | None:
-    """Normalize a text message, caption or channel post; None for anything without text. Raises
-    ValueError for text the store cannot keep (NUL, lone surrogates)."""
-    text = message.text or message.caption
-    if not text:
-        return None
-    problem = bad_text(text)
-    if problem is not None:  # the webhook refuses these bodies (400); polling must skip them too
-        raise ValueError(problem)
-    chat = message.chat
-    # sender_chat: a channel post, an anonymous group admin, or a linked channel's auto-forward.
-    if message.sender_chat is not None:
-        contact_id, name = str(message.sender_chat.id), message.sender_chat.effective_name
-    elif message.from_user is not None:
-        contact_id, name = str(message.from_user.id), message.from_user.full_name
-    else:
-        contact_id, name = str(chat.id), chat.effective_name
-    return InboundMessage(
-        channel=channel,
-        # Telegram message ids are unique per chat only.
-        platform_message_id=f"{chat.id}:{message.message_id}",
-        thread_key=thread_key(message),
-        contact_id=contact_id,
-        contact_name=name or None,
-        text=text,
-        type=_CHAT_TYPES.get(chat.type, ConversationType.GROUP),
-        sent_at=message.date,
-        reply_to=reply_to(message),
-    )
-
-
-def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Split a reply into pieces Telegram accepts (at most `limit` UTF-16 units each), preferring
-    line breaks, then spaces."""
-
-    def units(s: str) -> int:
-        return len(s.encode("utf-16-le")) // 2
-
-    pieces: list[str] = []
-    rest = text
-    while units(rest) > limit:
-        # the longest prefix that fits
-        cut, size = 0, 0
-        for i, ch in enumerate(rest):
-            size += 2 if ord(ch) > 0xFFFF else 1
-            if size > limit:
-                cut = i
-                break
-        head = rest[:cut]
-        brk = max(head.rfind("\n"), head.rfind(" "))
-        if brk > cut // 2:
-            cut = brk + 1
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:]
-    if rest.strip() or not pieces:
-        pieces.append(rest)
-    return pieces
 
 
 def _seconds(value: int | float | timedelta) -> float:
@@ -163,6 +75,7 @@ class TelegramConnector(Connector):
     """One Telegram bot. Webhook mode when a webhook secret is set, long polling otherwise."""
 
     kind = "telegram"
+    shared_path = PATH
 
     def __init__(
         self,
@@ -233,14 +146,9 @@ class TelegramConnector(Connector):
         return f"{self.public_url}/telegram/{self.name}" if self.public_url else None
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
-        registry: dict[str, TelegramConnector] | None = app.get(_REGISTRY)
-        if registry is None:  # one route serves every Telegram channel
-            registry = app[_REGISTRY] = {}
-            app.router.add_post(
-                "/telegram/{channel}", telegram_handler(registry, self.ctx.settings.server.max_body_bytes)
-            )
-        registry[self.name] = self
+    def routes(self) -> list[web.RouteDef]:
+        # Also in polling mode: the handler tells a sender that this channel takes no webhook.
+        return [web.post(PATH, self.handle_webhook)]
 
     async def start(self) -> None:
         try:
@@ -299,13 +207,8 @@ class TelegramConnector(Connector):
 
     # --- inbound -----------------------------------------------------------------------------
     def parse(self, data: dict[str, Any]) -> Update:
-        """A webhook body as a PTB `Update`; raises BadUpdate when it is not one."""
-        if not isinstance(data.get("update_id"), int):
-            raise BadUpdate("a Telegram Update is a JSON object with an integer update_id")
-        try:
-            return Update.de_json(data, self.bot)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BadUpdate(f"not a valid Telegram Update: {type(exc).__name__}: {exc}") from exc
+        """A webhook body as a PTB `Update`; raises BadUpdate (saying why) when it is not one."""
+        return parse_update(data, self.bot)
 
     async def process(self, update: Update) -> None:
         """Handle one update; returns once its message is committed. Raises what made the handling
@@ -433,6 +336,40 @@ class TelegramConnector(Connector):
                 attempts.pop(update.update_id, None)
                 offset = update.update_id + 1
 
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        """`POST /telegram/<name>`: check the secret header, read the Update, answer once it is
+        handled (a failure answers 5xx: Telegram sends the update again)."""
+        name = self.name
+        metrics = self.ctx.metrics
+        if self.webhook_secret is None:
+            return error(
+                404,
+                f'channel "{name}" uses long polling — set webhook_secret_env to receive webhook updates',
+            )
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.webhook_secret.encode()):
+            metrics.rejected.labels("telegram", "secret").inc()
+            return error(401, f"missing or wrong {SECRET_HEADER} header")
+        max_body = self.ctx.settings.server.max_body_bytes
+        body = await read_body(request, max_body)
+        if body is None:
+            metrics.rejected.labels("telegram", "too_large").inc()
+            return too_large(max_body)
+        try:
+            data = parse_object(body, what="a JSON object (a Telegram Update)")
+        except BadBody as exc:
+            metrics.rejected.labels("telegram", "json").inc()
+            return error(400, str(exc))
+        try:
+            update = self.parse(data)
+        except BadUpdate as exc:
+            metrics.rejected.labels("telegram", "fields").inc()
+            return error(400, str(exc))
+        if not self.started:
+            return error(503, f'channel "{name}" is not started — see the log; Telegram will send the update again')
+        await self.process(update)  # failures: 5xx from the error middleware, Telegram retries
+        return web.json_response({"ok": True})
+
     # --- outbound ----------------------------------------------------------------------------
     async def send(self, target: OutboundTarget, text: str) -> str | None:
         if not self.started:
@@ -458,43 +395,3 @@ class TelegramConnector(Connector):
             raise RetryLater(f"Telegram unreachable: {type(exc).__name__}: {exc}") from exc
         assert sent is not None
         return f"{sent.chat.id}:{sent.message_id}"
-
-
-def telegram_handler(registry: dict[str, TelegramConnector], max_body: int) -> Any:
-    """The `POST /telegram/{channel}` handler shared by every Telegram channel."""
-
-    async def handle(request: web.Request) -> web.Response:
-        name = request.match_info["channel"]
-        connector = registry.get(name)
-        if connector is None:
-            return error(404, f'unknown channel "{name}" — configure it under [[channels]] with kind = "telegram"')
-        metrics = connector.ctx.metrics
-        if connector.webhook_secret is None:
-            return error(
-                404,
-                f'channel "{name}" uses long polling — set webhook_secret_env to receive webhook updates',
-            )
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), connector.webhook_secret.encode()):
-            metrics.rejected.labels("telegram", "secret").inc()
-            return error(401, f"missing or wrong {SECRET_HEADER} header")
-        body = await read_body(request, max_body)
-        if body is None:
-            metrics.rejected.labels("telegram", "too_large").inc()
-            return error(413, f"body is larger than {max_body // 1024} KiB")
-        try:
-            data = parse_object(body, what="a JSON object (a Telegram Update)")
-        except BadBody as exc:
-            metrics.rejected.labels("telegram", "json").inc()
-            return error(400, str(exc))
-        try:
-            update = connector.parse(data)
-        except BadUpdate as exc:
-            metrics.rejected.labels("telegram", "fields").inc()
-            return error(400, str(exc))
-        if not connector.started:
-            return error(503, f'channel "{name}" is not started — see the log; Telegram will send the update again')
-        await connector.process(update)  # failures: 5xx from the error middleware, Telegram retries
-        return web.json_response({"ok": True})
-
-    return handle

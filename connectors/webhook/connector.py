@@ -11,50 +11,24 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 
-from bot.domain import ConversationType, InboundMessage
 from bot.outbox import PermanentFailure, RetryLater
-from bot.request_body import BadBody, parse_object, read_body
 from connectors.base import Connector, ConnectorContext, OutboundTarget
+from connectors.http import BadBody, error, parse_object, read_body, too_large
+from connectors.webhook.normalize import WebhookPayload, field_errors, to_message
+from connectors.webhook.settings import WebhookChannel
 
 log = logging.getLogger("inbox.webhook")
 
 MAX_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-Inbox-Signature"
 TIMESTAMP_HEADER = "X-Inbox-Timestamp"
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the store.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive times are UTC; a time that cannot be expressed in UTC is refused (not a 500 later)."""
-    if value is None:
-        return None
-    try:
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range") from None
-
-
-NonEmpty = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255), AfterValidator(_no_nul)]
+PATH = "/webhooks/{channel}"
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:
@@ -64,6 +38,7 @@ def sign(secret: str, timestamp: str | int, body: bytes) -> str:
 
 
 def signed_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+    """The headers that sign `body` (what the bot sends to reply_url, what an integrator sends us)."""
     ts = str(int(time.time() if now is None else now))
     return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret, ts, body), "Content-Type": "application/json"}
 
@@ -86,49 +61,27 @@ def check_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now
     return None
 
 
-class _Contact(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: NonEmpty
-    name: Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_no_nul)] | None = None
-
-
-class WebhookPayload(BaseModel):
-    """The body of `POST /webhooks/{channel}`."""
-
-    model_config = ConfigDict(extra="ignore")
-    id: NonEmpty
-    contact: _Contact
-    # no length cap of its own: the body limit (413) bounds it
-    text: Annotated[
-        str, StringConstraints(strict=True, min_length=1), AfterValidator(_no_nul), AfterValidator(_not_blank)
-    ]
-    type: Literal["direct", "group", "public"] | None = None  # null or absent: direct
-    # null, absent or blank: the contact id is the thread
-    thread: Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_no_nul)] | None = None
-    sent_at: Annotated[datetime | None, AfterValidator(_utc)] = None
-
-
-def field_errors(exc: ValidationError) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "body"
-        msg = "required" if e["type"] == "missing" else e["msg"].removeprefix("Value error, ")
-        out.setdefault(loc, msg)
-    return out
-
-
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
 class WebhookConnector(Connector):
+    """One generic signed-webhook channel: `POST /webhooks/<name>` in, signed POSTs to reply_url out."""
+
     kind = "webhook"
+    shared_path = PATH
 
     def __init__(self, name: str, ctx: ConnectorContext, *, secret: str, reply_url: str | None) -> None:
         super().__init__(name, ctx)
         self.secret = secret
         self.reply_url = reply_url
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, ch: WebhookChannel, ctx: ConnectorContext) -> WebhookConnector:
+        secret = ctx.settings.secret(ch.secret_env)
+        if secret is None:
+            raise ValueError(f"set {ch.secret_env} in the environment")
+        return cls(ch.name, ctx, secret=secret, reply_url=ch.reply_url)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(PATH, self.handle)]
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -137,18 +90,6 @@ class WebhookConnector(Connector):
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    def to_message(self, payload: WebhookPayload) -> InboundMessage:
-        return InboundMessage(
-            channel=self.name,
-            platform_message_id=payload.id,
-            thread_key=(payload.thread or "").strip() or payload.contact.id,
-            contact_id=payload.contact.id,
-            contact_name=payload.contact.name,
-            text=payload.text,
-            type=ConversationType(payload.type or "direct"),
-            sent_at=payload.sent_at,
-        )
 
     def delivers_replies(self) -> bool:
         # Without reply_url the integrator reads replies from the API (outbound messages).
@@ -182,28 +123,15 @@ class WebhookConnector(Connector):
             raise RetryLater(f"reply_url unreachable: {type(exc).__name__}: {exc}") from exc
         return None
 
-
-def webhook_handler(
-    connectors: Callable[[str], Connector | None],
-    *,
-    max_body: int,
-    known: Callable[[str], str | None],
-) -> Callable[[web.Request], Any]:
-    """The `POST /webhooks/{channel}` handler. `known(name)` says why a configured channel is off."""
-
-    async def handle(request: web.Request) -> web.Response:
-        name = request.match_info["channel"]
-        connector = connectors(name)
-        if not isinstance(connector, WebhookConnector):
-            why = known(name)
-            unknown = f'unknown channel "{name}" — configure it under [[channels]] with kind = "webhook"'
-            return error(404, why or unknown)
-        metrics = connector.ctx.metrics
+    async def handle(self, request: web.Request) -> web.Response:
+        """`POST /webhooks/<name>`: check the signature, validate, store; answer once committed."""
+        metrics = self.ctx.metrics
+        max_body = self.ctx.settings.server.max_body_bytes
         body = await read_body(request, max_body)
         if body is None:
             metrics.rejected.labels("webhook", "too_large").inc()
-            return error(413, f"body is larger than {max_body // 1024} KiB")
-        problem = check_signature(connector.secret, request.headers, body)
+            return too_large(max_body)
+        problem = check_signature(self.secret, request.headers, body)
         if problem is not None:
             metrics.rejected.labels("webhook", "signature").inc()
             return error(401, problem)
@@ -217,9 +145,10 @@ def webhook_handler(
         except ValidationError as exc:
             metrics.rejected.labels("webhook", "fields").inc()
             return error(400, "invalid fields", fields=field_errors(exc))
-        result = await connector.ctx.inbox.ingest(connector.to_message(payload))
+        result = await self.ctx.inbox.ingest(to_message(self.name, payload))
         return web.json_response(
             {"conversation_id": result.conversation_id, "message_id": result.message_id, "duplicate": result.duplicate}
         )
 
-    return handle
+
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookConnector", "check_signature", "sign", "signed_headers"]

@@ -1,8 +1,9 @@
-"""Reading inbound HTTP bodies safely: the whole body or a 413, JSON objects or a clear 400.
+"""The HTTP pieces every inbound endpoint shares: the whole body or a 413, JSON objects or a clear
+400, and JSON error bodies.
 
-Shared by every inbound endpoint (webhooks, Telegram, the API) so that a body split across TCP
-segments, an oversized or chunked body, deeply nested JSON, NUL characters or lone surrogates
-never reach the store and never become a 500.
+Used by every connector's routes and by the API, so that a body split across TCP segments, an
+oversized or chunked body, deeply nested JSON, NUL characters or lone surrogates never reach the
+store and never become a 500, and every refusal reads the same way: `{"error": "…"}`.
 """
 
 from __future__ import annotations
@@ -71,3 +72,16 @@ def parse_object(body: bytes, *, what: str = "a JSON object", check_text: bool =
     if problem is not None:
         raise BadBody(problem)
     return data
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    """A JSON error answer: `{"error": message, **extra}`."""
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def too_large(limit: int) -> web.Response:
+    """The 413 for a body over `limit` bytes."""
+    return error(413, f"body is larger than {limit // 1024} KiB")
+
+
+__all__ = ["BadBody", "bad_text", "error", "parse_object", "read_body", "too_large"]
