@@ -24,8 +24,8 @@ from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalfo
 
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
-from bot.store import repo
 from bot.services.crm import CrmSync, case_marker, comments_cursor
+from bot.store import repo
 from connectors.salesforce.connector import SalesforceCrm, translate_error
 from tests.conftest import STORES, Bot, eventually, make_settings
 from tests.doubles.salesforce_api import INTEGRATION_USER, SalesforceDouble
@@ -527,3 +527,68 @@ async def test_an_expired_session_is_dropped_and_the_next_call_logs_in_again(
     await crm(bot).poll_once()
     await settled(bot, cid)
     assert shop.texts() == ["Back online."]
+
+
+# --- pure pieces: Salesforce records, and the Case and comment wording ------------------------------
+
+
+def test_salesforce_records_become_crm_records() -> None:
+    from datetime import UTC, datetime
+
+    from connectors.salesforce.normalize import (
+        case_from_record,
+        comment_from_record,
+        parse_sf_datetime,
+        soql_datetime,
+        soql_quote,
+    )
+    from tests.conftest import load_payload
+
+    case = case_from_record(load_payload("salesforce/case.json"))
+    assert (case.id, case.number, case.status, case.closed) == ("500Hs00001XyZabIAF", "00001026", "New", False)
+    assert case.modified_at == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    comment = comment_from_record(load_payload("salesforce/case_comment.json"))
+    assert (comment.id, comment.case_id, comment.body) == ("00aHs00000Q1w2eIAB", "500Hs00001XyZabIAF", "")
+    assert comment_from_record({"Id": "00a1", "CommentBody": "x"}, case_id="500X").case_id == "500X"
+    assert parse_sf_datetime("2026-11-24T10:00:00Z") == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert soql_datetime(datetime(2026, 11, 24, 10, 0, 0, 999, tzinfo=UTC)) == "2026-11-24T10:00:00Z"
+    assert soql_quote("it's\n%") == "'it\\'s\\n%'"
+    with pytest.raises(ValueError, match="not a Salesforce datetime"):
+        parse_sf_datetime("yesterday")
+
+
+def test_case_draft_and_comments_are_clipped_to_the_crm_limits() -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain import Contact, Conversation, ConversationType, Direction, Message, Status
+    from bot.services.crm import COMMENT_MARKER_RE, case_draft, comment_body
+
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    conv = Conversation(
+        id=42, channel="shop", thread_key="t", type=ConversationType.DIRECT, status=Status.OPEN, contact_id=1,
+        previous_id=None, resolution_reason=None, resolved_by=None, resolved_at=None, keyword_progress=(),
+        reply_to={}, crm_target="salesforce", crm_case_id=None, crm_case_number=None, crm_status=None,
+        crm_transcript_upto=None, crm_pending_message_id=None, crm_closed=None, created_at=at, updated_at=at,
+    )  # fmt: skip
+    contact = Contact(id=1, channel="shop", platform_id="c-42", name="Marie", created_at=at)
+
+    def message(mid: int, text: str, direction: Direction, author: str | None) -> Message:
+        return Message(
+            id=mid, conversation_id=42, channel="shop", platform_id=None, external_id=None, direction=direction,
+            text=text, author=author, sent_at=None, crm_comment_id=None, created_at=at,
+        )  # fmt: skip
+
+    first = message(1, "My   order\nnever came " + "x" * 400, Direction.INBOUND, "contact:c-42")
+    reply = message(2, "We are on it", Direction.OUTBOUND, "agent:ada")
+    crm = SalesforceCrm.__new__(SalesforceCrm)  # only its limits are read
+    draft = case_draft(conv, contact, [first, reply], crm=crm)
+    assert len(draft.subject) == 255
+    assert draft.subject.startswith("My order never came xxx") and draft.subject.endswith("… [inbox #42]")
+    assert draft.description.splitlines()[-1] == "[2026-11-24 10:00 UTC] Team (agent:ada): We are on it"
+    assert (draft.origin, draft.supplied_name) == ("shop", "Marie")
+    assert case_draft(conv, None, [], crm=crm).subject == "Conversation on shop [inbox #42]"
+
+    body = comment_body(message(3, "y" * 5000, Direction.INBOUND, None), "Marie", limit=crm.comment_max)
+    assert len(body) == 4000 and body.startswith("Marie (from the contact, 2026-11-24 10:00 UTC):\n")
+    marker = COMMENT_MARKER_RE.search(body)
+    assert marker is not None and marker.group(1) == "3"

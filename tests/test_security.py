@@ -4,7 +4,10 @@ endpoint, non-admin commands, and no configured secret in the logs of a real ser
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -14,7 +17,11 @@ import aiohttp
 import pytest
 
 from connectors.webhook.connector import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
-from tests.conftest import SHOP_SECRET, TOKEN, Bot
+from tests.conftest import SHOP_SECRET, TOKEN, Bot, make_settings
+from tests.doubles.slack_api import BOT_TOKEN as SLACK_BOT_TOKEN
+from tests.doubles.slack_api import SlackApiDouble
+from tests.doubles.telegram_api import BOT_TOKEN as TG_TOKEN
+from tests.doubles.telegram_api import TelegramApiDouble
 from tests.test_reliability import SECRET, Server, api_headers, post_webhook, scalar, stop_all
 
 BODY = {"id": "sec-1", "contact": {"id": "c-1", "name": "Marie"}, "text": "bonjour"}
@@ -267,3 +274,85 @@ async def test_no_configured_secret_reaches_the_logs(tmp_path: Path, db_url: str
     assert not leaked, f"secrets in the log: {leaked}"
     # nor the distinctive part of a secret (e.g. a token cut in a URL)
     assert not [s for s in configured if s[-12:] in log]
+
+
+# --- no error body carries Python's internals, on any endpoint ---------------------------------------
+
+INTERNALS = re.compile(
+    r"Traceback|File \"|__\w+__|\b\w*(?:Error|Exception)\b(?!s)|<\w[\w.]* object at 0x|\bNoneType\b|telegram\._"
+)
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TG_SECRET = "tg-webhook-secret_0123456789"
+
+
+@pytest.fixture
+async def every_channel(make_bot: Any, db_url: str, aiohttp_server: Any) -> Bot:
+    """One app with a webhook, a Slack and a Telegram channel (their platforms played by doubles)."""
+    slack_api = SlackApiDouble()
+    slack_api.url = str((await aiohttp_server(slack_api.app())).make_url("")).rstrip("/")
+    telegram_api = TelegramApiDouble()
+    telegram_api.base_url = str((await aiohttp_server(telegram_api.app())).make_url("/bot"))
+    shop = {"name": "shop", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"}
+    slack = {
+        "name": "slack",
+        "kind": "slack",
+        "bot_token_env": "T_SLACK_BOT",
+        "signing_secret_env": "T_SLACK_SIGN",
+        "api_url": slack_api.api_url,
+    }
+    tg = {"name": "tg", "kind": "telegram", "token_env": "T_TG", "webhook_secret_env": "T_TG_SECRET"}
+    tg["api_url"] = telegram_api.base_url
+    env = {"T_SLACK_BOT": SLACK_BOT_TOKEN, "T_SLACK_SIGN": SLACK_SECRET, "T_TG": TG_TOKEN, "T_TG_SECRET": TG_SECRET}
+    bot = await make_bot(make_settings(db_url, channels=[shop, slack, tg], env=env))
+    assert set(bot.state.connectors) == {"shop", "slack", "tg"}, bot.state.left_off
+    return bot
+
+
+def _slack_headers(body: bytes) -> dict[str, str]:
+    ts = str(int(time.time()))
+    mac = hmac.new(SLACK_SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={mac}", "Content-Type": "application/json"}
+
+
+def _headers(path: str, body: bytes) -> dict[str, str]:
+    if path.startswith("/webhooks/"):
+        return signed_headers(SHOP_SECRET, body)
+    if path.startswith("/telegram/"):
+        return {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, "Content-Type": "application/json"}
+    if path.startswith("/slack/"):
+        return _slack_headers(body)
+    return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+BAD_BODIES = [
+    b"",
+    b"{",
+    b"[1, 2]",
+    b"null",
+    b'"text"',
+    b"\xff\xfe not utf-8",
+    b'{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 1}}}',
+    b'{"update_id": 2, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}, "from": {}}}',
+    b'{"update_id": 3, "message": "x"}',
+    b'{"update_id": 4, "message": {"message_id": 1, "date": 99999999999999999999, "chat": {"id": 1, "type": "x"}}}',
+    b'{"id": 5, "contact": "c", "text": ["t"], "sent_at": "yesterday"}',
+    b'{"id": "6", "contact": {"id": "c"}, "text": "t", "sent_at": "99999-01-01T00:00:00"}',
+    b'{"type": "event_callback", "event": "not an object"}',
+    b'{"name": 7, "keywords": {"a": 1}, "actions": "resolve"}',
+    b'{"text": "' + b"[" * 5000 + b'"}',
+    b"[" * 100_000,
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/webhooks/shop", "/webhooks/nope", "/telegram/tg", "/telegram/nope", "/slack/events", "/api/automations"],
+)
+async def test_no_error_body_carries_python_internals(every_channel: Bot, path: str) -> None:
+    for body in BAD_BODIES:
+        resp = await every_channel.client.post(path, data=body, headers=_headers(path, body))
+        text = await resp.text()
+        assert resp.status < 500, (path, body[:80], resp.status, text)
+        if resp.status >= 400:
+            assert not INTERNALS.search(text), (path, body[:80], text)
+    assert await message_count(every_channel) == 0

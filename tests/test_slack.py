@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import OutboundTarget
 from connectors.slack.connector import COMMAND, SlackConnector
-from connectors.slack.normalize import skip_reason, thread_of, to_message
+from connectors.slack.normalize import callback_type, skip_reason, thread_of, to_message
 from tests.conftest import Bot, load_payload, make_settings
 from tests.doubles.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiDouble
 
@@ -674,3 +674,73 @@ async def test_name_and_channel_lookups_run_side_by_side(slack: SlackSender) -> 
     [conv] = await conversations(slack.bot)
     assert (conv["type"], conv["contact"]["name"]) == ("group", "Marie")
     assert len(slack.api.of("users.info")) == len(slack.api.of("conversations.info")) == 1
+
+
+# --- callbacks we do not handle: acknowledged, never bolt's 404 -------------------------------------
+
+APP_RATE_LIMITED = {
+    "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+    "type": "app_rate_limited",
+    "team_id": "T123ABC456",
+    "minute_rate_limited": 1518467820,
+    "api_app_id": "A123ABC456",
+}
+
+
+async def test_app_rate_limited_is_acknowledged_with_200(slack: SlackSender) -> None:
+    # Slack disables the event subscriptions of an app that fails 5 % of its deliveries.
+    assert await slack.event(APP_RATE_LIMITED) == ""
+    assert await conversations(slack.bot) == []
+    # the signature is still checked first
+    await slack.event(APP_RATE_LIMITED, secret="wrong", expect=401)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "some_future_callback", "team_id": "T123ABC456"},
+        {"type": "event_callback", "team_id": "T123ABC456", "event": {"type": "app_home_opened", "user": "U1"}},
+    ],
+    ids=["unknown-type", "unsubscribed-event"],
+)
+async def test_other_signed_callbacks_we_do_not_handle_get_200(slack: SlackSender, body: dict[str, Any]) -> None:
+    payload = {"token": "t", "api_app_id": "A123ABC456", "event_id": "Ev" + uuid.uuid4().hex[:10], **body}
+    await slack.event(payload)
+
+
+async def test_an_interaction_we_do_not_handle_gets_200(slack: SlackSender) -> None:
+    action = {"action_id": "approve", "block_id": "b1", "type": "button", "value": "yes", "action_ts": "1.2"}
+    interaction = {"type": "block_actions", "team": {"id": "T123ABC456"}, "user": {"id": CONTACT}, "actions": [action]}
+    body = urlencode({"payload": json.dumps(interaction)}).encode()
+    await slack.post(body, signed(body, content_type="application/x-www-form-urlencoded"))
+
+
+def test_callback_type_names_what_arrived() -> None:
+    assert callback_type(json.dumps(APP_RATE_LIMITED)) == "app_rate_limited"
+    assert callback_type(json.dumps(event_payload("reaction_added"))) == "event_callback/reaction_added"
+    assert callback_type(urlencode(load_payload("slack/slash_command.json"))) == "/automation"
+    assert callback_type(urlencode({"payload": json.dumps({"type": "view_submission"})})) == "view_submission"
+    assert callback_type("not json, not a form") == "unknown"
+    assert callback_type("[1, 2]") == "unknown"
+
+
+async def test_a_store_failure_is_a_500_so_slack_delivers_the_event_again(slack: SlackSender) -> None:
+    from tortoise import connections
+
+    db = connections.get("default")
+    await db.execute_script("ALTER TABLE messages RENAME TO messages_away")  # every insert fails
+    try:
+        await slack.message("message_im", text="Bonjour", expect=500)
+    finally:
+        await db.execute_script("ALTER TABLE messages_away RENAME TO messages")
+    await slack.message("message_im", text="Bonjour")  # Slack's retry
+    [conv] = await conversations(slack.bot)
+    assert [m["text"] for m in (await slack.bot.conversation(conv["id"]))["messages"]] == ["Bonjour"]
+
+
+async def test_a_signed_body_bolt_cannot_read_is_a_400(slack: SlackSender) -> None:
+    for payload in ({"type": "event_callback", "event": "not an object"}, [1, 2]):
+        answer = await slack.event(payload, expect=400)  # type: ignore[arg-type]
+        assert "Error" not in answer and "__" not in answer
+    await slack.event([1, 2], secret="wrong", expect=401)  # type: ignore[arg-type]
+    await slack.post(b"{", signed(b"{", content_type="application/json"), expect=400)

@@ -595,3 +595,80 @@ async def test_polling_survives_any_get_updates_failure(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+# --- updates python-telegram-bot cannot read: a plain 400, never Python's words ---------------------
+
+INTERNALS = ("Error", "__init__", "Traceback", "telegram._", "argument", "NoneType", "object has no")
+
+
+def _broken(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    data = payload("private_text")
+    change(data["message"])
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda m: m["from"].pop("first_name"), 'a User object lacks the required field "first_name"'),
+        (lambda m: m["chat"].pop("type"), 'a Chat object lacks the required field "type"'),
+        (lambda m: m["chat"].pop("id"), 'a Chat object lacks the required field "id"'),
+        (
+            lambda m: m.update(entities=[{"type": "bold"}]),
+            'a MessageEntity object lacks the required fields "offset" and "length"',
+        ),
+        (lambda m: m.pop("date"), 'the required field "date" is missing'),
+        (lambda m: m.pop("chat"), 'the message lacks the required field "chat"'),
+        (lambda m: m.update(chat="not an object"), "a field has the wrong type or is missing"),
+        (lambda m: m.update(entities="not a list"), "a field has the wrong type or is missing"),
+        (lambda m: m.update(date="yesterday"), "a field has the wrong type or is missing"),
+        (lambda m: m.update(date=10**20), "a date is out of range"),
+        (lambda m: m.update({"from": 5}), "a field has the wrong type or is missing"),
+    ],
+    ids=[
+        "from-without-first_name",
+        "chat-without-type",
+        "chat-without-id",
+        "entity-without-offset",
+        "no-date",
+        "no-chat",
+        "chat-string",
+        "entities-string",
+        "date-string",
+        "date-huge",
+        "from-number",
+    ],
+)
+async def test_an_update_we_cannot_read_is_a_plain_400(
+    tg: Bot, change: Callable[[dict[str, Any]], None], says: str
+) -> None:
+    answer = await post(tg, _broken(change), expect=400)
+    assert answer["error"] == f"not a valid Telegram Update: {says} (see https://core.telegram.org/bots/api#update)"
+    assert not any(word in answer["error"] for word in INTERNALS), answer
+    assert await conversations(tg) == []
+
+
+def test_parse_update_and_to_inbound_are_pure() -> None:
+    from telegram import Bot as PtbBot
+
+    from connectors.telegram.normalize import BadUpdate, parse_update, to_inbound
+
+    bot = PtbBot("123:abc")  # no network: only held by the parsed objects
+    update = parse_update(load_payload("telegram/forum_topic_text.json"), bot)
+    assert update.effective_message is not None
+    msg = to_inbound("tg", update.effective_message)
+    assert msg is not None
+    assert (msg.channel, msg.thread_key, msg.type) == ("tg", "-1001555000111:77", "group")
+    assert msg.reply_to == {"chat_id": -1001555000111, "message_thread_id": 77}
+    assert msg.platform_message_id.startswith("-1001555000111:")
+
+    post_update = parse_update(load_payload("telegram/channel_post.json"), bot)
+    assert post_update.effective_message is not None
+    channel_post = to_inbound("tg", post_update.effective_message)
+    assert channel_post is not None and (channel_post.type, channel_post.contact_id) == ("public", "-1001777888999")
+
+    with pytest.raises(BadUpdate, match="integer update_id"):
+        parse_update({"update_id": "1"}, bot)
+    with pytest.raises(ValueError, match="NUL"):
+        to_inbound("tg", parse_update(payload("private_text", text="a\x00b"), bot).effective_message)  # type: ignore[arg-type]

@@ -425,3 +425,64 @@ async def test_blank_text_is_refused_naming_the_field(bot: Bot) -> None:
     assert resp.status == 400
     assert (await resp.json())["fields"] == {"text": "must not be blank"}
     assert (await bot.api("GET", "/api/conversations"))["items"] == []
+
+
+# --- normalization (pure) ----------------------------------------------------------------------------
+
+
+def test_to_message_defaults_thread_type_and_utc() -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain import ConversationType
+    from connectors.webhook.normalize import WebhookPayload, to_message
+
+    body = {"id": "m-7", "contact": {"id": "c-1"}, "text": "hi", "thread": "  ", "sent_at": "2026-11-24T10:00:00"}
+    msg = to_message("shop", WebhookPayload.model_validate(body))
+    assert (msg.channel, msg.platform_message_id, msg.thread_key, msg.contact_id) == ("shop", "m-7", "c-1", "c-1")
+    assert msg.type is ConversationType.DIRECT and msg.contact_name is None
+    assert msg.sent_at == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a naive time is UTC
+    grouped = to_message("shop", WebhookPayload.model_validate(payload(type="group", thread="t-1")))
+    assert (grouped.type, grouped.thread_key, grouped.contact_name) == (ConversationType.GROUP, "t-1", "Marie")
+
+
+def test_field_errors_name_each_field() -> None:
+    from pydantic import ValidationError
+
+    from connectors.webhook.normalize import WebhookPayload, field_errors
+
+    with pytest.raises(ValidationError) as exc:
+        WebhookPayload.model_validate({"contact": {"id": ""}, "text": " ", "type": "dm"})
+    errors = field_errors(exc.value)
+    assert errors["id"] == "required"
+    assert set(errors) == {"id", "contact.id", "text", "type"}
+    assert errors["text"] == "must not be blank"
+
+
+# --- the shared path: unknown and off channels ----------------------------------------------------
+
+
+async def test_unknown_and_off_channels_on_the_shared_paths(make_bot: MakeBot, db_url: str) -> None:
+    settings = make_settings(
+        db_url,
+        channels=[
+            {"name": "shop", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"},
+            {"name": "tg", "kind": "telegram", "token_env": "T_TG_TOKEN_UNSET"},
+        ],
+    )
+    bot = await make_bot(settings)
+    body = json.dumps(payload()).encode()
+    # a Telegram channel that is off: both shared paths say why, as /webhooks/ always did
+    off = 'channel "tg" is off: set T_TG_TOKEN_UNSET in the environment'
+    for path in ("/webhooks/tg", "/telegram/tg"):
+        resp = await bot.client.post(path, data=body, headers=signed_headers(SHOP_SECRET, body))
+        assert (resp.status, await resp.json()) == (404, {"error": off})
+    # no Telegram channel runs, and the path still answers in JSON, naming the kind to configure
+    resp = await bot.client.post("/telegram/nope", data=body)
+    assert (resp.status, await resp.json()) == (
+        404,
+        {"error": 'unknown channel "nope" — configure it under [[channels]] with kind = "telegram"'},
+    )
+    # a channel of another kind is not reached through this kind's path
+    resp = await bot.client.post("/telegram/shop", data=body)
+    assert resp.status == 404
+    assert (await bot.webhook("still fine"))["duplicate"] is False

@@ -28,6 +28,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import ConversationType
@@ -36,6 +37,7 @@ from connectors.base import Connector, ConnectorContext, OutboundTarget
 from connectors.http import error, read_body, too_large
 from connectors.slack.normalize import (
     BotIdentity,
+    body_problem,
     callback_type,
     conversation_type,
     display_name,
@@ -84,6 +86,8 @@ USER_CACHE_MAX = 10_000
 IDENTITY_SECONDS = 1.0
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
+# Set in bolt's request context when our listener failed (a 500 that Slack must retry).
+LISTENER_FAILED = "inbox_listener_failed"
 
 
 class IdentityUnknown(Exception):
@@ -163,6 +167,7 @@ class SlackConnector(Connector):
             base_url += "/"
         self.client = AsyncWebClient(token=bot_token, base_url=base_url)
         self._bot_token = bot_token
+        self._verifier = SignatureVerifier(signing_secret)
         self._me: BotIdentity | None = None
         self._me_lock = asyncio.Lock()
         self._users = _TtlCache(USER_CACHE_SECONDS)
@@ -211,7 +216,7 @@ class SlackConnector(Connector):
     # --- wiring --------------------------------------------------------------------------------
     def _register(self) -> None:
         # Bolt passes arguments by parameter name, so listeners are plain closures, not methods.
-        async def on_message(ack: Any, event: dict[str, Any]) -> BoltResponse | None:
+        async def on_message(ack: Any, event: dict[str, Any], context: dict[str, Any]) -> BoltResponse | None:
             try:
                 await self.handle_message(event)
             except IdentityUnknown as exc:
@@ -220,6 +225,10 @@ class SlackConnector(Connector):
                 log.warning("slack channel %s: %s; Slack will send it again", self.name, exc)
                 body = '{"error": "the bot cannot tell its own messages apart yet (auth.test failed)"}'
                 return BoltResponse(status=503, body=body, headers={"content-type": "application/json"})
+            except Exception:
+                # Our failure (the store, say): bolt answers 500 and Slack delivers the event again.
+                context[LISTENER_FAILED] = True
+                raise
             await ack()
             return None
 
@@ -264,6 +273,14 @@ class SlackConnector(Connector):
         except UnicodeDecodeError:
             metrics.rejected.labels("slack", "encoding").inc()
             return error(400, "body is not UTF-8")
+        unreadable = body_problem(text, request.headers.get("Content-Type"))
+        if unreadable is not None:
+            # Bolt would fail on it before checking the signature: check the signature here first.
+            if not self._verifier.is_valid_request(text, dict(request.headers)):
+                metrics.rejected.labels("slack", "signature").inc()
+                return error(401, "invalid request signature")
+            metrics.rejected.labels("slack", "json").inc()
+            return error(400, unreadable)
         bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)  # type: ignore[arg-type]
         bolt_resp = await self.app.async_dispatch(bolt_req)
         if bolt_resp.status == 401:
@@ -274,6 +291,13 @@ class SlackConnector(Connector):
             # a 404 as a failed delivery and disables apps that fail 5 % of them: acknowledge it.
             log.info("slack channel %s: acknowledged a callback we do not handle (%s)", self.name, callback_type(text))
             return web.Response(status=200)
+        elif bolt_resp.status == 500 and not bolt_req.context.get(LISTENER_FAILED):
+            # Bolt itself failed on a signed body of a shape Slack never sends (`"event": "text"`).
+            metrics.rejected.labels("slack", "fields").inc()
+            log.info("slack channel %s: refused a callback bolt cannot read (%s)", self.name, callback_type(text))
+            return error(
+                400, "not a Slack callback: a field has the wrong type (see https://api.slack.com/apis/events-api)"
+            )
         return await to_aiohttp_response(bolt_resp)
 
     async def start(self) -> None:

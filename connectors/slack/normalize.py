@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_bolt.request.internals import parse_body
+
 from bot.domain import ConversationType, InboundMessage
 
 # Message subtypes that carry a contact's words. Everything else (channel_join, channel_leave,
@@ -147,6 +149,21 @@ def display_name(user: Mapping[str, Any]) -> str | None:
     return None
 
 
+def body_problem(body: str, content_type: str | None) -> str | None:
+    """Why bolt cannot read this body, or None. Slack sends a JSON object, or a form whose
+    `payload` (interactions) is one; bolt reads it the same way, before it checks the signature."""
+    try:
+        # the media type without parameters, as bolt reads it
+        parsed = parse_body(body, content_type.split(";")[0] if content_type else None)
+    except ValueError:
+        return "body is not valid JSON"
+    except RecursionError:
+        return "body is not valid JSON: nested too deeply"
+    if not isinstance(parsed, dict):
+        return "body must be a JSON object, or a form whose payload is one"
+    return None
+
+
 def callback_type(body: str) -> str:
     """What kind of callback a request body is, for the log: the JSON `type` (`event_callback`,
     `app_rate_limited`, …), a slash command's name, or an interaction's `type`."""
@@ -171,6 +188,7 @@ def callback_type(body: str) -> str:
 
 __all__ = [
     "BotIdentity",
+    "body_problem",
     "callback_type",
     "conversation_type",
     "display_name",
