@@ -20,8 +20,7 @@ from typing import Any, TypeVar, cast
 
 import certifi
 import requests
-from simple_salesforce import Salesforce
-from simple_salesforce.api import SFType
+from simple_salesforce.api import Salesforce, SFType
 from simple_salesforce.exceptions import SalesforceError
 
 from bot.metrics import Metrics
@@ -83,7 +82,7 @@ class _Session(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override, unused-ignore]
         kwargs.setdefault("timeout", self._timeout)
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
 

@@ -256,6 +256,8 @@ class SlackConnector(Connector):
         return [web.post(path, self.handle_http) for path in self.paths]
 
     async def handle_http(self, request: web.Request) -> web.Response:
+        """Events API callbacks and slash commands over HTTP, handed to bolt once the body is whole
+        and readable; every signed callback gets an answer Slack does not count as a failure."""
         metrics = self.ctx.metrics
         problem = signature_header_problem(request.headers)
         if problem is not None:

@@ -17,7 +17,7 @@ import re
 import warnings
 from collections import OrderedDict
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from telegram import Bot, Message, Update
@@ -135,7 +135,7 @@ class TelegramConnector(Connector):
 
     @property
     def bot(self) -> Bot:
-        return self.application.bot
+        return cast(Bot, self.application.bot)
 
     @property
     def polling(self) -> bool:
