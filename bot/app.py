@@ -20,19 +20,39 @@ from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
 from bot.store import StoreConflict, StoreInvalid, StoreUnavailable, db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
-from connectors.salesforce.connector import SalesforceCrm
-from connectors.slack.connector import SlackConnector
-from connectors.telegram.connector import TelegramConnector
-from connectors.webhook.connector import WebhookConnector
 
 log = logging.getLogger("inbox.app")
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("state")
 
-# Every channel kind config.toml can name, by its `kind`.
-CONNECTOR_KINDS: dict[str, type[Connector]] = {
-    cls.kind: cls for cls in (WebhookConnector, SlackConnector, TelegramConnector)
+
+# Every channel kind config.toml can name. Imported only when configured: slack-bolt and
+# python-telegram-bot take a while to import, and `serve` listens before it builds the app.
+def _webhook() -> type[Connector]:
+    from connectors.webhook.connector import WebhookConnector
+
+    return WebhookConnector
+
+
+def _slack() -> type[Connector]:
+    from connectors.slack.connector import SlackConnector
+
+    return SlackConnector
+
+
+def _telegram() -> type[Connector]:
+    from connectors.telegram.connector import TelegramConnector
+
+    return TelegramConnector
+
+
+CONNECTOR_KINDS: dict[str, Callable[[], type[Connector]]] = {
+    "webhook": _webhook,
+    "slack": _slack,
+    "telegram": _telegram,
 }
+# Served even when no channel of the kind is configured: the generic endpoint always answers.
+ALWAYS_SERVED = ("webhook",)
 
 
 class AppState:
@@ -169,14 +189,16 @@ class AppState:
 
 def build_connector(ch: Any, ctx: ConnectorContext) -> Connector:
     """The connector of one `[[channels]]` entry; raises ValueError when it cannot be built."""
-    cls = CONNECTOR_KINDS.get(ch.kind)
-    if cls is None:
+    load = CONNECTOR_KINDS.get(ch.kind)
+    if load is None:
         raise ValueError(f"unknown channel kind {ch.kind!r}")
-    return cls.from_settings(ch, ctx)
+    return load().from_settings(ch, ctx)
 
 
 def build_crm(sf: SalesforceSettings, state: AppState) -> CrmSync:
     """Salesforce behind the CRM sync, which runs the `crm_sync` outbox jobs."""
+    from connectors.salesforce.connector import SalesforceCrm
+
     crm = SalesforceCrm.from_settings(sf, secret=state.settings.secret, metrics=state.metrics)
     sync = CrmSync(crm, inbox=state.inbox, metrics=state.metrics)
     state.outbox.register(outbox_kinds.CRM_SYNC, sync.sync_conversation)
@@ -227,7 +249,10 @@ def build_app(settings: Settings) -> web.Application:
     if not settings.api_tokens():
         log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
     app.add_routes(api.routes())
-    mount_routes(app, state.connectors.values(), kinds=CONNECTOR_KINDS.values(), off=state.left_off.get)
+    kinds = {*ALWAYS_SERVED, *(ch.kind for ch in settings.channels)}
+    mount_routes(
+        app, state.connectors.values(), kinds=[CONNECTOR_KINDS[k]() for k in sorted(kinds)], off=state.left_off.get
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         db_settings = settings.database
