@@ -12,7 +12,7 @@ a comment is sent once); a Case closed in the CRM resolves the conversation, reo
 The poll cursors live in the store, so a restart neither loses nor repeats anything.
 
 Only reads what the store returns (never changes a returned object): every change goes through a
-`repo` function or the inbox service.
+store function or the inbox service.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from bot.domain import Status
+from bot.domain import Contact, Conversation, Direction, Message, Status
+from bot.errors import ConversationConflict, ConversationNotFound
 from bot.metrics import Metrics
 from bot.outbox import PermanentFailure
-from bot.services.inbox import ConversationConflict, ConversationNotFound, Inbox
-from bot.store import repo
+from bot.services.inbox import Inbox
+from bot.store import StoreConflict, conversations, kv
 from connectors.base import CaseDraft, Crm, CrmCase
 
 log = logging.getLogger("inbox.crm")
@@ -56,46 +57,6 @@ def cases_cursor(target: str) -> str:
     return f"{target}:cases_cursor"
 
 
-# --- what the store returns, as far as the CRM sync reads it ---------------------------------------
-
-
-class StoredMessage(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def direction(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def author(self) -> str | None: ...
-    @property
-    def sent_at(self) -> datetime | None: ...
-    @property
-    def created_at(self) -> datetime | None: ...
-
-
-class StoredContact(Protocol):
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def platform_id(self) -> str: ...
-
-
-class StoredConversation(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def crm_case_number(self) -> str | None: ...
-    @property
-    def crm_status(self) -> str | None: ...
-    @property
-    def crm_closed(self) -> bool | None: ...
-
-
 # --- wording and clipping (no IO) ------------------------------------------------------------------
 
 
@@ -107,28 +68,28 @@ def clip(text: str, limit: int, suffix: str = "") -> str:
     return text + suffix
 
 
-def _who(m: StoredMessage, contact_name: str | None) -> str:
-    if m.direction == "inbound":
+def _who(m: Message, contact_name: str | None) -> str:
+    if m.direction == Direction.INBOUND:
         return contact_name or (m.author or "contact").removeprefix("contact:")
     return f"Team ({m.author})" if m.author else "Team"
 
 
-def _stamp(m: StoredMessage) -> str:
+def _stamp(m: Message) -> str:
     when = m.sent_at or m.created_at
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else ""
 
 
 def case_draft(
-    conv: StoredConversation,
-    contact: StoredContact | None,
-    messages: Sequence[StoredMessage],
+    conv: Conversation,
+    contact: Contact | None,
+    messages: Sequence[Message],
     *,
     crm: Crm,
 ) -> CaseDraft:
     """Subject (the first inbound message + our marker), Description (the transcript), Origin (the
     channel) and SuppliedName of a new Case, clipped to the CRM's limits."""
     name = contact.name if contact else None
-    first = next((m for m in messages if m.direction == "inbound"), None)
+    first = next((m for m in messages if m.direction == Direction.INBOUND), None)
     headline = " ".join(first.text.split()) if first else f"Conversation on {conv.channel}"
     lines = [f"[{_stamp(m)}] {_who(m, name)}: {m.text}" for m in messages]
     return CaseDraft(
@@ -139,9 +100,9 @@ def case_draft(
     )
 
 
-def comment_body(m: StoredMessage, contact_name: str | None, *, limit: int) -> str:
+def comment_body(m: Message, contact_name: str | None, *, limit: int) -> str:
     """A message as a comment, ending with the marker that finds it again after a timeout."""
-    how = "from the contact" if m.direction == "inbound" else "sent"
+    how = "from the contact" if m.direction == Direction.INBOUND else "sent"
     head = f"{_who(m, contact_name)} ({how}, {_stamp(m)}):\n"
     return clip(head + m.text, limit, "\n\n" + COMMENT_MARKER.format(id=m.id))
 
@@ -182,12 +143,12 @@ class CrmSync:
     async def sync_conversation(self, payload: dict[str, Any]) -> None:
         """Outbox handler for `crm_sync`: idempotent, safe to run again after any failure."""
         conversation_id = int(payload["conversation_id"])
-        conv = await repo.get_conversation(conversation_id)
+        conv = await conversations.get_conversation(conversation_id)
         if conv is None:
             return
         if conv.crm_target != self.target:
             raise PermanentFailure(f"conversation {conversation_id} is not linked to {self.crm.title}")
-        contact = await repo.get_contact(conv.contact_id)  # type: ignore[attr-defined, unused-ignore]
+        contact = await conversations.get_contact(conv.contact_id)
         case_id, upto = conv.crm_case_id, conv.crm_transcript_upto
         if not case_id:
             case_id, upto = await self._ensure_case(conv, contact, upto=upto)
@@ -199,18 +160,16 @@ class CrmSync:
             pending=conv.crm_pending_message_id,
         )
 
-    async def _ensure_case(
-        self, conv: StoredConversation, contact: StoredContact | None, *, upto: int | None
-    ) -> tuple[str, int]:
+    async def _ensure_case(self, conv: Conversation, contact: Contact | None, *, upto: int | None) -> tuple[str, int]:
         """The conversation's Case, created (or found) and recorded: (Case id, last message in its
         Description)."""
         earlier_attempt = upto is not None
         if upto is None:
             # Fix what the Description holds before the first try: a retry sends the same Case, and
             # the messages after it become comments.
-            upto = await repo.crm_last_message_id(conv.id)
-            await repo.set_crm_fields(conv.id, crm_transcript_upto=upto)
-        messages, _ = await repo.conversation_messages(conv.id)
+            upto = await conversations.crm_last_message_id(conv.id)
+            await conversations.set_crm_fields(conv.id, crm_transcript_upto=upto)
+        messages, _ = await conversations.conversation_messages(conv.id)
         draft = case_draft(conv, contact, [m for m in messages if m.id <= upto], crm=self.crm)
         case: CrmCase | None = None
         if self.crm.upserts:
@@ -220,7 +179,7 @@ class CrmSync:
                 case = await self.crm.find_case(case_marker(conv.id))
             if case is None:
                 case = await self.crm.create_case(draft)
-        await repo.set_crm_fields(
+        await conversations.set_crm_fields(
             conv.id,
             crm_case_id=case.id,
             crm_case_number=case.number,
@@ -239,21 +198,21 @@ class CrmSync:
         after_id: int,
         pending: int | None,
     ) -> None:
-        messages = await repo.crm_unsynced_messages(conversation_id, after_id=after_id)
+        messages = await conversations.crm_unsynced_messages(conversation_id, after_id=after_id)
         for m in messages:
             if pending == m.id:
                 # The last create of this comment got no answer: it may exist; look before sending.
                 existing = await self._existing_comments(case_id)
                 if m.id in existing:
-                    await repo.crm_comment_done(m.id, existing[m.id], conversation_id)
+                    await conversations.crm_comment_done(m.id, existing[m.id], conversation_id)
                     pending = None
                     continue
             if pending != m.id:
-                await repo.set_crm_fields(conversation_id, crm_pending_message_id=m.id)
+                await conversations.set_crm_fields(conversation_id, crm_pending_message_id=m.id)
                 pending = m.id
             body = comment_body(m, contact_name, limit=self.crm.comment_max)
             comment_id = await self.crm.add_comment(case_id, body)
-            await repo.crm_comment_done(m.id, comment_id, conversation_id)
+            await conversations.crm_comment_done(m.id, comment_id, conversation_id)
             pending = None
 
     async def _existing_comments(self, case_id: str) -> dict[int, str]:
@@ -280,39 +239,48 @@ class CrmSync:
     async def poll_once(self) -> None:
         """Bring new agent comments and Case status changes into the inbox (one pass)."""
         async with self._poll_lock:
-            linked = await repo.crm_linked_conversations(self.target)
+            linked = await conversations.crm_linked_conversations(self.target)
             if not linked:
                 return
-            by_case: dict[str, StoredConversation] = {str(c.crm_case_id): c for c in linked}
+            by_case: dict[str, Conversation] = {str(c.crm_case_id): c for c in linked}
             await self._poll_comments(by_case)
             await self._poll_cases(by_case)
 
     async def _since(self, key: str) -> datetime | None:
-        raw = await repo.kv_get(key)
+        raw = await kv.kv_get(key)
         return datetime.fromisoformat(raw) - CURSOR_OVERLAP if raw else None
 
-    async def _poll_comments(self, by_case: dict[str, StoredConversation]) -> None:
+    async def _advance(self, key: str, newest: datetime | None) -> None:
+        """Move a poll cursor on to the newest time seen."""
+        if newest is None:
+            return
+        try:
+            await kv.kv_set(key, newest.isoformat())
+        except StoreConflict:
+            # Another worker polling at the same moment wrote the cursor's first value: it saw the
+            # same changes, and the next poll reads back CURSOR_OVERLAP anyway.
+            log.info("%s cursor %s was set by another worker", self.crm.title, key)
+
+    async def _poll_comments(self, by_case: dict[str, Conversation]) -> None:
         key = comments_cursor(self.target)
         comments = await self.crm.published_comments(list(by_case), since=await self._since(key))
         if not comments:
             return
-        known = await repo.known_crm_comments([c.id for c in comments])
+        known = await conversations.known_crm_comments([c.id for c in comments])
         for c in comments:
             body = c.body.strip()
             conv = by_case.get(c.case_id)
             if c.id in known or conv is None or not body or COMMENT_MARKER_RE.search(body):
                 continue  # sent already, ours, or empty
             await self._send_agent_comment(conv.id, c.id, body)
-        newest = max((c.created_at for c in comments if c.created_at is not None), default=None)
-        if newest is not None:
-            await repo.kv_set(key, newest.isoformat())
+        await self._advance(key, max((c.created_at for c in comments if c.created_at is not None), default=None))
 
     async def _send_agent_comment(self, conversation_id: int, comment_id: str, body: str) -> None:
         try:
             # The outbound message and the comment id it came from commit together: a comment is
             # sent once, also across restarts and with several workers polling.
             await self.inbox.reply(conversation_id, text=body, author=self.target, crm_comment_id=comment_id)
-        except repo.IntegrityError:
+        except StoreConflict:
             log.info("%s comment %s was already sent by another worker", self.crm.title, comment_id)
             return
         except ConversationNotFound:
@@ -330,30 +298,28 @@ class CrmSync:
             return
         log.info("agent comment %s sent to conversation %s", comment_id, conversation_id)
 
-    async def _poll_cases(self, by_case: dict[str, StoredConversation]) -> None:
+    async def _poll_cases(self, by_case: dict[str, Conversation]) -> None:
         key = cases_cursor(self.target)
         cases = await self.crm.changed_cases(list(by_case), since=await self._since(key))
         for case in cases:
             conv = by_case.get(case.id)
             if conv is not None:
                 await self._apply_case_state(conv, case)
-        newest = max((c.modified_at for c in cases if c.modified_at is not None), default=None)
-        if newest is not None:
-            await repo.kv_set(key, newest.isoformat())
+        await self._advance(key, max((c.modified_at for c in cases if c.modified_at is not None), default=None))
 
-    async def _apply_case_state(self, conv: StoredConversation, case: CrmCase) -> None:
+    async def _apply_case_state(self, conv: Conversation, case: CrmCase) -> None:
         was_closed = bool(conv.crm_closed)
         try:
-            if case.closed and not was_closed and conv.status == Status.OPEN.value:
+            if case.closed and not was_closed and conv.status == Status.OPEN:
                 await self.inbox.resolve(conv.id, actor=self.target, reason=None)
                 log.info("conversation %s resolved: Case %s closed", conv.id, conv.crm_case_number)
-            elif not case.closed and was_closed and conv.status == Status.RESOLVED.value:
+            elif not case.closed and was_closed and conv.status == Status.RESOLVED:
                 await self.inbox.reopen(conv.id, actor=self.target)
                 log.info("conversation %s reopened: Case %s reopened", conv.id, conv.crm_case_number)
         except ConversationConflict as exc:
             log.info("Case %s changed; conversation %s left as is: %s", conv.crm_case_number, conv.id, exc)
         if case.closed != was_closed or case.status != conv.crm_status:
-            await repo.set_crm_fields(conv.id, crm_closed=case.closed, crm_status=case.status)
+            await conversations.set_crm_fields(conv.id, crm_closed=case.closed, crm_status=case.status)
 
 
 __all__ = ["CrmSync", "case_draft", "case_marker", "clip", "comment_body", "comments_cursor"]
