@@ -17,12 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 # Each connector's keys live beside its code; this module assembles the whole file.
-from connectors.salesforce.settings import SalesforceSettings
+from connectors.salesforce.settings import SalesforceSettings as SalesforceSettings
 from connectors.settings import Section as _Section
 from connectors.settings import env_name as _env_name
 from connectors.slack.settings import SlackChannel
 from connectors.telegram.settings import TelegramChannel
-from connectors.webhook.settings import WebhookChannel
+from connectors.webhook.settings import WebhookChannel as WebhookChannel
 
 
 class ConfigError(Exception):

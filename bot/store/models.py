@@ -45,9 +45,9 @@ class Conversation(Model):
     resolved_by = fields.CharField(max_length=100, null=True)
     resolved_at = fields.DatetimeField(null=True)
     # Normalized keywords of `all` automations seen so far in this conversation's inbound messages.
-    keyword_progress: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    keyword_progress: list[str] = fields.JSONField(default=list)
     # Where replies go on the platform (Slack channel/thread_ts, Telegram chat/topic).
-    reply_to: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    reply_to: dict[str, Any] = fields.JSONField(default=dict)
     # Set when a `crm` action linked the conversation; the outbox keeps the Case in sync from then on.
     crm_target = fields.CharField(max_length=32, null=True)
     crm_case_id = fields.CharField(max_length=64, null=True, db_index=True)
@@ -158,11 +158,11 @@ class Automation(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100, unique=True)
-    keywords: list[str] = fields.JSONField()  # type: ignore[assignment]
+    keywords: list[str] = fields.JSONField()
     match = fields.CharField(max_length=8, default="any")
-    actions: list[dict[str, Any]] = fields.JSONField()  # type: ignore[assignment]
-    channels: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
-    types: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    actions: list[dict[str, Any]] = fields.JSONField()
+    channels: list[str] = fields.JSONField(default=list)
+    types: list[str] = fields.JSONField(default=list)
     enabled = fields.BooleanField(default=True)
     created_by = fields.CharField(max_length=100, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -186,8 +186,8 @@ class AutomationRun(Model):
     )
     conversation_id: int
     message_id: int
-    keywords: list[str] = fields.JSONField()  # type: ignore[assignment]
-    actions: list[dict[str, Any]] = fields.JSONField()  # type: ignore[assignment]
+    keywords: list[str] = fields.JSONField()
+    actions: list[dict[str, Any]] = fields.JSONField()
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -199,7 +199,7 @@ class OutboxJob(Model):
 
     id = fields.BigIntField(primary_key=True)
     kind = fields.CharField(max_length=32)
-    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    payload: dict[str, Any] = fields.JSONField()
     conversation_id = fields.BigIntField(null=True, db_index=True)
     # Jobs with the same ordering key run one at a time, in id order (e.g. one CRM case per conversation).
     ordering_key = fields.CharField(max_length=100, null=True, db_index=True)
