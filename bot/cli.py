@@ -1,4 +1,4 @@
-"""Command line: `inbox-bot serve | migrate | check | send` (also `python -m bot …`)."""
+"""Command line: `inbox-bot serve | migrate | check | send | users` (also `python -m bot …`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, WebhookChannel, load_settings
+from bot.front import users_cli
 from bot.logs import setup_logging
 
 LOCAL_ENV = Path(".env.local")
@@ -386,7 +387,17 @@ def parser() -> argparse.ArgumentParser:
     )
     snd.add_argument("--url", help="server base URL (default: from config)")
     snd.set_defaults(func=cmd_send)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="path to config.toml", default=argparse.SUPPRESS)
+    users_cli.add_parser(sub, common)
+    sub.choices["users"].set_defaults(func=cmd_users)
     return p
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings)
+    return users_cli.cmd_users(args, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,3 +205,42 @@ class OutboxJob:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+# --- people -----------------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """`admin`: everything; `agent`: conversations, not settings."""
+
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A group of agents that topics route conversations to."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in to the web inbox. The password hash never leaves the store."""
+
+    id: int
+    email: str
+    name: str
+    role: Role
+    teams: tuple[str, ...]
+    active: bool
+    language: str | None
+    session_epoch: int
+    created_at: datetime
+
+    @property
+    def actor(self) -> str:
+        """How the product records what this user did (`resolved_by`, author, events, audit)."""
+        return f"user:{self.id}"

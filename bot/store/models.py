@@ -217,3 +217,62 @@ class KeyValue(Model):
 
     class Meta:
         table = "key_values"
+
+
+class Team(Model):
+    """A group of agents that topics route conversations to. Names compare case-insensitively."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "teams"
+
+
+class User(Model):
+    """A person who signs in to the web inbox: an admin or an agent."""
+
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254)
+    email_key = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=100)
+    role = fields.CharField(max_length=8)  # admin | agent
+    active = fields.BooleanField(default=True)
+    language = fields.CharField(max_length=8, null=True)
+    password_hash = fields.CharField(max_length=255)
+    # Bumped when the user's sessions must end (deactivation, new password): a session remembers
+    # the epoch it was opened in.
+    session_epoch = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "users"
+
+
+class UserTeam(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "inbox.User", related_name="team_links", on_delete=fields.CASCADE
+    )
+    team: fields.ForeignKeyRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="user_links", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "user_teams"
+        unique_together = (("user", "team"),)
+
+
+class SignInLock(Model):
+    """Failed sign-ins per email (not per IP, so it holds behind a proxy) and the lock they set."""
+
+    email_key = fields.CharField(max_length=254, primary_key=True)
+    failures = fields.IntField(default=0)
+    window_start = fields.DatetimeField()
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sign_in_locks"
