@@ -159,6 +159,7 @@ async def list_conversations(request: web.Request) -> web.Response:
         channel=q.get("channel") or None,
         topic=q.get("topic") or None,
         tag=q.get("tag") or None,
+        q=q.get("q") if q.get("q") is not None and "\x00" not in q["q"] else None,
         before_id=decode_cursor(q.get("cursor")),
         limit=limit + 1,
     )

@@ -15,6 +15,8 @@ from tortoise.functions import Max, Min
 from tortoise.transactions import in_transaction
 
 from bot.domain import VALUE_KEY, ActionType, Direction, InboundMessage, Status
+from bot.engine.search import document, terms
+from bot.store import search
 from bot.store.models import (
     Automation,
     AutomationRun,
@@ -108,7 +110,7 @@ async def add_message(
     author: str | None = None,
     sent_at: datetime | None = None,
 ) -> Message:
-    return await Message.create(
+    message = await Message.create(
         conversation_id=conversation_id,
         channel=channel,
         platform_id=platform_id,
@@ -117,6 +119,8 @@ async def add_message(
         author=author,
         sent_at=sent_at or now(),
     )
+    await search.index_messages([(message.id, conversation_id, document(text))])
+    return message
 
 
 def new_run(**kwargs: Any) -> AutomationRun:
@@ -243,6 +247,9 @@ async def add_inbound_many(items: Sequence[tuple[InboundMessage, int]]) -> dict[
         ]
     )
     found = await find_inbound_many([(m.channel, m.platform_message_id) for m, _ in items])
+    await search.index_messages(
+        [(found[(m.channel, m.platform_message_id)][1], cid, document(m.text)) for m, cid in items]
+    )
     return {k: mid for k, (_, mid) in found.items()}
 
 
@@ -326,6 +333,7 @@ async def list_conversations(
     tag: str | None,
     before_id: int | None,
     limit: int,
+    q: str | None = None,
 ) -> list[Conversation]:
     # a filter longer than its column can match nothing (and Tortoise refuses to bind it)
     if (channel and len(channel) > 64) or (topic and len(topic) > 100) or (tag and len(tag) > 100):
@@ -339,6 +347,9 @@ async def list_conversations(
         qs = qs.filter(id__in=Subquery(ConversationTopic.filter(key=topic.casefold()).values("conversation_id")))
     if tag:
         qs = qs.filter(id__in=Subquery(MessageTag.filter(key=tag.casefold()).values("conversation_id")))
+    if q is not None:
+        dialect = qs._db.capabilities.dialect
+        qs = qs.filter(id__in=search.matching_conversations(terms(q), dialect=dialect))
     if before_id is not None:
         qs = qs.filter(id__lt=before_id)
     return await qs.order_by("-id").limit(limit).prefetch_related("contact")
