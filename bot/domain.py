@@ -244,3 +244,28 @@ class User:
     def actor(self) -> str:
         """How the product records what this user did (`resolved_by`, author, events, audit)."""
         return f"user:{self.id}"
+
+
+class Priority(StrEnum):
+    """A topic's priority; a conversation takes the highest among its topics."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for urgent … 3 for low: the queue's sort key."""
+        return PRIORITY_ORDER.index(self)
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRouting:
+    """What a topic on a conversation says about the queue: its priority and the team it names."""
+
+    priority: Priority
+    team: str | None
