@@ -55,12 +55,22 @@ class Conversation(Model):
     crm_transcript_upto = fields.BigIntField(null=True)
     crm_pending_message_id = fields.BigIntField(null=True)
     crm_closed = fields.BooleanField(null=True)
+    # the queue: derived from the topics (priority 0 urgent … 3 low), who holds it, since when the
+    # contact waits for an answer (NULL: resolved, or the last message is ours)
+    priority = fields.SmallIntField(default=2, db_default=2)
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="conversations", null=True, on_delete=fields.SET_NULL
+    )
+    assignee: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "inbox.User", related_name="assigned", null=True, on_delete=fields.SET_NULL
+    )
+    waiting_since = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "conversations"
-        indexes = (("channel", "thread_key"),)
+        indexes = (("channel", "thread_key"), ("status", "priority", "waiting_since", "id"))
 
 
 class Message(Model):
@@ -82,6 +92,8 @@ class Message(Model):
     # The Salesforce CaseComment that mirrors this message (or that it came from, for an agent's
     # comment sent back through the channel). Unique: a comment is never sent or stored twice.
     crm_comment_id = fields.CharField(max_length=64, null=True, unique=True)
+    # outbound only: stored (the channel sends nothing) | pending | sent | failed
+    delivery = fields.CharField(max_length=8, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -141,6 +153,11 @@ class Label(Model):
     kind = fields.CharField(max_length=8)  # tag | topic | reason
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100)
+    # topics only: the queue priority (0 urgent … 3 low) and the team they route conversations to
+    priority = fields.SmallIntField(default=2, db_default=2)
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="topics", null=True, on_delete=fields.RESTRICT
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
