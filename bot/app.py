@@ -17,7 +17,7 @@ from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.inbox import Inbox
-from bot.store import db, repo
+from bot.store import StoreConflict, StoreInvalid, StoreUnavailable, db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget
 from connectors.webhook.connector import WebhookConnector, webhook_handler
 
@@ -99,9 +99,10 @@ class AppState:
             raise PermanentFailure(f"message {payload['message_id']} no longer exists")
         if message.external_id is not None:
             return  # sent already (a retry after the send but before the commit)
-        conv = await repo.get_conversation(message.conversation_id)  # type: ignore[attr-defined]
-        assert conv is not None
-        contact = await repo.get_contact(conv.contact_id)  # type: ignore[attr-defined]
+        conv = await repo.get_conversation(message.conversation_id)
+        if conv is None:  # deleted with its messages since: nothing left to send
+            raise PermanentFailure(f"conversation {message.conversation_id} no longer exists")
+        contact = await repo.get_contact(conv.contact_id)
         connector = self.connectors.get(conv.channel)
         if connector is None:
             why = self.left_off.get(conv.channel) or f'channel "{conv.channel}" is not configured'
@@ -199,10 +200,11 @@ async def error_middleware(
                 headers={k: v for k, v in exc.headers.items() if k == "Allow"},
             )
         raise
-    except repo.ValidationError as exc:  # a value the store cannot hold: the caller's input
+    except StoreInvalid as exc:  # a value the store cannot hold: the caller's input
         log.info("refused on %s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": f"invalid value: {exc}"}, status=400)
-    except (repo.OperationalError, ConnectionError, OSError) as exc:
+    except (StoreUnavailable, StoreConflict, ConnectionError, OSError) as exc:
+        # a conflict no handler expected is a race with another writer: trying again resolves it
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": "the store is unavailable — try again shortly"}, status=503)
     except Exception:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot import plans
 from bot.config import Settings
-from bot.services.admin import actions_from_json
+from bot.domain import ActionType
+from bot.services.admin import Admin, RuleCache
 
 
 async def run_check(settings: Settings) -> int:
@@ -45,12 +46,13 @@ async def run_check(settings: Settings) -> int:
         async with db.open_store(settings.database.url):
             await repo.ping()
             print("store: ok")
-            for a in await repo.list_automations():
-                why = plans.refusal(settings.organization, actions_from_json(a.actions))
+            admin = Admin(settings, RuleCache(settings))
+            for a in await admin.list_automations():
+                why = plans.refusal(settings.organization, a.actions)
                 if why and a.enabled:
                     problems += 1
                     print(f'automation #{a.id} "{a.name}": SKIPPED at run time — {why}; disable or change it')
-                elif a.enabled and sf is None and any(x.get("type") == "crm" for x in a.actions):
+                elif a.enabled and sf is None and any(x.type is ActionType.CRM for x in a.actions):
                     problems += 1
                     print(
                         f'automation #{a.id} "{a.name}": sends to Salesforce, but [crm.salesforce] is not configured'

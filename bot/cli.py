@@ -96,32 +96,28 @@ def _safe_url(url: str) -> str:
 
 async def _seed_demo(settings: Settings) -> None:
     """An empty store gets the "Au revoir" example so the first message shows an automation."""
-    from bot.store import db, repo
+    from bot.services.admin import Admin, RuleCache
+    from bot.store import db
 
     async with db.open_store(settings.database.url):
-        if await repo.list_automations(limit=1):
+        admin = Admin(settings, RuleCache(settings))
+        if await admin.list_automations(limit=1) or settings.organization.plan != "enterprise":
             return
-        if settings.organization.plan != "enterprise":
-            return
-        if settings.organization.resolution_reasons and not await repo.find_label("reason", "Contact left"):
-            await repo.create_label("reason", "Contact left")
-        if not await repo.find_label("tag", "closing"):
-            await repo.create_label("tag", "closing")
-        await repo.create_automation(
-            name="Au revoir",
-            key="au revoir",
-            keywords=["au revoir", "bye", "goodbye"],
-            match="any",
-            actions=[
-                {"type": "tag", "tag": "closing"},
-                {"type": "resolve", "reason": "Contact left" if settings.organization.resolution_reasons else None},
-            ],
-            channels=[],
-            types=[],
-            enabled=True,
-            created_by="demo",
+        reasons = settings.organization.resolution_reasons
+        for kind, name, wanted in (("reason", "Contact left", reasons), ("tag", "closing", True)):
+            if wanted and name.casefold() not in (n.casefold() for n in await admin.list_labels(kind)):
+                await admin.add_label(kind, name)
+        await admin.create(
+            {
+                "name": "Au revoir",
+                "keywords": ["au revoir", "bye", "goodbye"],
+                "actions": [
+                    {"type": "tag", "tag": "closing"},
+                    {"type": "resolve", "reason": "Contact left" if reasons else None},
+                ],
+            },
+            actor="demo",
         )
-        await repo.bump_automations_revision()
         print('Created the demo automation "Au revoir" (keywords: au revoir, bye, goodbye → tag + resolve).')
 
 

@@ -207,6 +207,114 @@ class OutboxJob:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationEvent:
+    """Who changed a conversation's status, and when (`action`: resolve or reopen)."""
+
+    id: int
+    conversation_id: int
+    action: str
+    actor: str
+    reason: str | None
+    created_at: datetime
+
+
+# --- one ingest round: what the store took in, what the engine plans, what the store applies -----
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConversation:
+    """What ingest needs of a thread's open conversation to plan a message's effects — and all the
+    store reads of it per message (a full `Conversation` costs twice as much to load)."""
+
+    id: int
+    type: ConversationType
+    keyword_progress: tuple[str, ...]
+    reply_to: Mapping[str, Any]
+    crm_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An inbound message as the store took it in, inside the round's transaction.
+
+    `conversation` is the open conversation it was stored in (locked until the commit), or None
+    when the message was stored before (a platform retry): a duplicate changes nothing.
+    """
+
+    message: InboundMessage
+    conversation_id: int
+    message_id: int
+    conversation: OpenConversation | None
+    first: bool = False  # the message opened its conversation
+
+    @property
+    def duplicate(self) -> bool:
+        return self.conversation is None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """Outbox work to enqueue in the same transaction as the change that needs it.
+
+    `unless_pending`: the job does everything not done yet, so one waiting job of this kind for
+    the conversation is enough (a running one may have read too early: it does not count).
+    """
+
+    kind: str
+    payload: Mapping[str, Any]
+    conversation_id: int | None = None
+    ordering_key: str | None = None
+    unless_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    """An automation that fired on a message, as its run will be recorded."""
+
+    automation_id: int
+    automation_name: str
+    keywords: tuple[str, ...]
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Resolve the conversation: by whom (`automation:<id>`, `agent:<name>`) and why."""
+
+    actor: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What one inbound message changes: planned by the engine (pure), applied by the store.
+
+    A field left at None (or empty) changes nothing.
+    """
+
+    conversation_id: int
+    message_id: int
+    tags: tuple[str, ...] = ()  # on the message
+    topics: tuple[str, ...] = ()  # on the conversation
+    runs: tuple[PlannedRun, ...] = ()
+    resolve: Resolution | None = None
+    keyword_progress: tuple[str, ...] | None = None  # the conversation's new progress
+    reply_to: Mapping[str, Any] | None = None  # where replies go from now on
+    crm_target: str | None = None  # link the conversation to this CRM
+    jobs: tuple[NewJob, ...] = ()
+    search_document: str = ""  # the message as the full-text index holds it
+
+    @property
+    def changes_conversation(self) -> bool:
+        return (
+            self.resolve is not None
+            or self.keyword_progress is not None
+            or self.reply_to is not None
+            or self.crm_target is not None
+        )
+
+
 # --- people -----------------------------------------------------------------------------------------
 
 

@@ -13,8 +13,10 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
+from bot.domain import OutboxJob
 from bot.metrics import Metrics
 from bot.store import repo
 
@@ -39,7 +41,16 @@ class LeaseLost(Exception):
     """Another worker took the job over (this worker stalled past its lease)."""
 
 
+@dataclass(slots=True)
+class _Lease:
+    """The job as this worker holds it: renewing the lease gives it a new claim token."""
+
+    job: OutboxJob
+
+
 class Outbox:
+    """Claims due jobs and runs each through the handler registered for its kind."""
+
     def __init__(
         self,
         *,
@@ -132,9 +143,9 @@ class Outbox:
         cap = min(self.max_delay, self.base_delay * (2 ** (attempts - 1)))
         return random.uniform(cap / 2, cap)
 
-    async def _run_leased(self, job: repo.OutboxJob, handler: Handler) -> None:
+    async def _run_leased(self, lease: _Lease, handler: Handler) -> None:
         """Run the handler, renewing the job's lease while it runs, within `job_timeout`."""
-        task: asyncio.Task[None] = asyncio.create_task(handler(dict(job.payload)))
+        task: asyncio.Task[None] = asyncio.create_task(handler(dict(lease.job.payload)))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.job_timeout
         try:
@@ -144,25 +155,28 @@ class Outbox:
                     return task.result()
                 if loop.time() >= deadline:
                     raise RetryLater(f"took longer than {self.job_timeout:.0f} s")
-                if not await repo.renew_job(job, lease_seconds=self.lease_seconds):
-                    raise LeaseLost(f"job {job.id} was taken over by another worker")
+                renewed = await repo.renew_job(lease.job, lease_seconds=self.lease_seconds)
+                if renewed is None:
+                    raise LeaseLost(f"job {lease.job.id} was taken over by another worker")
+                lease.job = renewed
         finally:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def _run(self, job: repo.OutboxJob) -> None:
+    async def _run(self, job: OutboxJob) -> None:
         handler = self._handlers.get(job.kind)
         attempts = job.attempts + 1
+        lease = _Lease(job)
         try:
             if handler is None:
                 raise RetryLater(f"no handler for job kind {job.kind!r} in this worker")
-            await self._run_leased(job, handler)
+            await self._run_leased(lease, handler)
         except LeaseLost as exc:
             log.warning("outbox job %s (%s): %s", job.id, job.kind, exc)
         except PermanentFailure as exc:
-            if await repo.retry_job(job, attempts=attempts, delay=0, error=str(exc), failed=True):
+            if await repo.retry_job(lease.job, attempts=attempts, delay=0, error=str(exc), failed=True):
                 self._metrics.outbox_jobs.labels(job.kind, "failed").inc()
                 log.warning("outbox job %s (%s) failed for good: %s", job.id, job.kind, exc)
         except Exception as exc:
@@ -171,7 +185,7 @@ class Outbox:
             if isinstance(exc, RetryLater) and exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
             error = f"{type(exc).__name__}: {exc}"
-            if not await repo.retry_job(job, attempts=attempts, delay=delay, error=error, failed=failed):
+            if not await repo.retry_job(lease.job, attempts=attempts, delay=delay, error=error, failed=failed):
                 log.warning("outbox job %s (%s): lease lost before recording: %s", job.id, job.kind, error)
                 return
             self._metrics.outbox_jobs.labels(job.kind, "failed" if failed else "retry").inc()
@@ -182,7 +196,7 @@ class Outbox:
                     "outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error
                 )
         else:
-            if await repo.finish_job(job):
+            if await repo.finish_job(lease.job):
                 self._metrics.outbox_jobs.labels(job.kind, "done").inc()
             else:
                 log.warning("outbox job %s (%s) finished after its lease was lost", job.id, job.kind)

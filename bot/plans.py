@@ -1,4 +1,8 @@
-"""What each plan allows. Pure: no IO."""
+"""What each plan and the organization's settings allow: the one place that gates features. Pure.
+
+Every front-end and the rule cache ask here; a refusal is an error of `bot.errors` naming the
+plan (or the setting) needed, which each front-end words.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterable
 
 from bot.config import OrganizationSettings
 from bot.domain import Action, ActionType
+from bot.errors import Forbidden, PlanRefused, TurnedOff
 
 _NEEDS = {
     ActionType.TAG: "business",
@@ -15,21 +20,36 @@ _NEEDS = {
 }
 
 
-def refusal(org: OrganizationSettings, actions: Iterable[Action]) -> str | None:
-    """Why the organization's plan cannot run these actions, or None when it can.
+def _reasons_off(*, in_action: bool) -> TurnedOff:
+    return TurnedOff(
+        feature="resolution reasons", setting="resolution_reasons", section="organization", in_action=in_action
+    )
 
-    The message names the plan needed, e.g. `plan "business" does not include resolve (needs enterprise)`.
-    """
+
+def refusal(org: OrganizationSettings, actions: Iterable[Action]) -> Forbidden | None:
+    """Why the organization cannot run these actions (an error naming the plan or the setting
+    needed, not raised), or None when it can."""
     for action in actions:
         t = action.type
         if t in (ActionType.TOPIC, ActionType.RESOLVE) and org.plan == "business":
-            return f'plan "{org.plan}" does not include {t.value} (needs {_NEEDS[t]})'
+            return PlanRefused(feature=t.value, plan=org.plan, needs=_NEEDS[t])
         if t is ActionType.CRM and not (org.plan == "enterprise" and org.advanced_inbox):
             label = org.plan + (" without advanced_inbox" if org.plan == "enterprise" else "")
-            return f'plan "{label}" does not include crm (needs {_NEEDS[t]})'
+            return PlanRefused(feature=t.value, plan=label, needs=_NEEDS[t])
         if t is ActionType.RESOLVE and action.value and not org.resolution_reasons:
-            return (
-                "resolution reasons are turned off (resolution_reasons = false in [organization]); "
-                "resolve without reason= or turn them on"
-            )
+            return _reasons_off(in_action=True)
     return None
+
+
+def require(org: OrganizationSettings, actions: Iterable[Action]) -> None:
+    """Raise `refusal(org, actions)` when there is one."""
+    why = refusal(org, actions)
+    if why is not None:
+        raise why
+
+
+def require_reasons(org: OrganizationSettings) -> None:
+    """Raise TurnedOff unless the organization uses resolution reasons (to add one, to resolve
+    with one)."""
+    if not org.resolution_reasons:
+        raise _reasons_off(in_action=False)

@@ -264,7 +264,7 @@ async def test_resolve_reopen(bot: Bot) -> None:
     status, body = await raw(bot, "POST", f"/api/conversations/{cid}/resolve", json={"reason": "Nope"})
     assert status == 400
     assert body == {
-        "error": 'unknown resolution reason "Nope" — create it with /automation reasons add Nope',
+        "error": 'unknown resolution reason "Nope" — create it with POST /api/reasons',
         "field": "reason",
     }
     assert (await bot.conversation(cid))["status"] == "open"
@@ -423,7 +423,7 @@ async def test_automation_crud(bot: Bot) -> None:
         ("GET", f"/api/automations/{aid}/runs"),
     ):
         status, body = await raw(bot, method, path, json={"match": "all"})
-        assert (status, body["error"]) == (404, f"no automation #{aid} — see /automation list"), (
+        assert (status, body["error"]) == (404, f"no automation #{aid} — see GET /api/automations"), (
             method,
             path,
         )
@@ -479,12 +479,12 @@ async def test_duplicate_name_is_409(bot: Bot) -> None:
         (
             {"name": "x", "keywords": "a", "actions": [{"type": "tag", "tag": "vip2"}]},
             "actions",
-            'unknown tag "vip2" — create it with /automation tags add vip2',
+            'unknown tag "vip2" — create it with POST /api/tags',
         ),
         (
             {"name": "x", "keywords": "a", "actions": []},
             "actions",
-            "give at least one action: tags=…, topics=…, resolve or crm=salesforce",
+            'give at least one action, e.g. "actions": [{"type": "tag", "tag": "closing"}]',
         ),
         (
             {"name": "x", "keywords": "a", "actions": [{"type": "explode"}]},
@@ -494,17 +494,17 @@ async def test_duplicate_name_is_409(bot: Bot) -> None:
         (
             {"name": "x", "actions": [{"type": "resolve"}]},
             "keywords",
-            'keywords: give at least one keyword, e.g. keywords="au revoir, bye"',
+            'keywords: give at least one keyword, e.g. "keywords": "au revoir, bye"',
         ),
         (
             {"name": "x", "keywords": 7, "actions": [{"type": "resolve"}]},
             "keywords",
-            'keywords: give at least one keyword, e.g. keywords="au revoir, bye"',
+            "keywords must be a list of keywords or one comma-separated string",
         ),
         (
             {"name": "", "keywords": "a", "actions": [{"type": "resolve"}]},
             "name",
-            'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve',
+            'give the automation a name, e.g. "name": "Au revoir"',
         ),
         (
             {"name": "x", "keywords": "a", "match": "most", "actions": [{"type": "resolve"}]},
@@ -533,7 +533,7 @@ async def test_duplicate_name_is_409(bot: Bot) -> None:
         ),
     ],
 )
-async def test_validation_is_400_with_chat_wording(bot: Bot, body: dict[str, Any], field: str, error: str) -> None:
+async def test_validation_is_400_with_api_wording(bot: Bot, body: dict[str, Any], field: str, error: str) -> None:
     status, err = await raw(bot, "POST", "/api/automations", json=body)
     assert (status, err) == (400, {"error": error, "field": field})
     assert (await bot.api("GET", "/api/automations"))["items"] == []
@@ -548,7 +548,7 @@ async def test_patch_validation(bot: Bot) -> None:
         expect=201,
     )
     status, err = await raw(bot, "PATCH", f"/api/automations/{a['id']}", json={"colour": "red"})
-    assert (status, err) == (400, {"error": "unknown field(s): colour", "field": "colour"})
+    assert (status, err) == (400, {"error": 'unknown field "colour"', "field": "colour"})
     status, err = await raw(bot, "PATCH", f"/api/automations/{a['id']}", json={"keywords": ""})
     assert status == 400
     assert await bot.api("GET", f"/api/automations/{a['id']}") == a

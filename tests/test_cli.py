@@ -214,7 +214,7 @@ def test_serve_send_and_clean_sigterm(tmp_path: Path, env: dict[str, str], capsy
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
                     if resp.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not up yet, or slow under load
                 pass
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
@@ -609,3 +609,27 @@ def test_tests_use_postgresql_at_the_default_url_when_it_answers() -> None:
         " (ConnectionRefusedError: [Errno 111] Connect call failed); start one there or set"
         " INBOX_TEST_POSTGRES_URL to another"
     )
+
+
+# --- serve --demo ------------------------------------------------------------------------------------
+
+
+async def test_demo_automation_is_created_through_the_admin_service(
+    db_url: str, make_bot: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import _seed_demo
+    from tests.conftest import make_settings
+
+    await _seed_demo(make_settings(db_url, organization={"plan": "business"}))
+    settings = make_settings(db_url, organization={"resolution_reasons": False})
+    await _seed_demo(settings)
+    await _seed_demo(settings)  # a store that has automations is left alone
+    assert capsys.readouterr().out.count('Created the demo automation "Au revoir"') == 1
+    bot = await make_bot(settings)
+    (a,) = (await bot.api("GET", "/api/automations"))["items"]
+    assert (a["name"], a["keywords"], a["enabled"]) == ("Au revoir", ["au revoir", "bye", "goodbye"], True)
+    assert a["actions"] == [{"type": "tag", "tag": "closing"}, {"type": "resolve", "reason": None}]
+    assert (await bot.api("GET", "/api/tags"))["items"] == [{"name": "closing"}]
+    assert (await bot.api("GET", "/api/reasons"))["items"] == []
+    conv = await bot.conversation((await bot.webhook("ok bye"))["conversation_id"])
+    assert (conv["status"], conv["tags"]) == ("resolved", ["closing"])

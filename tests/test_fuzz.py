@@ -326,8 +326,9 @@ schema = schemathesis.openapi.from_dict(json.loads(json.dumps(OPENAPI)))
 def test_api_conforms_to_its_openapi_document(case: Any, served_api: str) -> None:
     # Every default check but two. "Schema-valid data is accepted": a schema cannot say that a tag
     # must exist, that a name is taken or that a cursor must come from a previous page (400/409 by
-    # design). "Schema-violating data is refused": the API ignores unknown query parameters and takes
-    # an empty `limit=` as the default, on purpose; invalid bodies are fuzzed above (400, nothing written).
+    # design). "Schema-violating data is refused": an empty filter (`status=`, `limit=`) means "not
+    # given", on purpose; unknown fields and parameters are refused (tests/test_api.py) and invalid
+    # bodies are fuzzed above (400, nothing written).
     case.call_and_validate(
         base_url=served_api,
         headers={"Authorization": f"Bearer {TOKEN}"},

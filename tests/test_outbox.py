@@ -16,7 +16,7 @@ from bot.check import run_check
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.outbox import Outbox, PermanentFailure
-from bot.store import db, repo
+from bot.store import db, models, repo
 from tests.conftest import STORES, Bot, eventually, make_settings
 
 MakeBot = Callable[[Settings], Awaitable[Bot]]
@@ -70,7 +70,8 @@ async def test_a_locked_job_is_skipped_not_waited_for(db_url: str) -> None:
 
         async def hold() -> None:
             async with repo.transaction():
-                await repo.OutboxJob.filter(id=first.id).select_for_update().first()
+                # another worker's claim, holding the row's lock (the ORM row: only the store has them)
+                await models.OutboxJob.filter(id=first.id).select_for_update().first()
                 locked.set()
                 await release.wait()
 

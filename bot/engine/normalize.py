@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 __all__ = [
+    "DOUBLE_QUOTES",
+    "PLAIN_QUOTES",
+    "SINGLE_QUOTES",
     "format_keywords",
     "is_no_space",
     "keyword_key",
@@ -20,6 +23,7 @@ __all__ = [
     "normalize",
     "parse_keywords",
     "symbol_form",
+    "unclosed_quote",
 ]
 
 # Combining marks (Mn) that are kept: in these scripts a "mark" is a vowel sign, a virama or a
@@ -206,11 +210,21 @@ def keyword_key(keyword: str) -> str:
 
 
 _COMMAS: Final = frozenset(",\uff0c\u3001\u060c")  # , ， 、 ،
-_QUOTES: Final = frozenset('"\u201c\u201d\u201e')  # " “ ” „ (chat apps turn " into smart quotes)
+# The one quote table: chat apps and phones turn " and ' into typographic quotes, and French
+# keyboards type guillemets; everything that reads quotes (keyword lists here, the chat command's
+# tokenizer) reads these as the plain ones.
+DOUBLE_QUOTES: Final = frozenset('"\u201c\u201d\u201e\u00ab\u00bb')  # " “ ” „ « »
+SINGLE_QUOTES: Final = frozenset("'\u2018\u2019")  # ' ‘ ’
+PLAIN_QUOTES: Final = str.maketrans({**dict.fromkeys(DOUBLE_QUOTES, '"'), **dict.fromkeys(SINGLE_QUOTES, "'")})
+
+
+def unclosed_quote(value: str) -> bool:
+    """Whether a keyword list holds an odd number of double quotes (one is not closed)."""
+    return sum(1 for ch in value if ch in DOUBLE_QUOTES) % 2 == 1
 
 
 def _split_keywords(value: str) -> list[str]:
-    quote_positions = [i for i, ch in enumerate(value) if ch in _QUOTES]
+    quote_positions = [i for i, ch in enumerate(value) if ch in DOUBLE_QUOTES]
     if len(quote_positions) % 2:
         # An unmatched quote is taken literally rather than swallowing the rest of the list.
         quote_positions.pop()

@@ -1,24 +1,45 @@
-"""The JSON API under /api (bearer tokens), its OpenAPI document, /healthz and /metrics."""
+"""The JSON API under /api (bearer tokens), its OpenAPI document, /healthz and /metrics.
+
+Handlers only parse (pydantic models of `bot/front/schemas.py`) and format (`bot/front/views.py`);
+changes go through the services. The API's wording of the service's errors, and their HTTP
+statuses, live in `describe` and `STATUS` below.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
+import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, get_args
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from pydantic import BaseModel, ValidationError
 
-from bot.front import views
-from bot.front.openapi import OPENAPI
+from bot.engine import search
+from bot.errors import (
+    Conflict,
+    Forbidden,
+    InboxError,
+    Invalid,
+    Missing,
+    NotFound,
+    TooLarge,
+    TurnedOff,
+    UnknownField,
+    UnknownLabel,
+)
+from bot.front import schemas, views
+from bot.front.openapi import OPENAPI, OPERATIONS
 from bot.metrics import Metrics
 from bot.request_body import BadBody, bad_text, parse_object, read_body
-from bot.services.admin import Admin, AdminError
-from bot.services.inbox import ConversationConflict, ConversationNotFound, Inbox
+from bot.services.admin import LABEL_KINDS, Admin
+from bot.services.inbox import Inbox
 from bot.store import repo
 
 log = logging.getLogger("inbox.api")
@@ -27,24 +48,165 @@ MAX_API_BODY = 256 * 1024
 # ASCII digits only (str.isdigit accepts "²"), at most 18 of them (fits a 64-bit integer column)
 DIGITS = re.compile(r"[0-9]{1,18}")
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+MAX_LIMIT = schemas.MAX_LIMIT
 
 ADMIN_KEY = web.AppKey("admin", Admin)
 INBOX_KEY = web.AppKey("inbox", Inbox)
 TOKENS_KEY = web.AppKey("api_tokens", frozenset)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=schemas.Request)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
+# --- the API's words ------------------------------------------------------------------------------
+
+# The HTTP status of each kind of refusal; the first that matches wins.
+STATUS: tuple[tuple[type[InboxError], int], ...] = (
+    (TooLarge, 413),
+    (Invalid, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Forbidden, 403),
+)
+# What to say when a required value is missing, by (what it belongs to, field).
+MISSING: dict[tuple[str, str | None], str] = {
+    ("automation", "name"): 'give the automation a name, e.g. "name": "Au revoir"',
+    ("automation", "keywords"): 'keywords: give at least one keyword, e.g. "keywords": "au revoir, bye"',
+    ("automation", "actions"): 'give at least one action, e.g. "actions": [{"type": "tag", "tag": "closing"}]',
+    ("test", "text"): 'give the message to test, e.g. {"text": "Au revoir !"}',
+    ("reply", "text"): "text must be a non-empty string",
+}
+
+
+def describe(exc: InboxError) -> str:
+    """An error of the services, in the API's words (the way out is an API call)."""
+    match exc:
+        case Missing(of=of, field=field) if (of, field) in MISSING:
+            return MISSING[of, field]
+        case Missing(of=of, field="name") if of in LABEL_KINDS:
+            return f'give the {LABEL_KINDS[of].noun}\'s name, e.g. {{"name": "billing"}}'
+        case UnknownLabel(kind=kind, name=name):
+            k = LABEL_KINDS[kind]
+            return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
+        case NotFound(what="automation"):
+            return f"no automation {exc.shown} — see GET /api/automations"
+        case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
+            k = LABEL_KINDS[what]
+            return f'unknown {k.noun} "{ref}" — see GET /api/{k.plural}'
+        case NotFound(what=what, ref=ref):
+            return f"no such {what}: {ref}"
+        case TooLarge(limit=limit):
+            return f"body is larger than {limit // 1024} KiB"
+        case TurnedOff(in_action=True):
+            return f"{exc}; resolve without a reason or turn them on"
+    return str(exc)
+
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def _json(data: Any, status: int = 200, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The one place the API serializes JSON: readable UTF-8 ("Réglé", not "R\\u00e9gl\\u00e9")."""
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def error_response(exc: InboxError) -> web.Response:
+    status = next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+    body = {"error": describe(exc)}
+    if exc.field is not None:
+        body["field"] = exc.field
+    return _json(body, status)
+
+
+# --- parsing requests ---------------------------------------------------------------------------------
+
+
+def _expect(annotation: Any) -> str | None:
+    """The `Expect` text in a (possibly nested) annotation."""
+    for arg in get_args(annotation):
+        if isinstance(arg, schemas.Expect):
+            return arg.text
+        found = _expect(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _locate(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, str | None]:
+    """The path of a pydantic error's location as a person reads it (`actions[0].tag`) and what a
+    valid value is there."""
+    path, expect = "", None
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif current is not None and part in current.model_fields:
+            info = current.model_fields[part]
+            path += f".{part}" if path else part
+            expect = next((m.text for m in info.metadata if isinstance(m, schemas.Expect)), None)
+            expect = expect or _expect(info.annotation)
+            current = _nested_model(info.annotation)
+        # other parts name the member of a union pydantic tried: not something a person wrote
+    return path, expect
+
+
+def invalid(model: type[BaseModel], exc: ValidationError, *, of: str, where: str = "field") -> Invalid:
+    """The first problem pydantic found, as an error of the tree; unknown fields first."""
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent, _ = _locate(model, loc[:-1])
+        return UnknownField(f"{parent}.{loc[-1]}" if parent else str(loc[-1]), where=where)
+    path, expect = _locate(model, loc)
+    field = str(loc[0]) if loc else None
+    if err["type"] == "missing":
+        return Missing(path, of=of) if len(loc) == 1 else Invalid(field, f"{path} is missing")
+    return Invalid(field, f"{path} must be {expect}" if expect else f"{path} is not valid")
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+    """The body as a JSON object; {} for an empty body when not `required`."""
+    body = await read_body(request, MAX_API_BODY)
+    if body is None:
+        raise TooLarge(MAX_API_BODY)
+    if not body.strip():
+        if required:
+            raise Invalid(None, "body must be a JSON object")
+        return {}
+    try:
+        return parse_object(body)
+    except BadBody as exc:
+        raise Invalid(None, str(exc)) from None
+
+
+async def read_model(request: web.Request, model: type[M], *, required: bool = True, of: str | None = None) -> M:
+    """The body validated by `model` (unknown fields refused)."""
+    data = await read_json(request, required=required)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(model, exc, of=of or model.of) from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string validated by `model` (unknown parameters refused); first value of each."""
+    data = {k: request.query.get(k) for k in request.query}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(model, exc, of="request", where="parameter") from None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -62,14 +224,14 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError
         return int(raw[3:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid cursor — pass next_cursor from the previous page", field="cursor") from None
+        raise Invalid("cursor", "invalid cursor — pass next_cursor from the previous page") from None
 
 
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
     if not DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
+        raise Invalid("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(value)
 
 
@@ -79,39 +241,26 @@ def page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, A
     return {"items": items, "next_cursor": encode_cursor(ids[limit - 1]) if more else None}
 
 
-def agent_of(body: dict[str, Any]) -> str:
+def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply) -> str:
     """Who makes the change (`agent` in the body, recorded as `agent:<id>`); `api` when not said."""
-    agent = body.get("agent") or body.get("by") or "api"
-    if not isinstance(agent, str | int) or isinstance(agent, bool) or len(str(agent)) > 200:
-        raise ApiError(400, "agent must be the agent's id (a string)", field="agent")
+    agent = body.agent or body.by or "api"
+    if len(str(agent)) > 200:
+        raise Invalid("agent", "agent must be the agent's id (a string)")
     return str(agent)
 
 
-def path_id(request: web.Request, key: str = "id") -> int:
-    raw = request.match_info[key]
+def path_id(request: web.Request, what: str) -> int:
+    raw = request.match_info["id"]
     if not DIGITS.fullmatch(raw):
-        raise ApiError(404, f"no such {key.replace('_', ' ')}: {raw}")
+        raise NotFound(what, raw)
     return int(raw)
 
 
-async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    body = await read_body(request, MAX_API_BODY)
-    if body is None:
-        raise ApiError(413, f"body is larger than {MAX_API_BODY // 1024} KiB")
-    if not body.strip():
-        if required:
-            raise ApiError(400, "body must be a JSON object")
-        return {}
-    try:
-        return parse_object(body)
-    except BadBody as exc:
-        raise ApiError(400, str(exc)) from None
+# --- the middleware: tokens, text the store cannot hold, errors in the API's words ------------------------
 
 
 @web.middleware
-async def api_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/") or request.path == "/api/openapi.json":
         return await handler(request)
     tokens: frozenset[str] = request.app[TOKENS_KEY]
@@ -124,95 +273,86 @@ async def api_middleware(
     )
     if not ok:
         request.app[METRICS_KEY].rejected.labels("api", "token").inc()
-        return web.json_response(
+        return _json(
             {"error": "missing or invalid bearer token — send Authorization: Bearer <token> (see [api] tokens_env)"},
-            status=401,
+            401,
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
         problem = bad_text([request.path, *request.query.keys(), *request.query.values()])
         if problem is not None:
-            raise ApiError(400, problem)
+            raise Invalid(None, problem)
         return await handler(request)
-    except ApiError as exc:
-        return _json({"error": exc.message, **exc.extra}, exc.status)
-    except AdminError as exc:
-        extra = {"field": exc.field} if exc.field else {}
-        return _json({"error": exc.message, **extra}, exc.status)
-    except ConversationNotFound as exc:
-        return _json({"error": f"no such conversation: {exc.args[0]}"}, 404)
-    except ConversationConflict as exc:
-        return _json({"error": str(exc)}, 409)
+    except InboxError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        # unknown routes and methods answer JSON like the rest of the API
+        what = "no such endpoint" if exc.status == 404 else exc.reason.lower()
+        return _json(
+            {"error": f"{what}: {request.method} {request.path} — see GET /api/openapi.json"},
+            exc.status,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
 
 
 # --- conversations ----------------------------------------------------------------------------
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    q = request.query
-    status = q.get("status") or None
+    q = read_query(request, schemas.ConversationQuery)
+    status = q.status or None
     if status not in (None, "open", "resolved"):
-        raise ApiError(400, 'status must be "open" or "resolved"', field="status")
-    limit = parse_limit(q.get("limit"))
+        raise Invalid("status", 'status must be "open" or "resolved"')
+    limit = parse_limit(q.limit)
     convs = await repo.list_conversations(
         status=status,
-        channel=q.get("channel") or None,
-        topic=q.get("topic") or None,
-        tag=q.get("tag") or None,
-        q=q.get("q") if q.get("q") is not None and "\x00" not in q["q"] else None,
-        before_id=decode_cursor(q.get("cursor")),
+        channel=q.channel or None,
+        topic=q.topic or None,
+        tag=q.tag or None,
+        words=search.terms(q.q) if q.q else None,
+        before_id=decode_cursor(q.cursor),
         limit=limit + 1,
     )
     items = await views.conversations_json(convs)
     return _json(page(items, [c.id for c in convs], limit))
 
 
-async def get_conversation(request: web.Request) -> web.Response:
-    data = await views.conversation_detail_json(path_id(request))
+async def _conversation(conversation_id: int) -> web.Response:
+    data = await views.conversation_detail_json(conversation_id)
     if data is None:
-        raise ApiError(404, f"no such conversation: {request.match_info['id']}")
+        raise NotFound("conversation", conversation_id)
     return _json(data)
 
 
+async def get_conversation(request: web.Request) -> web.Response:
+    return await _conversation(path_id(request, "conversation"))
+
+
 async def resolve_conversation(request: web.Request) -> web.Response:
-    cid = path_id(request)
-    body = await read_json(request, required=False)
-    reason = body.get("reason")
-    if reason is not None:
-        if not isinstance(reason, str):
-            raise ApiError(400, "reason must be a string", field="reason")
-        label = await repo.find_label("reason", reason.strip())
-        admin = request.app[ADMIN_KEY]
-        if not admin.settings.organization.resolution_reasons:
-            raise ApiError(403, "resolution reasons are turned off (resolution_reasons = false in [organization])")
-        if label is None:
-            raise ApiError(
-                400,
-                f'unknown resolution reason "{reason}" — create it with /automation reasons add {reason}',
-                field="reason",
-            )
-        reason = label.name
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.Resolve, required=False)
+    reason = await request.app[ADMIN_KEY].resolution_reason(body.reason)
     actor = agent_of(body)
     await request.app[INBOX_KEY].resolve(cid, actor=f"agent:{actor}", reason=reason)
-    return _json(await views.conversation_detail_json(cid))
+    return await _conversation(cid)
 
 
 async def reopen_conversation(request: web.Request) -> web.Response:
-    cid = path_id(request)
-    body = await read_json(request, required=False)
-    actor = agent_of(body)
-    await request.app[INBOX_KEY].reopen(cid, actor=f"agent:{actor}")
-    return _json(await views.conversation_detail_json(cid))
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.Reopen, required=False)
+    await request.app[INBOX_KEY].reopen(cid, actor=f"agent:{agent_of(body)}")
+    return await _conversation(cid)
 
 
-async def post_message(request: web.Request) -> web.Response:
-    cid = path_id(request)
-    body = await read_json(request)
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "text must be a non-empty string", field="text")
+async def reply_to_conversation(request: web.Request) -> web.Response:
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.Reply)
+    if not body.text.strip():
+        raise Missing("text", of="reply")
     actor = agent_of(body)
-    mid = await request.app[INBOX_KEY].reply(cid, text=text, author=f"agent:{actor}")
+    mid = await request.app[INBOX_KEY].reply(cid, text=body.text, author=f"agent:{actor}")
     message = await repo.get_message(mid)
     assert message is not None
     return _json(views.message_json(message, []), 201)
@@ -222,54 +362,49 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 async def list_automations(request: web.Request) -> web.Response:
-    limit = parse_limit(request.query.get("limit"))
-    after = decode_cursor(request.query.get("cursor"))
-    rows = await repo.list_automations(after_id=after, limit=limit + 1)
-    items = [views.automation_json(a) for a in rows]
-    return _json(page(items, [a.id for a in rows], limit))
+    q = read_query(request, schemas.Page)
+    limit = parse_limit(q.limit)
+    found = await request.app[ADMIN_KEY].list_automations(after_id=decode_cursor(q.cursor), limit=limit + 1)
+    return _json(page([views.automation_json(a) for a in found], [a.id for a in found], limit))
 
 
 async def create_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    body = await read_json(request)
-    a = await admin.create(body, actor="api")
+    body = await read_model(request, schemas.AutomationIn)
+    a = await request.app[ADMIN_KEY].create(body.model_dump(exclude_unset=True), actor="api")
     return _json(views.automation_json(a), 201)
 
 
 async def get_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    return _json(views.automation_json(await admin.find(path_id(request))))
+    return _json(views.automation_json(await request.app[ADMIN_KEY].find(path_id(request, "automation"))))
 
 
-async def patch_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    body = await read_json(request)
-    a = await admin.update(path_id(request), body)
+async def change_automation(request: web.Request) -> web.Response:
+    aid = path_id(request, "automation")
+    body = await read_model(request, schemas.AutomationChange)
+    a = await request.app[ADMIN_KEY].update(aid, body.model_dump(exclude_unset=True))
     return _json(views.automation_json(a))
 
 
 async def delete_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    a = await admin.delete(path_id(request))
+    a = await request.app[ADMIN_KEY].delete(path_id(request, "automation"))
     return _json({"deleted": True, "id": a.id, "name": a.name})
 
 
 async def enable_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    a, _ = await admin.set_enabled(path_id(request), True)
+    a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), True)
     return _json(views.automation_json(a))
 
 
 async def disable_automation(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    a, _ = await admin.set_enabled(path_id(request), False)
+    a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), False)
     return _json(views.automation_json(a))
 
 
-async def automation_runs(request: web.Request) -> web.Response:
-    automation_id = path_id(request)
-    limit = parse_limit(request.query.get("limit"))
-    cursor = decode_cursor(request.query.get("cursor"))
+async def list_automation_runs(request: web.Request) -> web.Response:
+    automation_id = path_id(request, "automation")
+    q = read_query(request, schemas.Page)
+    limit = parse_limit(q.limit)
+    cursor = decode_cursor(q.cursor)
     runs = await repo.list_runs(automation_id=automation_id, before_id=cursor, limit=limit + 1)
     if not runs and cursor is None:
         await request.app[ADMIN_KEY].find(automation_id)  # 404 for an id that never ran and does not exist
@@ -278,87 +413,59 @@ async def automation_runs(request: web.Request) -> web.Response:
 
 
 async def test_automations(request: web.Request) -> web.Response:
-    admin = request.app[ADMIN_KEY]
-    body = await read_json(request)
-    for key in ("text", "channel", "type"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise ApiError(400, f"{key} must be a string", field=key)
-    result = await admin.test(
-        body.get("text") or "", channel=body.get("channel") or None, type=body.get("type") or None
-    )
-    ev = result.evaluation
-    return _json(
-        {
-            "matches": [
-                {
-                    "automation_id": f.rule.id,
-                    "automation_name": f.rule.name,
-                    "keywords": list(f.keywords),
-                    "actions": [a.to_json() for a in f.actions],
-                }
-                for f in ev.firings
-            ],
-            "tags": list(ev.tags),
-            "topics": list(ev.topics),
-            "resolve": ev.resolve,
-            "resolution_reason": ev.resolve_reason,
-            "crm": list(ev.crm_targets),
-            "skipped": [{"automation_name": n, "reason": why} for n, why in result.skipped],
-        }
-    )
+    body = await read_model(request, schemas.AutomationTest)
+    result = await request.app[ADMIN_KEY].test(body.text, channel=body.channel or None, type=body.type or None)
+    return _json(views.test_json(result.evaluation, [(name, describe(why)) for name, why in result.skipped]))
 
 
 # --- labels ----------------------------------------------------------------------------------------
 
 
-def label_routes(kind: str, path: str) -> list[web.RouteDef]:
+def label_handlers(kind: str) -> dict[str, Handler]:
+    """The handlers of one kind of label, by operationId."""
+    word = kind.capitalize()
+
     async def list_(request: web.Request) -> web.Response:
         names = await request.app[ADMIN_KEY].list_labels(kind)
         return _json({"items": [{"name": n} for n in names], "next_cursor": None})
 
     async def add(request: web.Request) -> web.Response:
-        body = await read_json(request)
-        name = body.get("name")
-        if not isinstance(name, str):
-            raise ApiError(400, "name must be a string", field="name")
-        created = await request.app[ADMIN_KEY].add_label(kind, name)
+        body = await read_model(request, schemas.LabelIn, of=kind)
+        created = await request.app[ADMIN_KEY].add_label(kind, body.name)
         return _json({"name": created}, 201)
 
     async def delete(request: web.Request) -> web.Response:
         deleted = await request.app[ADMIN_KEY].delete_label(kind, request.match_info["name"])
         return _json({"deleted": True, "name": deleted})
 
-    return [
-        web.get(f"/api/{path}", list_),
-        web.post(f"/api/{path}", add),
-        web.delete(f"/api/{path}/{{name}}", delete),
-    ]
+    return {f"list{word}s": list_, f"create{word}": add, f"delete{word}": delete}
 
 
 # --- outbox ----------------------------------------------------------------------------------------
 
 
 async def list_outbox(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
+    q = read_query(request, schemas.OutboxQuery)
+    status = q.status or None
     if status not in (None, "pending", "running", "done", "failed"):
-        raise ApiError(400, "status must be pending, running, done or failed", field="status")
-    conv = request.query.get("conversation_id")
+        raise Invalid("status", "status must be pending, running, done or failed")
+    conv = q.conversation_id
     if conv is not None and not DIGITS.fullmatch(conv):
-        raise ApiError(400, "conversation_id must be a number", field="conversation_id")
-    limit = parse_limit(request.query.get("limit"))
+        raise Invalid("conversation_id", "conversation_id must be a number")
+    limit = parse_limit(q.limit)
     jobs = await repo.list_jobs(
         status=status,
         conversation_id=int(conv) if conv else None,
-        before_id=decode_cursor(request.query.get("cursor")),
+        before_id=decode_cursor(q.cursor),
         limit=limit + 1,
     )
     return _json(page([views.job_json(j) for j in jobs], [j.id for j in jobs], limit))
 
 
 async def retry_outbox_job(request: web.Request) -> web.Response:
-    jid = path_id(request)
+    jid = path_id(request, "job")
     if not await repo.requeue_job(jid):
-        raise ApiError(409, f"job {jid} is not failed (only failed jobs can be retried)")
+        raise Conflict(f"job {jid} is not failed (only failed jobs can be retried)")
     job = await repo.get_job(jid)
     assert job is not None
     return _json(views.job_json(job))
@@ -367,7 +474,7 @@ async def retry_outbox_job(request: web.Request) -> web.Response:
 # --- health, metrics, openapi -------------------------------------------------------------------
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def health(request: web.Request) -> web.Response:
     try:
         await repo.ping()
     except Exception as exc:
@@ -388,38 +495,57 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def only_post(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"error": f"{request.method} is not allowed here; use POST"}, status=405, headers={"Allow": "POST"}
-    )
+    return _json({"error": f"{request.method} is not allowed here; use POST"}, 405, headers={"Allow": "POST"})
 
 
 async def openapi(request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
 
+HANDLERS: dict[str, Handler] = {
+    "health": health,
+    "metrics": metrics,
+    "openapi": openapi,
+    "listConversations": list_conversations,
+    "getConversation": get_conversation,
+    "resolveConversation": resolve_conversation,
+    "reopenConversation": reopen_conversation,
+    "replyToConversation": reply_to_conversation,
+    "listAutomations": list_automations,
+    "createAutomation": create_automation,
+    "testAutomations": test_automations,
+    "getAutomation": get_automation,
+    "changeAutomation": change_automation,
+    "deleteAutomation": delete_automation,
+    "enableAutomation": enable_automation,
+    "disableAutomation": disable_automation,
+    "listAutomationRuns": list_automation_runs,
+    "listOutbox": list_outbox,
+    "retryOutboxJob": retry_outbox_job,
+    **{op_id: h for kind in LABEL_KINDS for op_id, h in label_handlers(kind).items()},
+}
+
+
+def _without_query(handler: Handler) -> Handler:
+    """`handler` for a route that takes no query parameters: any is refused, named."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        read_query(request, schemas.Request)
+        return await handler(request)
+
+    return checked
+
+
 def routes() -> list[web.RouteDef]:
-    return [
-        web.get("/healthz", healthz),
-        web.get("/metrics", metrics),
-        web.get("/api/openapi.json", openapi),
-        web.get("/api/conversations", list_conversations),
-        web.get("/api/conversations/{id}", get_conversation),
-        web.post("/api/conversations/{id}/resolve", resolve_conversation),
-        web.post("/api/conversations/{id}/reopen", reopen_conversation),
-        web.post("/api/conversations/{id}/messages", post_message),
-        web.get("/api/automations", list_automations),
-        web.post("/api/automations", create_automation),
-        web.post("/api/automations/test", test_automations),
-        web.route("*", "/api/automations/test", only_post),  # else PATCH/GET fall through to {id}: 404
-        web.get("/api/automations/{id}", get_automation),
-        web.patch("/api/automations/{id}", patch_automation),
-        web.delete("/api/automations/{id}", delete_automation),
-        web.post("/api/automations/{id}/enable", enable_automation),
-        web.post("/api/automations/{id}/disable", disable_automation),
-        web.get("/api/automations/{id}/runs", automation_runs),
-        web.get("/api/outbox", list_outbox),
-        web.post("/api/outbox/{id}/retry", retry_outbox_job),
-        *label_routes("tag", "tags"),
-        *label_routes("topic", "topics"),
-        *label_routes("reason", "reasons"),
-    ]
+    """Every operation of the route table (`bot/front/openapi.py`), with its handler."""
+    defs = []
+    for op in OPERATIONS:
+        handler = HANDLERS[op.id]
+        if op.query is None and not op.public:
+            handler = _without_query(handler)
+        defs.append(web.get(op.path, handler) if op.method == "get" else web.route(op.method.upper(), op.path, handler))
+    # without this, PATCH/GET /api/automations/test would fall through to /api/automations/{id}: a 404
+    at = next(i for i, op in enumerate(OPERATIONS) if op.id == "testAutomations")
+    defs.insert(at + 1, web.route("*", "/api/automations/test", only_post))
+    return defs

@@ -6,10 +6,13 @@ and post the reply. All the wording of the chat front-end lives here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain import Action, ActionType
-from bot.services.admin import LABEL_KINDS, MISSING_NAME, Admin, AdminError, actions_from_json, plan_problem
+from bot.engine.normalize import PLAIN_QUOTES
+from bot.errors import InboxError, Invalid, Missing, NotFound, TurnedOff, UnknownLabel
+from bot.services.admin import LABEL_KINDS, Admin, plan_problem
 
 NOT_ADMIN = "Only inbox admins can manage automations."
 
@@ -23,10 +26,40 @@ HELP = """\
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]"""
 
 CREATE_OPTIONS = ("keywords", "match", "tags", "topics", "reason", "crm", "channels", "types", "resolve")
+MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
+# What to say when a required value is missing, by (what it belongs to, field).
+MISSING: dict[tuple[str, str | None], str] = {
+    ("automation", "name"): MISSING_NAME,
+    ("automation", "keywords"): 'keywords: give at least one keyword, e.g. keywords="au revoir, bye"',
+    ("automation", "actions"): "give at least one action: tags=…, topics=…, resolve or crm=salesforce",
+    ("test", "text"): 'give the message to test, e.g. /automation test "Au revoir !"',
+}
 
 
-class CommandError(Exception):
-    pass
+def describe(exc: InboxError) -> str:
+    """An error of the service, in the chat's words (the way out is a chat command)."""
+    match exc:
+        case Missing(of=of, field=field) if (of, field) in MISSING:
+            return MISSING[of, field]
+        case Missing(of=of, field="name") if of in LABEL_KINDS:  # a tag's, topic's or reason's name
+            k = LABEL_KINDS[of]
+            return f"give the {k.noun}'s name, e.g. /automation {k.plural} add billing"
+        case UnknownLabel(kind=kind, name=name):
+            k = LABEL_KINDS[kind]
+            return f'unknown {k.noun} "{name}" — create it with /automation {k.plural} add {name}'
+        case NotFound(what="automation"):
+            return f"no automation {exc.shown} — see /automation list"
+        case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
+            k = LABEL_KINDS[what]
+            return f'unknown {k.noun} "{ref}" — see /automation {k.plural}'
+        case TurnedOff(in_action=True):
+            return f"{exc}; resolve without reason= or turn them on"
+    return str(exc)
+
+
+def _usage(detail: str) -> Invalid:
+    """A command that does not follow the grammar (see HELP)."""
+    return Invalid("command", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +69,10 @@ class Token:
     opened: bool = False  # the token itself began with a quote: one quoted string, never key=value
 
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
-
-
 def tokenize(text: str) -> list[Token]:
     """Split on spaces outside quotes. "…" and '…' quote when they open a token or a `key=` value;
     an apostrophe inside a word is literal (don't). Typographic quotes count as plain ones."""
-    text = text.translate(_QUOTES)
+    text = text.translate(PLAIN_QUOTES)
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -64,7 +94,7 @@ def tokenize(text: str) -> list[Token]:
                     chunk.append(text[end])
                     end += 1
                 if end >= n:
-                    raise CommandError(f"a quote ({ch}) is not closed — close it and send again")
+                    raise _usage(f"a quote ({ch}) is not closed — close it and send again")
                 buf.extend(chunk)
                 quoted = True
                 i = end + 1
@@ -83,7 +113,7 @@ def _q(s: str) -> str:
     return f'"{s}"'
 
 
-def _keywords(keywords: list[str]) -> str:
+def _keywords(keywords: Sequence[str]) -> str:
     """Keywords as written in a command: a phrase holding a comma is quoted."""
     return ", ".join(_q(k) if "," in k else k for k in keywords)
 
@@ -127,37 +157,37 @@ class CommandRunner:
                 return f'unknown subcommand "{tokens[0].text}" — try /automation help'
             result: str = await handler(args, actor)
             return result
-        except (AdminError, CommandError) as exc:
-            return str(exc)
+        except InboxError as exc:
+            return describe(exc)
 
     # --- subcommands -------------------------------------------------------------------------
     async def _cmd_help(self, args: list[Token], actor: str) -> str:
         return HELP
 
     async def _cmd_list(self, args: list[Token], actor: str) -> str:
-        rows = await self.admin.list_automations()
-        if not rows:
+        automations = await self.admin.list_automations()
+        if not automations:
             return 'No automations yet. Create one: /automation create "Au revoir" keywords="au revoir, bye" resolve'
         lines = []
-        for a in rows:
+        for a in automations:
             problem = plan_problem(a, self.admin.settings)
             state = "enabled" if a.enabled else "disabled"
             line = (
                 f"#{a.id} {_q(a.name)} — {a.match} of: {_keywords(a.keywords)} → "
-                f"{describe_actions(actions_from_json(a.actions))} · {state}"
+                f"{describe_actions(a.actions)} · {state}"
             )
             if problem:
-                line += f" · ⚠ skipped: {problem}"
+                line += f" · ⚠ skipped: {describe(problem)}"
             lines.append(line)
         return "\n".join(lines)
 
     def _name(self, args: list[Token], what: str) -> str:
         if not args:
-            raise CommandError(f'name the automation to {what}, e.g. /automation {what} "Au revoir" or #3')
+            raise _usage(f'name the automation to {what}, e.g. /automation {what} "Au revoir" or #3')
         if len(args) > 1 and not args[0].quoted:
             return " ".join(t.text for t in args)  # unquoted multi-word name
         if len(args) > 1:
-            raise CommandError(f"unexpected {_q(args[1].text)} after the name — see /automation help")
+            raise _usage(f"unexpected {_q(args[1].text)} after the name — see /automation help")
         return args[0].text
 
     async def _cmd_show(self, args: list[Token], actor: str) -> str:
@@ -166,11 +196,11 @@ class CommandRunner:
         lines = [
             f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
             f"keywords ({a.match}): {_keywords(a.keywords)}",
-            f"actions: {describe_actions(actions_from_json(a.actions))}",
+            f"actions: {describe_actions(a.actions)}",
             f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
         ]
         if problem:
-            lines.append(f"⚠ skipped at run time: {problem}")
+            lines.append(f"⚠ skipped at run time: {describe(problem)}")
         return "\n".join(lines)
 
     async def _cmd_create(self, args: list[Token], actor: str) -> str:
@@ -180,7 +210,7 @@ class CommandRunner:
             return "=" in tok.text or (tok.text.lower() == "resolve" and not tok.quoted)
 
         if not args or is_option(args[0]):
-            raise CommandError(MISSING_NAME)
+            raise Missing("name", of="automation")
         rest = list(args)
         name_parts = [rest.pop(0).text]
         # An unquoted name may span several words, up to the first option (whose value may be quoted).
@@ -196,17 +226,17 @@ class CommandRunner:
             key, sep, value = tok.text.partition("=")
             key = key.lower()
             if not sep or tok.opened:
-                raise CommandError(f'unexpected "{tok.text}" — options are written key=value; see /automation help')
+                raise _usage(f'unexpected "{tok.text}" — options are written key=value; see /automation help')
             if key not in CREATE_OPTIONS or key == "resolve":
-                raise CommandError(f'unknown option "{key}" — see /automation help')
+                raise _usage(f'unknown option "{key}" — see /automation help')
             if key in opts:
-                raise CommandError(f'"{key}" is given twice')
+                raise _usage(f'"{key}" is given twice')
             opts[key] = value
         actions: list[dict[str, str | None]] = []
         actions += [{"type": "tag", "tag": t} for t in _split_list(opts.get("tags", ""))]
         actions += [{"type": "topic", "topic": t} for t in _split_list(opts.get("topics", ""))]
         if "tags" in opts and not _split_list(opts["tags"]):
-            raise CommandError('tags= is empty — e.g. tags="closing"')
+            raise _usage('tags= is empty — e.g. tags="closing"')
         if resolve or opts.get("reason"):
             actions.append({"type": "resolve", "reason": opts.get("reason") or None})
         if "crm" in opts:
@@ -227,7 +257,7 @@ class CommandRunner:
             scope.append("types " + ", ".join(a.types))
         return (
             f"Created automation #{a.id} {_q(a.name)}: when a message holds {a.match} of "
-            f"{', '.join(map(_q, a.keywords))} → {describe_actions(actions_from_json(a.actions))}"
+            f"{', '.join(map(_q, a.keywords))} → {describe_actions(a.actions)}"
             + (f" (only {'; '.join(scope)})" if scope else "")
             + ". Enabled."
         )
@@ -246,7 +276,7 @@ class CommandRunner:
 
     async def _cmd_test(self, args: list[Token], actor: str) -> str:
         if not args:
-            raise CommandError('give the message to test, e.g. /automation test "Au revoir !"')
+            raise _usage('give the message to test, e.g. /automation test "Au revoir !"')
         text_parts: list[str] = []
         opts: dict[str, str] = {}
         for tok in args:
@@ -254,7 +284,7 @@ class CommandRunner:
             if sep and not tok.opened and key.lower() in ("channel", "type"):
                 opts[key.lower()] = value
             elif opts:
-                raise CommandError(f'unexpected "{tok.text}" — quote the message: /automation test "…"')
+                raise _usage(f'unexpected "{tok.text}" — quote the message: /automation test "…"')
             else:
                 text_parts.append(tok.text)
         result = await self.admin.test(" ".join(text_parts), channel=opts.get("channel"), type=opts.get("type"))
@@ -268,14 +298,13 @@ class CommandRunner:
                 f"{describe_actions(f.actions) or 'nothing'}"
             )
         for name, why in result.skipped:
-            lines.append(f"{_q(name)} is skipped: {why}")
+            lines.append(f"{_q(name)} is skipped: {describe(why)}")
         lines.append("(test only — nothing was changed)")
         return "\n".join(lines)
 
     async def _labels(self, kind: str, args: list[Token]) -> str:
-        what = LABEL_KINDS[kind]
-        plural = {"tag": "Tags", "topic": "Topics", "reason": "Resolution reasons"}[kind]
-        cmd = {"tag": "tags", "topic": "topics", "reason": "reasons"}[kind]
+        what, cmd = LABEL_KINDS[kind].noun, LABEL_KINDS[kind].plural
+        plural = what.capitalize() + "s"  # Tags, Topics, Resolution reasons
         if not args:
             names = await self.admin.list_labels(kind)
             if not names:
@@ -288,10 +317,10 @@ class CommandRunner:
             return f"Added {what} {_q(added)}."
         if verb in ("delete", "remove"):
             if not name.strip():
-                raise CommandError(f"name the {what} to delete, e.g. /automation {cmd} delete NAME")
+                raise _usage(f"name the {what} to delete, e.g. /automation {cmd} delete NAME")
             deleted = await self.admin.delete_label(kind, name)
             return f"Deleted {what} {_q(deleted)}."
-        raise CommandError(f'unknown "{args[0].text}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME')
+        raise _usage(f'unknown "{args[0].text}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME')
 
     async def _cmd_tags(self, args: list[Token], actor: str) -> str:
         return await self._labels("tag", args)

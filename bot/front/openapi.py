@@ -1,270 +1,201 @@
-"""The OpenAPI 3.0 document served at GET /api/openapi.json."""
+"""The API's route table, and the OpenAPI 3.1 document generated from it and from the pydantic models
+of `bot/front/schemas.py` (served at GET /api/openapi.json).
+
+The table is the one list of the API's routes: `bot/front/api.py` registers a handler for each
+operation (by `operationId`), and the document describes the same list, so neither can drift from
+the other; the request schemas are those that validate the bodies and query strings.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-_ERR = {"$ref": "#/components/responses/Error"}
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from bot.front import schemas as s
+from bot.services.admin import LABEL_KINDS
+
+TITLE = "inbox-bot API"
+VERSION = "1"
+_REF = "#/components/schemas/{model}"
+# Every refusal an API route may answer with (see api.STATUS).
+_ERROR_STATUSES = ("400", "401", "403", "404", "409", "413")
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One route: method and path, what it takes and what it answers."""
+
+    method: str
+    path: str
+    id: str  # operationId, also how api.py finds the handler
+    tag: str
+    summary: str
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    public: bool = False  # answered without a bearer token (health, metrics, this document)
+    media: str = "application/json"
 
 
-def _list_of(name: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": _ref(name)},
-            "next_cursor": {"type": "string", "nullable": True},
-        },
-    }
+def _label_operations() -> list[Operation]:
+    ops: list[Operation] = []
+    for kind in LABEL_KINDS.values():
+        word = kind.kind.capitalize()
+        ops += [
+            Operation("get", f"/api/{kind.plural}", f"list{word}s", "labels", f"List the {kind.noun}s, by name",
+                      response=s.LabelList),
+            Operation("post", f"/api/{kind.plural}", f"create{word}", "labels", f"Create a {kind.noun}",
+                      body=s.LabelIn, response=s.Label, status=201),
+            Operation("delete", f"/api/{kind.plural}/{{name}}", f"delete{word}", "labels",
+                      f"Delete a {kind.noun} no automation uses", response=s.Deleted),
+        ]  # fmt: skip
+    return ops
 
 
-def _ok(schema: dict[str, Any], code: str = "200") -> dict[str, Any]:
-    return {code: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/healthz", "health", "operations", "Whether the bot and its store answer",
+              response=s.Health, public=True),
+    Operation("get", "/metrics", "metrics", "operations", "Prometheus metrics (text format 0.0.4)",
+              public=True, media="text/plain"),
+    Operation("get", "/api/openapi.json", "openapi", "operations", "This document", public=True),
+    Operation("get", "/api/conversations", "listConversations", "conversations", "List conversations, newest first",
+              query=s.ConversationQuery, response=s.ConversationPage),
+    Operation("get", "/api/conversations/{id}", "getConversation", "conversations",
+              "One conversation with its messages and automation runs", response=s.ConversationDetail),
+    Operation("post", "/api/conversations/{id}/resolve", "resolveConversation", "conversations", "Resolve",
+              body=s.Resolve, body_required=False, response=s.ConversationDetail),
+    Operation("post", "/api/conversations/{id}/reopen", "reopenConversation", "conversations", "Reopen",
+              body=s.Reopen, body_required=False, response=s.ConversationDetail),
+    Operation("post", "/api/conversations/{id}/messages", "replyToConversation", "conversations",
+              "Reply through the conversation's channel", body=s.Reply, response=s.Message, status=201),
+    Operation("get", "/api/automations", "listAutomations", "automations", "List automations, oldest first",
+              query=s.Page, response=s.AutomationPage),
+    Operation("post", "/api/automations", "createAutomation", "automations", "Create an automation",
+              body=s.AutomationIn, response=s.Automation, status=201),
+    Operation("post", "/api/automations/test", "testAutomations", "automations",
+              "What would fire on a message, and do (changes nothing)", body=s.AutomationTest,
+              response=s.TestOutcome),
+    Operation("get", "/api/automations/{id}", "getAutomation", "automations", "One automation",
+              response=s.Automation),
+    Operation("patch", "/api/automations/{id}", "changeAutomation", "automations",
+              "Change some fields of an automation", body=s.AutomationChange, response=s.Automation),
+    Operation("delete", "/api/automations/{id}", "deleteAutomation", "automations",
+              "Delete an automation (its runs stay)", response=s.Deleted),
+    Operation("post", "/api/automations/{id}/enable", "enableAutomation", "automations", "Enable",
+              response=s.Automation),
+    Operation("post", "/api/automations/{id}/disable", "disableAutomation", "automations", "Disable",
+              response=s.Automation),
+    Operation("get", "/api/automations/{id}/runs", "listAutomationRuns", "automations",
+              "Runs of an automation, newest first (kept after it is deleted)", query=s.Page, response=s.RunPage),
+    Operation("get", "/api/outbox", "listOutbox", "outbox", "Outbox jobs (replies, CRM sync), newest first",
+              query=s.OutboxQuery, response=s.JobPage),
+    Operation("post", "/api/outbox/{id}/retry", "retryOutboxJob", "outbox", "Retry a job that failed for good",
+              response=s.Job),
+    *_label_operations(),
+)  # fmt: skip
 
 
-def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    params = []
+    for name in re.findall(r"{(\w+)}", path):
+        schema = {"type": "integer", "minimum": 1} if name == "id" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-_PAGE = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
-_ERRS = {"400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR, "409": _ERR, "413": _ERR}
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
+        description = prop.pop("description", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
 
 
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {**responses, **_ERRS}, **extra}
+def _content(media: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {media: {"schema": schema}}
 
 
-def _labels(kind: str) -> dict[str, Any]:
-    return {
-        f"/api/{kind}": {
-            "get": _op(f"List {kind}", _ok(_list_of("Label"))),
-            "post": _op(
-                f"Create one of {kind}",
-                _ok(_ref("Label"), "201"),
-                requestBody=_body(_ref("Label")),
-            ),
-        },
-        f"/api/{kind}/{{name}}": {
-            "delete": _op(
-                f"Delete one of {kind}",
-                _ok({"type": "object"}),
-                parameters=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-            )
-        },
-    }
+def document(operations: Sequence[Operation]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `operations`; models' `$defs` become `components/schemas`."""
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(s.Error, "serialization")]
+    for op in operations:
+        if op.body is not None:
+            wanted.append((op.body, "validation"))
+        if op.response is not None:
+            wanted.append((op.response, "serialization"))
+    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
 
+    def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(refs[model, mode])
 
-_ACTION = {
-    "type": "object",
-    "required": ["type"],
-    "properties": {
-        "type": {"type": "string", "enum": ["tag", "topic", "resolve", "crm"]},
-        "tag": {"type": "string"},
-        "topic": {"type": "string"},
-        "reason": {"type": "string", "nullable": True},
-        "target": {"type": "string", "enum": ["salesforce"]},
-    },
-}
-
-_AUTOMATION_IN = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 100},
-        "keywords": {
-            "oneOf": [
-                {"type": "string"},
-                {"type": "array", "items": {"type": "string", "maxLength": 200}, "minItems": 1, "maxItems": 100},
-            ]
-        },
-        "match": {"type": "string", "enum": ["any", "all"]},
-        "actions": {"type": "array", "items": _ACTION, "minItems": 1},
-        "channels": {"type": "array", "items": {"type": "string"}},
-        "types": {"type": "array", "items": {"type": "string", "enum": ["direct", "group", "public"]}},
-        "enabled": {"type": "boolean"},
-    },
-}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "inbox-bot API", "version": "1"},
-    "security": [{"bearer": []}],
-    "paths": {
-        "/api/conversations": {
-            "get": _op(
-                "List conversations, newest first",
-                _ok(_list_of("Conversation")),
-                parameters=[
-                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["open", "resolved"]}},
-                    {"name": "channel", "in": "query", "schema": {"type": "string"}},
-                    {"name": "topic", "in": "query", "schema": {"type": "string"}},
-                    {"name": "tag", "in": "query", "schema": {"type": "string"}},
-                    *_PAGE,
-                ],
-            )
-        },
-        "/api/conversations/{id}": {
-            "get": _op("One conversation with messages and runs", _ok(_ref("Conversation")), parameters=[_ID])
-        },
-        "/api/conversations/{id}/resolve": {
-            "post": _op(
-                "Resolve",
-                _ok(_ref("Conversation")),
-                parameters=[_ID],
-                requestBody=_body({"type": "object", "properties": {"reason": {"type": "string"}}}, False),
-            )
-        },
-        "/api/conversations/{id}/reopen": {"post": _op("Reopen", _ok(_ref("Conversation")), parameters=[_ID])},
-        "/api/conversations/{id}/messages": {
-            "post": _op(
-                "Reply through the conversation's channel",
-                _ok(_ref("Message"), "201"),
-                parameters=[_ID],
-                requestBody=_body(
-                    {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
-                ),
-            )
-        },
-        "/api/automations": {
-            "get": _op("List automations", _ok(_list_of("Automation")), parameters=_PAGE),
-            "post": _op("Create an automation", _ok(_ref("Automation"), "201"), requestBody=_body(_AUTOMATION_IN)),
-        },
-        "/api/automations/test": {
-            "post": _op(
-                "What would fire on a message (changes nothing)",
-                _ok({"type": "object"}),
-                requestBody=_body(
-                    {
-                        "type": "object",
-                        "required": ["text"],
-                        "properties": {
-                            "text": {"type": "string"},
-                            "channel": {"type": "string"},
-                            "type": {"type": "string", "enum": ["direct", "group", "public"]},
-                        },
-                    }
-                ),
-            )
-        },
-        "/api/automations/{id}": {
-            "get": _op("One automation", _ok(_ref("Automation")), parameters=[_ID]),
-            "patch": _op(
-                "Change an automation", _ok(_ref("Automation")), parameters=[_ID], requestBody=_body(_AUTOMATION_IN)
-            ),
-            "delete": _op("Delete an automation (its runs stay)", _ok({"type": "object"}), parameters=[_ID]),
-        },
-        "/api/automations/{id}/enable": {"post": _op("Enable", _ok(_ref("Automation")), parameters=[_ID])},
-        "/api/automations/{id}/disable": {"post": _op("Disable", _ok(_ref("Automation")), parameters=[_ID])},
-        "/api/automations/{id}/runs": {
-            "get": _op("Runs of an automation, newest first", _ok(_list_of("Run")), parameters=[_ID, *_PAGE])
-        },
-        "/api/outbox": {
-            "get": _op(
-                "Outbox jobs (replies, CRM sync)",
-                _ok(_list_of("Job")),
-                parameters=[
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": ["pending", "running", "done", "failed"]},
-                    },
-                    {"name": "conversation_id", "in": "query", "schema": {"type": "integer"}},
-                    *_PAGE,
-                ],
-            )
-        },
-        "/api/outbox/{id}/retry": {"post": _op("Retry a failed job", _ok(_ref("Job")), parameters=[_ID])},
-        **_labels("tags"),
-        **_labels("topics"),
-        **_labels("reasons"),
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "responses": {
-            "Error": {
-                "description": "Refused, with what is wrong and the way out",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["error"],
-                            "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-                        }
-                    }
-                },
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        ok: dict[str, Any] = {"description": "OK"}
+        if op.response is not None:
+            ok["content"] = _content(op.media, ref(op.response, "serialization"))
+        elif op.media != "application/json":
+            ok["content"] = _content(op.media, {"type": "string"})
+        else:
+            ok["content"] = _content(op.media, {"type": "object"})
+        responses: dict[str, Any] = {str(op.status): ok}
+        if op.id == "health":
+            responses["503"] = {"description": "The store does not answer", "content": ok["content"]}
+        if not op.public:
+            responses.update({code: {"$ref": "#/components/responses/Error"} for code in _ERROR_STATUSES})
+        entry: dict[str, Any] = {"operationId": op.id, "tags": [op.tag], "summary": op.summary}
+        params = _path_parameters(op.path) + (_query_parameters(op.query) if op.query is not None else [])
+        if params:
+            entry["parameters"] = params
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": op.body_required,
+                "content": _content("application/json", ref(op.body, "validation")),
             }
+        entry["responses"] = responses
+        if op.public:
+            entry["security"] = []
+        paths.setdefault(op.path, {})[op.method] = entry
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Conversations, automations, labels and the outbox of inbox-bot. Every `/api/` route "
+            "but this document needs `Authorization: Bearer <token>`; refusals answer "
+            '`{"error": "…", "field": "…"}` naming what is wrong and the way out.',
         },
-        "schemas": {
-            "Label": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-            "Action": _ACTION,
-            "Automation": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "name": {"type": "string"},
-                    "keywords": {"type": "array", "items": {"type": "string"}},
-                    "match": {"type": "string", "enum": ["any", "all"]},
-                    "actions": {"type": "array", "items": _ACTION},
-                    "channels": {"type": "array", "items": {"type": "string"}},
-                    "types": {"type": "array", "items": {"type": "string"}},
-                    "enabled": {"type": "boolean"},
-                    "problem": {"type": "string", "nullable": True},
-                    "created_at": {"type": "string", "format": "date-time"},
-                    "updated_at": {"type": "string", "format": "date-time"},
-                },
+        "tags": [{"name": t} for t in _tags(operations)],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "Refused, with what is wrong and the way out",
+                    "content": _content("application/json", ref(s.Error, "serialization")),
+                }
             },
-            "Message": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "direction": {"type": "string", "enum": ["inbound", "outbound"]},
-                    "text": {"type": "string"},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "sent_at": {"type": "string", "nullable": True},
-                },
-            },
-            "Run": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "automation_id": {"type": "integer"},
-                    "automation_name": {"type": "string"},
-                    "conversation_id": {"type": "integer"},
-                    "message_id": {"type": "integer"},
-                    "keywords": {"type": "array", "items": {"type": "string"}},
-                    "actions": {"type": "array", "items": _ACTION},
-                    "created_at": {"type": "string"},
-                },
-            },
-            "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
-            "Conversation": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "channel": {"type": "string"},
-                    "type": {"type": "string", "enum": ["direct", "group", "public"]},
-                    "status": {"type": "string", "enum": ["open", "resolved"]},
-                    "thread": {"type": "string"},
-                    "contact": {"type": "object"},
-                    "topics": {"type": "array", "items": {"type": "string"}},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "resolution_reason": {"type": "string", "nullable": True},
-                    "resolved_by": {"type": "string", "nullable": True},
-                    "resolved_at": {"type": "string", "nullable": True},
-                    "previous_id": {"type": "integer", "nullable": True},
-                    "created_at": {"type": "string"},
-                    "crm": {"type": "object", "nullable": True},
-                    "messages": {"type": "array", "items": _ref("Message")},
-                    "runs": {"type": "array", "items": _ref("Run")},
-                },
-            },
+            "schemas": defs.get("$defs", {}),
         },
-    },
-}
+    }
+
+
+def _tags(operations: Iterable[Operation]) -> list[str]:
+    return list(dict.fromkeys(op.tag for op in operations))
+
+
+OPENAPI: dict[str, Any] = document(OPERATIONS)

@@ -1,11 +1,13 @@
-"""JSON shapes of the API: conversations, messages, runs, outbox jobs."""
+"""JSON shapes of the API, built from the store's records: conversations, messages, automations,
+runs, outbox jobs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bot.services.admin import editable_fields
+from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob
+from bot.engine import Evaluation
 from bot.store import repo
 
 
@@ -13,28 +15,60 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
-def message_json(m: repo.Message, tags: list[str]) -> dict[str, Any]:
-    return {"id": m.id, "direction": m.direction, "text": m.text, "tags": tags, "sent_at": _iso(m.sent_at)}
+def message_json(m: Message, tags: list[str]) -> dict[str, Any]:
+    return {"id": m.id, "direction": m.direction.value, "text": m.text, "tags": tags, "sent_at": _iso(m.sent_at)}
 
 
-def automation_json(a: repo.Automation) -> dict[str, Any]:
-    return {"id": a.id, **editable_fields(a), "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at)}
+def automation_json(a: Automation) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "name": a.name,
+        "keywords": list(a.keywords),
+        "match": a.match.value,
+        "actions": [action.to_json() for action in a.actions],
+        "channels": list(a.channels),
+        "types": [t.value for t in a.types],
+        "enabled": a.enabled,
+        "created_at": _iso(a.created_at),
+        "updated_at": _iso(a.updated_at),
+    }
 
 
-def run_json(r: repo.AutomationRun) -> dict[str, Any]:
+def test_json(ev: Evaluation, skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """What would fire on a message, and do; `skipped`: (automation name, why) the plan refuses."""
+    return {
+        "matches": [
+            {
+                "automation_id": f.rule.id,
+                "automation_name": f.rule.name,
+                "keywords": list(f.keywords),
+                "actions": [a.to_json() for a in f.actions],
+            }
+            for f in ev.firings
+        ],
+        "tags": list(ev.tags),
+        "topics": list(ev.topics),
+        "resolve": ev.resolve,
+        "resolution_reason": ev.resolve_reason,
+        "crm": list(ev.crm_targets),
+        "skipped": [{"automation_name": name, "reason": why} for name, why in skipped],
+    }
+
+
+def run_json(r: AutomationRun) -> dict[str, Any]:
     return {
         "id": r.id,
         "automation_id": r.automation_id,
         "automation_name": r.automation_name,
-        "conversation_id": r.conversation_id,  # type: ignore[attr-defined]
-        "message_id": r.message_id,  # type: ignore[attr-defined]
+        "conversation_id": r.conversation_id,
+        "message_id": r.message_id,
         "keywords": list(r.keywords),
-        "actions": list(r.actions),
+        "actions": [action.to_json() for action in r.actions],
         "created_at": _iso(r.created_at),
     }
 
 
-def job_json(j: repo.OutboxJob) -> dict[str, Any]:
+def job_json(j: OutboxJob) -> dict[str, Any]:
     return {
         "id": j.id,
         "kind": j.kind,
@@ -49,15 +83,17 @@ def job_json(j: repo.OutboxJob) -> dict[str, Any]:
     }
 
 
-def _conversation_json(c: repo.Conversation, topics: list[str], tags: list[str]) -> dict[str, Any]:
-    contact = c.contact
+def conversation_json(
+    c: Conversation, contact: Contact | None, *, topics: list[str], tags: list[str]
+) -> dict[str, Any]:
+    """One conversation as the list shows it (the detail adds messages and runs)."""
     return {
         "id": c.id,
         "channel": c.channel,
-        "type": c.type,
-        "status": c.status,
+        "type": c.type.value,
+        "status": c.status.value,
         "thread": c.thread_key,
-        "contact": {"id": contact.platform_id, "name": contact.name},
+        "contact": {"id": contact.platform_id if contact else None, "name": contact.name if contact else None},
         "topics": topics,
         "tags": tags,
         "resolution_reason": c.resolution_reason,
@@ -69,16 +105,19 @@ def _conversation_json(c: repo.Conversation, topics: list[str], tags: list[str])
     }
 
 
-async def conversations_json(convs: list[repo.Conversation]) -> list[dict[str, Any]]:
-    topics, tags = await repo.conversation_labels([c.id for c in convs])
-    return [_conversation_json(c, topics[c.id], tags[c.id]) for c in convs]
+async def conversations_json(convs: list[Conversation]) -> list[dict[str, Any]]:
+    """Conversations with their contacts, topics and tags (three queries for the whole page)."""
+    ids = [c.id for c in convs]
+    topics, tags = await repo.conversation_labels(ids)
+    contacts = await repo.get_contacts([c.contact_id for c in convs])
+    return [conversation_json(c, contacts.get(c.contact_id), topics=topics[c.id], tags=tags[c.id]) for c in convs]
 
 
 async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | None:
+    """The conversation with its messages (and their tags) and automation runs, or None."""
     conv = await repo.get_conversation(conversation_id)
     if conv is None:
         return None
-    await conv.fetch_related("contact")
     (data,) = await conversations_json([conv])
     messages, tags = await repo.conversation_messages(conversation_id)
     data["messages"] = [message_json(m, tags.get(m.id, [])) for m in messages]

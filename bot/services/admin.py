@@ -1,96 +1,92 @@
 """Automations, tags, topics and resolution reasons: validation, plan gating and changes.
 
-The `/automation` chat command and the JSON API both go through this service; they only parse
-and format. Every refusal names the problem and the way out.
+The one write path for automations and labels: the `/automation` chat command, the JSON API, the
+CLI (`serve --demo` seeding) and `check` all come here; they only parse and format. Refusals are
+errors of `bot.errors` saying what is wrong; each front-end words them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot import plans
 from bot.config import Settings
-from bot.domain import VALUE_KEY, Action, ActionType, ConversationType, MatchMode
+from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationType, MatchMode
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
+from bot.engine.normalize import unclosed_quote
+from bot.errors import Conflict, Forbidden, Invalid, Missing, NotFound, UnknownField, UnknownLabel
 from bot.store import repo
 
 log = logging.getLogger("inbox.admin")
 
-LABEL_KINDS = {"tag": "tag", "topic": "topic", "reason": "resolution reason"}
-LABEL_COMMANDS = {"tag": "tags", "topic": "topics", "reason": "reasons"}
 MAX_NAME = 100
 MAX_KEYWORDS = 100
 MAX_KEYWORD_LEN = 200
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"'})
-MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
+# Read-only fields of an automation as the API shows it: ignored in a change, so a client may send
+# back what it read.
+READ_ONLY = frozenset({"id", "problem", "created_at", "updated_at"})
 
 
-class AdminError(Exception):
-    """A refusal a user sees. `status` is the HTTP status the API answers with."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+# --- labels: the one map of their kinds ------------------------------------------------------------
 
 
-class Invalid(AdminError):
-    status = 400
+@dataclass(frozen=True, slots=True)
+class LabelKind:
+    """A kind of admin-managed name."""
+
+    kind: str  # as stored: tag, topic, reason
+    noun: str  # as people say it: "resolution reason"
+    plural: str  # the chat subcommand and the API collection: "reasons"
+    action: ActionType  # the automation action that names one
 
 
-class NotFound(AdminError):
-    status = 404
+LABEL_KINDS: dict[str, LabelKind] = {
+    k.kind: k
+    for k in (
+        LabelKind("tag", "tag", "tags", ActionType.TAG),
+        LabelKind("topic", "topic", "topics", ActionType.TOPIC),
+        LabelKind("reason", "resolution reason", "reasons", ActionType.RESOLVE),
+    )
+}
+_KIND_OF_ACTION = {k.action: k for k in LABEL_KINDS.values()}
 
 
-class Conflict(AdminError):
-    status = 409
+# --- automations as records, rules and the JSON form -------------------------------------------------
 
 
-class PlanRefused(AdminError):
-    status = 403
-
-
-# --- conversion between rows and engine rules ------------------------------------------------
-
-
-def actions_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[Action, ...]:
-    return tuple(Action.from_json(item) for item in items)
-
-
-def rule_from_row(a: repo.Automation) -> Rule:
+def rule_of(a: Automation) -> Rule:
+    """The engine's compiled form of an automation."""
     return Rule(
         id=a.id,
         name=a.name,
-        keywords=tuple(a.keywords),
-        match=MatchMode(a.match),
-        actions=actions_from_json(a.actions),
-        channels=frozenset(a.channels or ()),
-        types=frozenset(ConversationType(t) for t in a.types or ()),
+        keywords=a.keywords,
+        match=a.match,
+        actions=a.actions,
+        channels=frozenset(a.channels),
+        types=frozenset(a.types),
     )
 
 
-def editable_fields(a: repo.Automation) -> dict[str, Any]:
-    """The fields an admin sets, as the API shows them and PATCH merges into."""
+def editable_fields(a: Automation) -> dict[str, Any]:
+    """The fields an admin sets, in their JSON form: as the API shows them and a change merges into."""
     return {
         "name": a.name,
         "keywords": list(a.keywords),
-        "match": a.match,
-        "actions": list(a.actions),
-        "channels": list(a.channels or []),
-        "types": list(a.types or []),
+        "match": a.match.value,
+        "actions": [x.to_json() for x in a.actions],
+        "channels": list(a.channels),
+        "types": [t.value for t in a.types],
         "enabled": a.enabled,
     }
 
 
-def plan_problem(a: repo.Automation, settings: Settings) -> str | None:
+def plan_problem(a: Automation, settings: Settings) -> Forbidden | None:
     """Why the current plan does not allow this automation (it is skipped at run time), or None."""
-    return plans.refusal(settings.organization, actions_from_json(a.actions))
+    return plans.refusal(settings.organization, a.actions)
 
 
 class RuleCache:
@@ -105,7 +101,7 @@ class RuleCache:
         self._revision = -1
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
-        self.on_reload: list[Any] = []
+        self.on_reload: list[Callable[[int], object]] = []
 
     def current(self) -> RuleSet:
         return self._ruleset
@@ -115,13 +111,13 @@ class RuleCache:
             revision = await repo.automations_revision()
             if revision == self._revision and not force:
                 return False
-            rows = await repo.enabled_automations()
+            enabled = await repo.enabled_automations()
             org = self._settings.organization
-            allowed = [a for a in rows if plans.refusal(org, actions_from_json(a.actions)) is None]
-            skipped = len(rows) - len(allowed)
+            allowed = [a for a in enabled if plans.refusal(org, a.actions) is None]
+            skipped = len(enabled) - len(allowed)
             if skipped:
                 log.warning("%d enabled automation(s) skipped: the plan no longer allows them", skipped)
-            self._ruleset = RuleSet(rule_from_row(a) for a in allowed)
+            self._ruleset = RuleSet(rule_of(a) for a in allowed)
             self._revision = revision
             for cb in self.on_reload:
                 cb(len(self._ruleset))
@@ -149,136 +145,212 @@ class RuleCache:
 @dataclass(frozen=True, slots=True)
 class TestResult:
     evaluation: Evaluation
-    skipped: tuple[tuple[str, str], ...]  # (automation name, why) for enabled ones the plan refuses
+    skipped: tuple[tuple[str, Forbidden], ...]  # (automation name, why) for enabled ones the plan refuses
 
 
-# --- the service -------------------------------------------------------------------------------
+# --- validators, one per field: a value from any front-end in, the stored form out -------------------
+
+
+def valid_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Missing("name", of="automation")
+    name = " ".join(value.split())
+    if len(name) > MAX_NAME:
+        raise Invalid("name", f"automation names are at most {MAX_NAME} characters")
+    if name.startswith("#"):
+        raise Invalid("name", "automation names cannot start with # (that is how #ID refers to one)")
+    return name
+
+
+def valid_keywords(value: object) -> list[str]:
+    """A comma-separated string (a quoted phrase may hold a comma) or a list of strings."""
+    if isinstance(value, list) and all(isinstance(k, str) for k in value):
+        raw: str | list[str] = value
+    elif isinstance(value, str):
+        if unclosed_quote(value):
+            raise Invalid("keywords", 'keywords: a quote (") is not closed — close it and send again')
+        raw = value
+    else:
+        raise Missing("keywords", of="automation")
+    keywords = parse_keywords(raw)
+    if not keywords or not any(keyword_key(k) for k in keywords):
+        raise Missing("keywords", of="automation")
+    if len(keywords) > MAX_KEYWORDS:
+        raise Invalid("keywords", f"keywords: at most {MAX_KEYWORDS} keywords (got {len(keywords)})")
+    long = next((k for k in keywords if len(k) > MAX_KEYWORD_LEN), None)
+    if long is not None:
+        raise Invalid("keywords", f'keywords: "{long[:40]}…" is longer than {MAX_KEYWORD_LEN} characters')
+    return keywords
+
+
+def valid_match(value: object) -> MatchMode:
+    """`any` when not given."""
+    if value is None or value == "":
+        return MatchMode.ANY
+    if value not in ("any", "all"):
+        raise Invalid("match", f'match must be "any" or "all", not "{value}"')
+    return MatchMode(value)
+
+
+def valid_channels(value: object, known: Sequence[str]) -> list[str]:
+    """Configured channel names, each once; empty (every channel) when not given."""
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise Invalid("channels", "channels must be a list of channel names")
+    channels = list(dict.fromkeys(c.strip() for c in value if c.strip()))
+    for c in channels:
+        if c not in known:
+            raise Invalid("channels", f'unknown channel "{c}" — configured channels: {", ".join(known) or "none"}')
+    return channels
+
+
+def valid_type(value: str, *, field: str) -> ConversationType:
+    try:
+        return ConversationType(value)
+    except ValueError:
+        raise Invalid(field, f'unknown conversation type "{value}" — use direct, group or public') from None
+
+
+def valid_types(value: object) -> list[ConversationType]:
+    """Conversation types, each once; empty (every type) when not given."""
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise Invalid("types", "types must be a list of direct, group, public")
+    names = dict.fromkeys(t.strip().lower() for t in value if t.strip())
+    return [valid_type(t, field="types") for t in names]
+
+
+def valid_enabled(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("enabled", "enabled must be true or false")
+    return value
+
+
+def _action_of(item: object) -> Action:
+    """One action from its JSON form `{"type": "tag", "tag": "closing"}` (or an Action)."""
+    if isinstance(item, Action):
+        return item
+    if not isinstance(item, Mapping):
+        raise Invalid("actions", "each action must be an object with a type")
+    t = item.get("type")
+    if t not in ("tag", "topic", "resolve", "crm"):
+        raise Invalid("actions", f'unknown action "{t}" — use tag, topic, resolve or crm')
+    action_type = ActionType(t)
+    key = VALUE_KEY[action_type]
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise Invalid("actions", f"{t} action: {key} must be a string")
+    return Action(action_type, value.strip() if isinstance(value, str) and value.strip() else None)
+
+
+def _unique(actions: Iterable[Action]) -> list[Action]:
+    """Duplicates dropped (names compared case-insensitively), order kept; one resolve at most."""
+    unique: list[Action] = []
+    seen: set[tuple[ActionType, str | None]] = set()
+    for a in actions:
+        k = (a.type, (a.value or "").casefold() or None)
+        if k not in seen:
+            seen.add(k)
+            unique.append(a)
+    if sum(1 for a in unique if a.type is ActionType.RESOLVE) > 1:
+        raise Invalid("actions", "an automation resolves with one reason at most")
+    return unique
+
+
+# --- the service ---------------------------------------------------------------------------------
 
 
 class Admin:
+    """Automations and labels: the one write path, and the reads the front-ends format."""
+
     def __init__(self, settings: Settings, rules: RuleCache) -> None:
         self.settings = settings
         self.rules = rules
-
-    async def _changed(self) -> None:
-        await repo.bump_automations_revision()
-        await self.rules.refresh()
 
     # --- labels ----------------------------------------------------------------------------
     async def list_labels(self, kind: str) -> list[str]:
         return [lab.name for lab in await repo.list_labels(kind)]
 
     async def add_label(self, kind: str, name: str) -> str:
-        what = LABEL_KINDS[kind]
+        noun = LABEL_KINDS[kind].noun
         name = " ".join(name.split())
         if not name:
-            raise Invalid(f"give the {what}'s name, e.g. /automation {LABEL_COMMANDS[kind]} add billing", field="name")
+            raise Missing("name", of=kind)
         if len(name) > MAX_NAME:
-            raise Invalid(f"{what} names are at most {MAX_NAME} characters", field="name")
+            raise Invalid("name", f"{noun} names are at most {MAX_NAME} characters")
         if '"' in name or "," in name:
-            raise Invalid(f"{what} names cannot contain commas or double quotes", field="name")
-        if kind == "reason" and not self.settings.organization.resolution_reasons:
-            raise PlanRefused("resolution reasons are turned off (resolution_reasons = false in [organization])")
+            raise Invalid("name", f"{noun} names cannot contain commas or double quotes")
+        if kind == "reason":
+            plans.require_reasons(self.settings.organization)
         existing = await repo.find_label(kind, name)
         if existing is not None:
-            raise Conflict(f'{what} "{existing.name}" already exists', field="name")
+            raise Conflict(f'{noun} "{existing.name}" already exists', field="name")
         try:
             label = await repo.create_label(kind, name)
         except repo.IntegrityError:
-            raise Conflict(f'{what} "{name}" already exists', field="name") from None
-        return label.name
+            raise Conflict(f'{noun} "{name}" already exists', field="name") from None
+        return str(label.name)
 
     async def delete_label(self, kind: str, name: str) -> str:
-        what = LABEL_KINDS[kind]
+        noun = LABEL_KINDS[kind].noun
         label = await repo.find_label(kind, name.strip())
         if label is None:
-            raise NotFound(f'unknown {what} "{name.strip()}" — see /automation {LABEL_COMMANDS[kind]}')
+            raise NotFound(kind, name.strip())
         users = await repo.automations_using(kind, label.name)
         if users:
             names = ", ".join(f'"{a.name}" (#{a.id})' for a in users)
             raise Conflict(
-                f'{what} "{label.name}" is used by automation {names} — change or delete that automation first'
+                f'{noun} "{label.name}" is used by automation {names} — change or delete that automation first'
             )
         await repo.delete_label(label)
-        return label.name
+        return str(label.name)
+
+    async def resolution_reason(self, reason: str | None) -> str | None:
+        """The stored spelling of the resolution reason an agent gives when resolving (None: no
+        reason). Refused when the organization turned reasons off or the reason does not exist."""
+        if reason is None:
+            return None
+        plans.require_reasons(self.settings.organization)
+        label = await repo.find_label("reason", reason.strip())
+        if label is None:
+            raise UnknownLabel("reason", reason, field="reason")
+        return str(label.name)
 
     # --- automations -----------------------------------------------------------------------
-    async def list_automations(self) -> list[repo.Automation]:
-        return await repo.list_automations()
+    async def list_automations(self, *, after_id: int | None = None, limit: int | None = None) -> list[Automation]:
+        """Automations by id; `after_id`/`limit` page through them."""
+        return await repo.list_automations(after_id=after_id, limit=limit)
 
-    async def find(self, ref: str | int) -> repo.Automation:
+    async def find(self, ref: str | int) -> Automation:
         """An automation by id (int, "#12") or by name (case-insensitive)."""
         if isinstance(ref, int):
             found = await repo.get_automation(ref)
-            label = f"#{ref}"
         else:
             ref = ref.strip()
-            if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit() and len(ref) < 19:
-                found = await repo.get_automation(int(ref[1:]))
+            digits = ref[1:]
+            if ref.startswith("#") and digits.isascii() and digits.isdigit() and len(ref) < 19:
+                ref = int(digits)
+                found = await repo.get_automation(ref)
             else:
                 found = await repo.find_automation(ref)
-            label = ref if ref.startswith("#") else f'"{ref}"'
         if found is None:
-            raise NotFound(f"no automation {label} — see /automation list")
+            raise NotFound("automation", ref)
         return found
 
     async def _validate(
         self, data: Mapping[str, Any], *, current_id: int | None = None, check_plan: bool = True
     ) -> dict[str, Any]:
-        """Check every field; returns the row's columns. Raises the first problem found."""
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise Invalid(MISSING_NAME, field="name")
-        name = " ".join(name.split())
-        if len(name) > MAX_NAME:
-            raise Invalid(f"automation names are at most {MAX_NAME} characters", field="name")
-        if name.startswith("#"):
-            raise Invalid("automation names cannot start with # (that is how #ID refers to one)", field="name")
-
-        raw_kw = data.get("keywords")
-        if raw_kw is None or (
-            not isinstance(raw_kw, str) and not (isinstance(raw_kw, list) and all(isinstance(k, str) for k in raw_kw))
-        ):
-            raise Invalid('keywords: give at least one keyword, e.g. keywords="au revoir, bye"', field="keywords")
-        if isinstance(raw_kw, str) and raw_kw.translate(_QUOTES).count('"') % 2:
-            raise Invalid('keywords: a quote (") is not closed — close it and send again', field="keywords")
-        keywords = parse_keywords(raw_kw)
-        if not keywords or not any(keyword_key(k) for k in keywords):
-            raise Invalid('keywords: give at least one keyword, e.g. keywords="au revoir, bye"', field="keywords")
-        if len(keywords) > MAX_KEYWORDS:
-            raise Invalid(f"keywords: at most {MAX_KEYWORDS} keywords (got {len(keywords)})", field="keywords")
-        long = next((k for k in keywords if len(k) > MAX_KEYWORD_LEN), None)
-        if long is not None:
-            raise Invalid(f'keywords: "{long[:40]}…" is longer than {MAX_KEYWORD_LEN} characters', field="keywords")
-
-        match = data.get("match", "any") or "any"
-        if match not in ("any", "all"):
-            raise Invalid(f'match must be "any" or "all", not "{match}"', field="match")
-
-        actions = await self._validate_actions(data.get("actions"))
-
-        channels = data.get("channels") or []
-        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            raise Invalid("channels must be a list of channel names", field="channels")
-        known = [c.name for c in self.settings.channels]
-        channels = list(dict.fromkeys(c.strip() for c in channels if c.strip()))
-        for c in channels:
-            if c not in known:
-                raise Invalid(
-                    f'unknown channel "{c}" — configured channels: {", ".join(known) or "none"}', field="channels"
-                )
-        types = data.get("types") or []
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise Invalid("types must be a list of direct, group, public", field="types")
-        types = list(dict.fromkeys(t.strip().lower() for t in types if t.strip()))
-        for t in types:
-            if t not in ("direct", "group", "public"):
-                raise Invalid(f'unknown conversation type "{t}" — use direct, group or public', field="types")
-
-        enabled = data.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise Invalid("enabled must be true or false", field="enabled")
-
+        """Every field checked, in the order a person reads them; returns the stored columns.
+        Raises the first problem found."""
+        name = valid_name(data.get("name"))
+        keywords = valid_keywords(data.get("keywords"))
+        match = valid_match(data.get("match"))
+        actions = await self._valid_actions(data.get("actions"))
+        channels = valid_channels(data.get("channels"), [c.name for c in self.settings.channels])
+        types = valid_types(data.get("types"))
+        enabled = valid_enabled(data.get("enabled", True))
         existing = await repo.find_automation(name)
         if existing is not None and existing.id != current_id:
             raise Conflict(
@@ -286,132 +358,99 @@ class Admin:
                 field="name",
             )
         if check_plan and (enabled or current_id is None):  # on create (enabled or not) and on enable
-            self._check_plan(actions)
+            plans.require(self.settings.organization, actions)
         return {
             "name": name,
             "key": name.casefold(),
             "keywords": keywords,
-            "match": match,
+            "match": match.value,
             "actions": [a.to_json() for a in actions],
             "channels": channels,
-            "types": types,
+            "types": [t.value for t in types],
             "enabled": enabled,
         }
 
-    def _check_plan(self, actions: Sequence[Action]) -> None:
-        why = plans.refusal(self.settings.organization, actions)
-        if why is not None:
-            raise PlanRefused(why)
+    async def _valid_actions(self, value: object) -> list[Action]:
+        if not isinstance(value, list) or not value:
+            raise Missing("actions", of="automation")
+        return _unique([await self._label_named(_action_of(item)) for item in value])
 
-    async def _validate_actions(self, raw: Any) -> list[Action]:
-        if not isinstance(raw, list) or not raw:
-            raise Invalid("give at least one action: tags=…, topics=…, resolve or crm=salesforce", field="actions")
-        actions: list[Action] = []
-        for item in raw:
-            if isinstance(item, Action):
-                action = item
-            elif isinstance(item, Mapping):
-                t = item.get("type")
-                if t not in ("tag", "topic", "resolve", "crm"):
-                    raise Invalid(f'unknown action "{t}" — use tag, topic, resolve or crm', field="actions")
-                key = VALUE_KEY[ActionType(t)]
-                value = item.get(key)
-                if value is not None and not isinstance(value, str):
-                    raise Invalid(f"{t} action: {key} must be a string", field="actions")
-                action = Action(ActionType(t), value.strip() if isinstance(value, str) and value.strip() else None)
-            else:
-                raise Invalid("each action must be an object with a type", field="actions")
-            actions.append(await self._resolve_action(action))
-        # drop duplicates, keep order
-        unique: list[Action] = []
-        seen: set[tuple[ActionType, str | None]] = set()
-        for a in actions:
-            k = (a.type, (a.value or "").casefold() or None)
-            if k not in seen:
-                seen.add(k)
-                unique.append(a)
-        if sum(1 for a in unique if a.type is ActionType.RESOLVE) > 1:
-            raise Invalid("an automation resolves with one reason at most", field="actions")
-        return unique
-
-    async def _resolve_action(self, action: Action) -> Action:
-        """Check the named tag/topic/reason exists; use its stored spelling."""
+    async def _label_named(self, action: Action) -> Action:
+        """The action with the stored spelling of the tag/topic/reason it names, which must exist."""
         t = action.type
         if t is ActionType.CRM:
             target = action.value or "salesforce"
             if target.lower() != "salesforce":
-                raise Invalid(f'unknown CRM "{target}" — the crm action supports salesforce', field="actions")
+                raise Invalid("actions", f'unknown CRM "{target}" — the crm action supports salesforce')
             return Action(t, "salesforce")
         if t is ActionType.RESOLVE and action.value is None:
             return action
-        kind = {ActionType.TAG: "tag", ActionType.TOPIC: "topic", ActionType.RESOLVE: "reason"}[t]
+        kind = _KIND_OF_ACTION[t]
         if action.value is None:
-            raise Invalid(f"{t.value} action: name the {LABEL_KINDS[kind]}", field="actions")
-        if kind == "reason" and not self.settings.organization.resolution_reasons:
-            self._check_plan([action])
-        label = await repo.find_label(kind, action.value)
+            raise Invalid("actions", f"{t.value} action: name the {kind.noun}")
+        if kind.kind == "reason":
+            plans.require(self.settings.organization, [action])
+        label = await repo.find_label(kind.kind, action.value)
         if label is None:
-            v = action.value
-            raise Invalid(
-                f'unknown {LABEL_KINDS[kind]} "{v}" — create it with /automation {LABEL_COMMANDS[kind]} add {v}',
-                field="actions",
-            )
+            raise UnknownLabel(kind.kind, action.value, field="actions")
         return Action(t, label.name)
 
-    async def create(self, data: Mapping[str, Any], *, actor: str | None = None) -> repo.Automation:
-        fields = await self._validate(data)
+    async def create(self, data: Mapping[str, Any], *, actor: str | None = None) -> Automation:
+        """A new automation from its JSON form (see `editable_fields`); enabled unless said."""
+        columns = await self._validate(data)
         try:
             async with repo.transaction():
-                created = await repo.create_automation(**fields, created_by=actor)
+                created = await repo.create_automation(**columns, created_by=actor)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise Conflict(
-                f'an automation named "{fields["name"]}" already exists — pick another name', field="name"
+                f'an automation named "{columns["name"]}" already exists — pick another name', field="name"
             ) from None
         await self.rules.refresh()
         log.info("automation #%s %r created by %s", created.id, created.name, actor)
         return created
 
-    async def update(self, ref: str | int, changes: Mapping[str, Any]) -> repo.Automation:
+    async def update(self, ref: str | int, changes: Mapping[str, Any]) -> Automation:
+        """Merge `changes` (fields of the JSON form; read-only ones ignored) into the automation."""
         a = await self.find(ref)
         current = editable_fields(a)
-        # read-only fields are ignored, so a client may send back what GET gave it
-        changes = {k: v for k, v in changes.items() if k not in ("id", "problem", "created_at", "updated_at")}
-        unknown = set(changes) - set(current)
+        changes = {k: v for k, v in changes.items() if k not in READ_ONLY}
+        unknown = sorted(set(changes) - set(current))
         if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+            raise UnknownField(unknown[0])
         merged = {**current, **changes}
         # renaming an automation the plan no longer allows is fine; enabling it or changing its actions is not
         enabling = merged.get("enabled") is True and not a.enabled
-        fields = await self._validate(merged, current_id=a.id, check_plan=enabling or "actions" in changes)
-        for k, v in fields.items():
-            setattr(a, k, v)
+        columns = await self._validate(merged, current_id=a.id, check_plan=enabling or "actions" in changes)
         try:
             async with repo.transaction():
-                await repo.save_automation(a)
+                saved = await repo.update_automation(a.id, **columns)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise Conflict(
-                f'an automation named "{fields["name"]}" already exists — pick another name', field="name"
+                f'an automation named "{columns["name"]}" already exists — pick another name', field="name"
             ) from None
+        if saved is None:  # deleted meanwhile
+            raise NotFound("automation", a.id)
         await self.rules.refresh()
-        return a
+        return saved
 
-    async def set_enabled(self, ref: str | int, enabled: bool) -> tuple[repo.Automation, bool]:
+    async def set_enabled(self, ref: str | int, enabled: bool) -> tuple[Automation, bool]:
         """Returns the automation and whether anything changed."""
         a = await self.find(ref)
         if enabled:
-            self._check_plan(actions_from_json(a.actions))
+            plans.require(self.settings.organization, a.actions)
         if a.enabled == enabled:
             return a, False
-        a.enabled = enabled
         async with repo.transaction():
-            await repo.save_automation(a)
+            saved = await repo.set_automation_enabled(a.id, enabled)
             await repo.bump_automations_revision()
+        if saved is None:  # deleted meanwhile
+            raise NotFound("automation", a.id)
         await self.rules.refresh()
-        return a, True
+        return saved, True
 
-    async def delete(self, ref: str | int) -> repo.Automation:
+    async def delete(self, ref: str | int) -> Automation:
         a = await self.find(ref)
         async with repo.transaction():
             await repo.delete_automation(a)
@@ -421,26 +460,24 @@ class Admin:
 
     async def test(self, text: str, *, channel: str | None = None, type: str | None = None) -> TestResult:
         """What would fire on `text` as a conversation's first message, and do. Changes nothing."""
-        if not isinstance(text, str) or not text.strip():
-            raise Invalid('give the message to test, e.g. /automation test "Au revoir !"', field="text")
+        if not text.strip():
+            raise Missing("text", of="test")
         if channel is not None and self.settings.channel(channel) is None:
             known = ", ".join(c.name for c in self.settings.channels) or "none"
-            raise Invalid(f'unknown channel "{channel}" — configured channels: {known}', field="channel")
-        if type is not None and type not in ("direct", "group", "public"):
-            raise Invalid(f'unknown conversation type "{type}" — use direct, group or public', field="type")
-        rows = await repo.enabled_automations()
+            raise Invalid("channel", f'unknown channel "{channel}" — configured channels: {known}')
+        conversation_type = valid_type(type, field="type") if type is not None else None
         org = self.settings.organization
         rules, skipped = [], []
-        for a in rows:
-            why = plans.refusal(org, actions_from_json(a.actions))
+        for a in await repo.enabled_automations():
+            why = plans.refusal(org, a.actions)
             if why is not None:
                 skipped.append((a.name, why))
                 continue
-            r = rule_from_row(a)
+            r = rule_of(a)
             # An omitted channel or type means "any": scope on it is not checked.
             if channel is None and r.channels:
                 r = Rule(id=r.id, name=r.name, keywords=r.keywords, match=r.match, actions=r.actions, types=r.types)
-            if type is None and r.types:
+            if conversation_type is None and r.types:
                 r = Rule(
                     id=r.id, name=r.name, keywords=r.keywords, match=r.match, actions=r.actions, channels=r.channels
                 )
@@ -448,7 +485,7 @@ class Admin:
         ev = RuleSet(rules).evaluate(
             text=text,
             channel=channel or "",
-            type=ConversationType(type or "direct"),
+            type=conversation_type or ConversationType.DIRECT,
             first_message=True,
             seen=frozenset(),
         )

@@ -1,9 +1,10 @@
 """Ingest and conversation changes: the transactions behind every inbound message.
 
-One inbound message = dedupe, find-or-open its conversation, store it, evaluate the automations
-(pure), apply their local effects, record the runs and enqueue external work — all committed
-together before the platform is answered. Requests that arrive together share one transaction
-(group commit); each is acknowledged only after that commit.
+One inbound message = the store takes it in (dedupe, find-or-open its conversation, store it),
+the engine plans its effects (pure: tags, topics, runs, resolve, CRM link, outbox work), the store
+applies them — all committed together before the platform is answered. Requests that arrive
+together share one transaction (group commit), a few statements per round rather than per
+message; each is acknowledged only after that commit.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import outbox_kinds
-from bot.domain import ConversationType, Direction, InboundMessage, Status
-from bot.engine import RuleSet
+from bot.domain import Direction, InboundMessage, NewJob, Status
+from bot.engine import RuleSet, search
+from bot.engine.effects import crm_sync_job, plan
+from bot.errors import ConversationConflict, ConversationNotFound
 from bot.metrics import Metrics
-from bot.store import repo
+from bot.store import StoreBusy, StoreConflict, ingest, repo
 
 log = logging.getLogger("inbox.ingest")
 # A burst of first messages on one thread across workers can conflict several times in a row:
@@ -32,14 +35,6 @@ class IngestResult:
     conversation_id: int
     message_id: int
     duplicate: bool
-
-
-class ConversationNotFound(Exception):
-    pass
-
-
-class ConversationConflict(Exception):
-    """The change cannot be made in the conversation's current state."""
 
 
 _Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
@@ -62,7 +57,7 @@ class Inbox:
         self._writers_n = writers
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._contacts = repo.ContactCache()
+        self._contacts = ingest.ContactCache()
         self.wake_outbox: Callable[[], None] = lambda: None
         # Why a reply cannot be accepted on a channel (it is no longer configured), or None.
         self.reply_problem: Callable[[str], str | None] = lambda channel: None
@@ -117,7 +112,7 @@ class Inbox:
             async with repo.transaction():
                 results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
-            self._contacts = repo.ContactCache()  # it may hold contacts of the rolled-back transaction
+            self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
             if len(batch) > 1:
                 log.info("group commit of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
             for msg, fut, started in batch:
@@ -152,13 +147,11 @@ class Inbox:
                 if enqueued:
                     self.wake_outbox()
                 return result
-            except repo.IntegrityError:
+            except StoreConflict:
                 # Another worker committed the same message or opened the conversation first.
-                self._contacts = repo.ContactCache()  # (or a cached contact was rolled back)
+                self._contacts = ingest.ContactCache()  # (or a cached contact was rolled back)
                 await asyncio.sleep(random.uniform(0.0025, 0.005) * 2 ** min(attempt, 7))
-            except repo.OperationalError as exc:
-                if "deadlock" not in str(exc).lower() and "locked" not in str(exc).lower():
-                    raise
+            except StoreBusy:  # a deadlock or lock timeout: the other transaction goes first
                 await asyncio.sleep(random.uniform(0.005, 0.01) * 2 ** min(attempt, 7))
         raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
 
@@ -178,87 +171,20 @@ class Inbox:
                 key = (msgs[i].channel, msgs[i].thread_key)
                 (later if key in threads else round_).append(i)
                 threads.add(key)
-            enqueued |= await self._process_round(msgs, round_, rules, results)
+            round_results, round_enqueued = await self._process_round([msgs[i] for i in round_], rules)
+            for i, result in zip(round_, round_results, strict=True):
+                results[i] = result
+            enqueued |= round_enqueued
             pending = later
         return [r for r in results if r is not None], enqueued
 
-    async def _process_round(
-        self, msgs: list[InboundMessage], idx: list[int], rules: RuleSet, results: list[IngestResult | None]
-    ) -> bool:
-        existing = await repo.find_inbound_many([(msgs[i].channel, msgs[i].platform_message_id) for i in idx])
-        fresh = []
-        for i in idx:
-            hit = existing.get((msgs[i].channel, msgs[i].platform_message_id))
-            if hit is not None:
-                results[i] = IngestResult(hit[0], hit[1], True)
-            else:
-                fresh.append(i)
-        if not fresh:
-            return False
-        contacts = await self._contacts.ids(
-            [(msgs[i].channel, msgs[i].contact_id, msgs[i].contact_name) for i in fresh]
-        )
-        keys = {i: repo.open_key(msgs[i].channel, msgs[i].thread_key) for i in fresh}
-        convs = await repo.open_conversations_for_update(list(keys.values()))
-        new = [i for i in fresh if keys[i] not in convs]
-        convs.update(
-            await repo.start_conversations([(msgs[i], contacts[(msgs[i].channel, msgs[i].contact_id)]) for i in new])
-        )
-        first = set(new)
-        message_ids = await repo.add_inbound_many([(msgs[i], convs[keys[i]].id) for i in fresh])
-
-        tags, topics, runs, events, crm_linked = [], [], [], [], []
-        for i in fresh:
-            msg, conv = msgs[i], convs[keys[i]]
-            mid = message_ids[(msg.channel, msg.platform_message_id)]
-            results[i] = IngestResult(conv.id, mid, False)
-            seen = frozenset(conv.keyword_progress or ())
-            ev = rules.evaluate(
-                text=msg.text,
-                channel=msg.channel,
-                type=ConversationType(conv.type),
-                first_message=i in first,
-                seen=seen,
-            )
-            changed: list[str] = []
-            if ev.seen != seen:
-                conv.keyword_progress = sorted(ev.seen)
-                changed.append("keyword_progress")
-            if msg.reply_to and i not in first and conv.reply_to != dict(msg.reply_to):
-                conv.reply_to = dict(msg.reply_to)
-                changed.append("reply_to")
-            if ev.firings:
-                self._metrics.fired(f.rule.id for f in ev.firings)
-                tags += [repo.message_tag(mid, conv.id, name) for name in ev.tags]
-                topics += [repo.conversation_topic(conv.id, name) for name in ev.topics]
-                runs += [
-                    repo.new_run(
-                        automation_id=f.rule.id,
-                        automation_name=f.rule.name,
-                        conversation_id=conv.id,
-                        message_id=mid,
-                        keywords=list(f.keywords),
-                        actions=[a.to_json() for a in f.actions],
-                        created_at=repo.now(),
-                    )
-                    for f in ev.firings
-                ]
-                if ev.crm_targets and conv.crm_target is None:
-                    conv.crm_target = ev.crm_targets[0]
-                    changed.append("crm_target")
-                if ev.resolve and conv.status == Status.OPEN.value:
-                    actor = f"automation:{ev.resolved_by_rule}"
-                    changed += repo.mark_resolved(conv, actor=actor, reason=ev.resolve_reason)
-                    events.append(repo.conversation_event(conv.id, "resolve", actor, ev.resolve_reason))
-            if conv.crm_target is not None:
-                crm_linked.append(conv.id)
-            await repo.save_conversation(conv, changed)
-        await repo.bulk_insert(tags, ignore_conflicts=True)
-        await repo.bulk_insert(topics, ignore_conflicts=True)
-        await repo.bulk_insert(runs)
-        await repo.bulk_insert(events)
-        await enqueue_crm_sync(crm_linked)
-        return bool(crm_linked)
+    async def _process_round(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
+        """Take the round in, let the engine plan each new message's effects, apply them all."""
+        received = await ingest.receive(msgs, contacts=self._contacts)
+        effects = [plan(r, rules) for r in received if not r.duplicate]
+        self._metrics.fired(run.automation_id for e in effects for run in e.runs)
+        enqueued = await ingest.apply(effects) if effects else False
+        return [IngestResult(r.conversation_id, r.message_id, r.duplicate) for r in received], enqueued
 
     # --- agent actions -----------------------------------------------------------------------
     async def resolve(self, conversation_id: int, *, actor: str, reason: str | None) -> None:
@@ -266,7 +192,7 @@ class Inbox:
             conv = await repo.get_conversation(conversation_id, for_update=True)
             if conv is None:
                 raise ConversationNotFound(conversation_id)
-            if conv.status == Status.RESOLVED.value:
+            if conv.status is Status.RESOLVED:
                 raise ConversationConflict(f"conversation {conversation_id} is already resolved")
             await repo.set_resolved(conv, actor=actor, reason=reason)
 
@@ -276,10 +202,10 @@ class Inbox:
                 conv = await repo.get_conversation(conversation_id, for_update=True)
                 if conv is None:
                     raise ConversationNotFound(conversation_id)
-                if conv.status == Status.OPEN.value:
+                if conv.status is Status.OPEN:
                     raise ConversationConflict(f"conversation {conversation_id} is already open")
                 await repo.set_reopened(conv, actor=actor)
-        except repo.IntegrityError:
+        except StoreConflict:
             raise ConversationConflict(
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
@@ -287,8 +213,8 @@ class Inbox:
     async def reply(self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None) -> int:
         """Store an outbound message and enqueue its delivery through the conversation's channel.
 
-        `crm_comment_id`: the CRM comment the reply comes from, stored on the message in the same
-        transaction; a comment already stored raises repo.IntegrityError and nothing is kept."""
+        `crm_comment_id`: the CRM comment the reply comes from, stored with the message; a comment
+        already stored raises StoreConflict and nothing is kept."""
         async with repo.transaction():
             conv = await repo.get_conversation(conversation_id)
             if conv is None:
@@ -297,39 +223,25 @@ class Inbox:
             if problem is not None:
                 raise ConversationConflict(problem)
             stored = await repo.add_message(
-                conversation_id=conv.id, channel=conv.channel, direction=Direction.OUTBOUND, text=text, author=author
+                conversation_id=conv.id,
+                channel=conv.channel,
+                direction=Direction.OUTBOUND,
+                text=text,
+                author=author,
+                crm_comment_id=crm_comment_id,
+                search_document=search.document(text),
             )
-            if crm_comment_id is not None:
-                await repo.set_message_crm_comment(stored.id, crm_comment_id)
+            jobs: list[NewJob] = []
             if self.delivers_replies(conv.channel):
-                await repo.enqueue(
-                    outbox_kinds.REPLY,
-                    {"message_id": stored.id, "conversation_id": conv.id, "channel": conv.channel},
-                    conversation_id=conv.id,
-                    ordering_key=f"reply:{conv.id}",
+                payload = {"message_id": stored.id, "conversation_id": conv.id, "channel": conv.channel}
+                jobs.append(
+                    NewJob(outbox_kinds.REPLY, payload, conversation_id=conv.id, ordering_key=f"reply:{conv.id}")
                 )
             if conv.crm_target is not None and author != "salesforce":
-                await enqueue_crm_sync([conv.id])
+                jobs.append(crm_sync_job(conv.id))
+            await repo.enqueue_jobs(jobs)
         self.wake_outbox()
         return stored.id
-
-
-def crm_sync_job(conversation_id: int) -> repo.OutboxJob:
-    return repo.outbox_job(
-        outbox_kinds.CRM_SYNC,
-        {"conversation_id": conversation_id},
-        conversation_id=conversation_id,
-        ordering_key=f"crm:{conversation_id}",
-    )
-
-
-async def enqueue_crm_sync(conversation_ids: list[int]) -> None:
-    """One pending sync per conversation is enough: the job syncs everything not yet in the Case,
-    so a new one is added only when none is waiting (a running one may have read too early)."""
-    if not conversation_ids:
-        return
-    waiting = await repo.pending_job_conversations(outbox_kinds.CRM_SYNC, conversation_ids)
-    await repo.bulk_insert([crm_sync_job(cid) for cid in conversation_ids if cid not in waiting])
 
 
 __all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.domain import Role, Team, User
 from bot.errors import Conflict, Invalid, NotFound, SignInLocked
+from bot.store import StoreConflict
 from bot.store import people as store
 
 MIN_PASSWORD = 10
@@ -71,7 +72,7 @@ class NewUser:
 
 def check_email(email: object) -> str:
     if not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email.strip()) > MAX_EMAIL:
-        raise Invalid("email", f'"{email}" is not an email address', value=str(email))
+        raise Invalid("email", f'"{email}" is not an email address')
     return email.strip()
 
 
@@ -87,7 +88,7 @@ def check_role(role: object) -> Role:
     try:
         return Role(str(role))
     except ValueError:
-        raise Invalid("role", f'unknown role "{role}" — use admin or agent', value=str(role)) from None
+        raise Invalid("role", f'unknown role "{role}" — use admin or agent') from None
 
 
 def check_name(name: object) -> str:
@@ -100,7 +101,7 @@ def check_language(language: object) -> str | None:
     if language is None:
         return None
     if language not in LANGUAGES:
-        raise Invalid("language", f'unknown language "{language}" — use en or fr', value=str(language))
+        raise Invalid("language", f'unknown language "{language}" — use en or fr')
     return str(language)
 
 
@@ -115,13 +116,13 @@ class People:
         clean = check_name(name)
         try:
             return await store.create_team(clean)
-        except store.DuplicateName:
-            raise Conflict(f'team "{clean}" exists already', kind="team", name=clean) from None
+        except StoreConflict:
+            raise Conflict(f'team "{clean}" exists already', field="name") from None
 
     async def delete_team(self, name: str) -> Team:
         team = (await store.find_teams([name])).get(name.casefold())
         if team is None:
-            raise NotFound(f'no team "{name}"', kind="team", name=name)
+            raise NotFound("team", name)
         await store.delete_team(team.id)
         return team
 
@@ -133,7 +134,7 @@ class People:
         found = await store.find_teams(names)
         for n in names:
             if n.casefold() not in found:
-                raise Invalid("teams", f'unknown team "{n}"', value=n, kind="team")
+                raise Invalid("teams", f'unknown team "{n}"')
         return list(dict.fromkeys(found[n.casefold()].id for n in names))
 
     # --- users -----------------------------------------------------------------------------------
@@ -143,13 +144,13 @@ class People:
     async def get_user(self, user_id: int) -> User:
         user = await store.get_user(user_id)
         if user is None:
-            raise NotFound(f"no user {user_id}", kind="user", name=str(user_id))
+            raise NotFound("user", user_id)
         return user
 
     async def find_user(self, email: str) -> User:
         user = await store.find_user(email)
         if user is None:
-            raise NotFound(f'no user "{email}"', kind="user", name=email)
+            raise NotFound("user", email)
         return user
 
     async def add_user(
@@ -176,8 +177,8 @@ class People:
                 password_hash=await hash_password(clean_password),
                 team_ids=team_ids,
             )
-        except store.DuplicateName:
-            raise Conflict(f'a user with email "{clean_email}" exists already', kind="user", name=clean_email) from None
+        except StoreConflict:
+            raise Conflict(f'a user with email "{clean_email}" exists already', field="email") from None
         return NewUser(user, generated)
 
     async def update_user(
@@ -209,7 +210,7 @@ class People:
             end_sessions=active is False or hashed is not None,
         )
         if user is None:
-            raise NotFound(f"no user {user_id}", kind="user", name=str(user_id))
+            raise NotFound("user", user_id)
         return user
 
     async def set_password(self, email: str, password: object = None) -> NewUser:

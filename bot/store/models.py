@@ -1,4 +1,7 @@
-"""Tortoise ORM models: the store's tables. Only `bot.store` imports this module."""
+"""Tortoise ORM models: the store's tables. Only `bot.store` imports this module.
+
+A `<relation>_id: int` annotation names the column Tortoise adds beside a foreign key, so the store
+reads it typed; it declares no field."""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class Conversation(Model):
     contact: fields.ForeignKeyRelation[Contact] = fields.ForeignKeyField(
         "inbox.Contact", related_name="conversations", on_delete=fields.RESTRICT
     )
+    contact_id: int  # the column behind `contact` (annotation only: Tortoise makes the attribute)
     previous_id = fields.BigIntField(null=True)
     resolution_reason = fields.CharField(max_length=100, null=True)
     resolved_by = fields.CharField(max_length=100, null=True)
@@ -80,6 +84,7 @@ class Message(Model):
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "inbox.Conversation", related_name="messages", on_delete=fields.CASCADE
     )
+    conversation_id: int
     channel = fields.CharField(max_length=64)
     # Inbound: the platform's message id (dedupe key). Outbound: NULL.
     platform_id = fields.CharField(max_length=255, null=True)
@@ -137,6 +142,7 @@ class ConversationEvent(Model):
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "inbox.Conversation", related_name="events", on_delete=fields.CASCADE
     )
+    conversation_id: int
     action = fields.CharField(max_length=16)
     actor = fields.CharField(max_length=100)
     reason = fields.CharField(max_length=100, null=True)
@@ -195,6 +201,8 @@ class AutomationRun(Model):
     message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
         "inbox.Message", related_name="runs", on_delete=fields.CASCADE
     )
+    conversation_id: int
+    message_id: int
     keywords: list[str] = fields.JSONField()  # type: ignore[assignment]
     actions: list[dict[str, Any]] = fields.JSONField()  # type: ignore[assignment]
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -9,11 +9,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from bot.domain import Role, Team, User
-from bot.store import models
-
-
-class DuplicateName(Exception):
-    """An email or a team name that exists already (compared case-insensitively)."""
+from bot.store import StoreConflict, models
+from bot.store.base import boundary
 
 
 def _team(row: models.Team) -> Team:
@@ -46,23 +43,27 @@ async def _users(rows: Sequence[models.User]) -> list[User]:
 # --- teams ---------------------------------------------------------------------------------------
 
 
+@boundary
 async def list_teams() -> list[Team]:
     return [_team(r) for r in await models.Team.all().order_by("key")]
 
 
+@boundary
 async def find_teams(names: Sequence[str]) -> dict[str, Team]:
     """Teams by case-folded name; names not found are absent."""
     keys = [n.casefold() for n in names]
     return {r.key: _team(r) for r in await models.Team.filter(key__in=keys)}
 
 
+@boundary
 async def create_team(name: str) -> Team:
     try:
         return _team(await models.Team.create(name=name, key=name.casefold()))
     except IntegrityError:
-        raise DuplicateName(name) from None
+        raise StoreConflict(f"team {name!r} exists") from None
 
 
+@boundary
 async def delete_team(team_id: int) -> None:
     await models.Team.filter(id=team_id).delete()
 
@@ -70,6 +71,7 @@ async def delete_team(team_id: int) -> None:
 # --- users ---------------------------------------------------------------------------------------
 
 
+@boundary
 async def create_user(*, email: str, name: str, role: Role, password_hash: str, team_ids: Sequence[int]) -> User:
     try:
         async with in_transaction("default"):
@@ -78,11 +80,12 @@ async def create_user(*, email: str, name: str, role: Role, password_hash: str, 
             )
             await models.UserTeam.bulk_create([models.UserTeam(user_id=row.id, team_id=t) for t in team_ids])
     except IntegrityError:
-        raise DuplicateName(email) from None
+        raise StoreConflict(f"user {email!r} exists") from None
     (user,) = await _users([row])
     return user
 
 
+@boundary
 async def list_users(*, after_id: int | None = None, limit: int | None = None) -> list[User]:
     qs = models.User.all().order_by("id")
     if after_id is not None:
@@ -92,25 +95,30 @@ async def list_users(*, after_id: int | None = None, limit: int | None = None) -
     return await _users(await qs)
 
 
+@boundary
 async def get_user(user_id: int) -> User | None:
     row = await models.User.filter(id=user_id).first()
     return (await _users([row]))[0] if row else None
 
 
+@boundary
 async def find_user(email: str) -> User | None:
     row = await models.User.filter(email_key=email.casefold()).first()
     return (await _users([row]))[0] if row else None
 
 
+@boundary
 async def password_hash(user_id: int) -> str | None:
     row = await models.User.filter(id=user_id).only("id", "password_hash").first()
     return row.password_hash if row else None
 
 
+@boundary
 async def count_users() -> int:
     return await models.User.all().count()
 
 
+@boundary
 async def update_user(
     user_id: int,
     *,
@@ -152,6 +160,7 @@ async def update_user(
 # --- the sign-in lockout counter -------------------------------------------------------------------
 
 
+@boundary
 async def sign_in_locked_until(email: str, *, now: datetime) -> datetime | None:
     """Until when sign-in for this email is locked, or None."""
     row = await models.SignInLock.filter(email_key=email.casefold()).first()
@@ -160,6 +169,7 @@ async def sign_in_locked_until(email: str, *, now: datetime) -> datetime | None:
     return row.locked_until
 
 
+@boundary
 async def record_sign_in_failure(
     email: str, *, now: datetime, window: timedelta, limit: int, lock_for: timedelta
 ) -> datetime | None:
@@ -189,5 +199,6 @@ async def record_sign_in_failure(
     return None
 
 
+@boundary
 async def clear_sign_in_failures(email: str) -> None:
     await models.SignInLock.filter(email_key=email.casefold()).delete()

@@ -11,6 +11,7 @@ from tortoise import connections
 
 from bot.domain import PRIORITY_ORDER, Priority, TopicRouting
 from bot.engine.queue import route
+from bot.store.base import boundary
 from bot.store.models import Conversation, ConversationTopic, Label, Team
 
 _WAITING = (
@@ -25,6 +26,7 @@ def _ids(ids: Iterable[int]) -> str:
     return ", ".join(str(int(i)) for i in ids)  # ints only: safe to inline
 
 
+@boundary
 async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool = False) -> None:
     """Recompute `waiting_since` (the oldest inbound message after our last reply; NULL when
     resolved or answered). `only_unset`: touch only conversations not waiting yet (a new inbound
@@ -37,6 +39,7 @@ async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool =
     await connections.get("default").execute_script(sql)
 
 
+@boundary
 async def reroute(conversation_ids: Sequence[int]) -> None:
     """Recompute priority and team of these conversations from their topics (applied order)."""
     ids = sorted(set(conversation_ids))
@@ -73,6 +76,7 @@ async def reroute(conversation_ids: Sequence[int]) -> None:
         await Conversation.filter(id__in=members).update(priority=rank, team_id=team_id)
 
 
+@boundary
 async def conversations_with_topic(topic: str, *, open_only: bool = True) -> list[int]:
     qs = ConversationTopic.filter(key=topic.casefold())
     if open_only:
@@ -80,6 +84,7 @@ async def conversations_with_topic(topic: str, *, open_only: bool = True) -> lis
     return [int(i) for i in await qs.values_list("conversation_id", flat=True)]  # type: ignore[call-overload]
 
 
+@boundary
 async def assign(conversation_id: int, user_id: int | None, *, unless_held_by_other: int | None = None) -> int | None:
     """Set the assignee. With `unless_held_by_other=U` the change happens only when nobody, or U,
     holds the conversation — checked and written in one statement, so of two agents taking it at

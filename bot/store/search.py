@@ -13,6 +13,8 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import RawSQL
 
+from bot.store.base import boundary
+
 SQLITE_TABLE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
     "body, content='', tokenize = \"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\")"
@@ -39,6 +41,7 @@ async def create_index(conn: BaseDBAsyncClient) -> None:
         await conn.execute_script(sql)
 
 
+@boundary
 async def index_messages(rows: Sequence[tuple[int, int, str]], *, conn: BaseDBAsyncClient | None = None) -> None:
     """Index (message id, conversation id, document) rows, in the caller's transaction."""
     if not rows:

@@ -353,7 +353,7 @@ class SalesforceCrm:
             return
         if conv.crm_target != TARGET:
             raise PermanentFailure(f"conversation {conversation_id} is not linked to Salesforce")
-        contact = await repo.get_contact(conv.contact_id)  # type: ignore[attr-defined]
+        contact = await repo.get_contact(conv.contact_id)
         case_id, upto = conv.crm_case_id, conv.crm_transcript_upto
         if not case_id:
             case_id, upto = await self._ensure_case(conv, contact)

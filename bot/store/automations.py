@@ -1,0 +1,215 @@
+"""Automations, their runs, and the revision counter every worker watches to reload them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from bot import domain
+from bot.domain import Action, ActionType
+from bot.store import models, records
+from bot.store.base import boundary, now
+
+AUTOMATIONS_REVISION = "automations_revision"
+
+
+def _actions_json(actions: Sequence[Action | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stored form of actions, one shape for all (`{"type": "tag", "tag": "closing"}`)."""
+    return [(a if isinstance(a, Action) else Action.from_json(a)).to_json() for a in actions]
+
+
+def _columns(
+    *,
+    name: str,
+    keywords: Sequence[str],
+    match: str,
+    actions: Sequence[Action | Mapping[str, Any]],
+    channels: Sequence[str],
+    types: Sequence[str],
+    enabled: bool,
+    key: str | None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "key": key or name.casefold(),
+        "keywords": list(keywords),
+        "match": str(match),
+        "actions": _actions_json(actions),
+        "channels": list(channels),
+        "types": [str(t) for t in types],
+        "enabled": enabled,
+    }
+
+
+@boundary
+async def list_automations(*, after_id: int | None = None, limit: int | None = None) -> list[domain.Automation]:
+    """Oldest first; `after_id` is the page cursor."""
+    qs = models.Automation.all().order_by("id")
+    if after_id is not None:
+        qs = qs.filter(id__gt=after_id)
+    if limit is not None:
+        qs = qs.limit(limit)
+    return [records.automation(a) for a in await qs]
+
+
+@boundary
+async def enabled_automations() -> list[domain.Automation]:
+    return [records.automation(a) for a in await models.Automation.filter(enabled=True).order_by("id")]
+
+
+@boundary
+async def get_automation(automation_id: int) -> domain.Automation | None:
+    row = await models.Automation.filter(id=automation_id).first()
+    return records.automation(row) if row else None
+
+
+@boundary
+async def find_automation(name: str) -> domain.Automation | None:
+    """By name, case-insensitively."""
+    row = await models.Automation.filter(key=name.casefold()).first()
+    return records.automation(row) if row else None
+
+
+@boundary
+async def create_automation(
+    *,
+    name: str,
+    keywords: Sequence[str],
+    match: str,
+    actions: Sequence[Action | Mapping[str, Any]],
+    channels: Sequence[str] = (),
+    types: Sequence[str] = (),
+    enabled: bool = True,
+    created_by: str | None = None,
+    key: str | None = None,
+) -> domain.Automation:
+    """Store a validated automation; raises StoreConflict when the name is taken (case-insensitively).
+
+    `actions` are records or their JSON form; `key` defaults to the case-folded name."""
+    columns = _columns(
+        name=name,
+        keywords=keywords,
+        match=match,
+        actions=actions,
+        channels=channels,
+        types=types,
+        enabled=enabled,
+        key=key,
+    )
+    return records.automation(await models.Automation.create(**columns, created_by=created_by))
+
+
+@boundary
+async def update_automation(
+    automation_id: int,
+    *,
+    name: str,
+    keywords: Sequence[str],
+    match: str,
+    actions: Sequence[Action | Mapping[str, Any]],
+    channels: Sequence[str],
+    types: Sequence[str],
+    enabled: bool,
+    key: str | None = None,
+) -> domain.Automation | None:
+    """Replace an automation's editable fields; None when it no longer exists."""
+    row = await models.Automation.filter(id=automation_id).first()
+    if row is None:
+        return None
+    columns = _columns(
+        name=name,
+        keywords=keywords,
+        match=match,
+        actions=actions,
+        channels=channels,
+        types=types,
+        enabled=enabled,
+        key=key,
+    )
+    for column, value in columns.items():
+        setattr(row, column, value)
+    await row.save(update_fields=[*columns, "updated_at"])
+    return records.automation(row)
+
+
+@boundary
+async def save_automation(a: domain.Automation) -> domain.Automation | None:
+    """Store the record's editable fields; None when the automation no longer exists."""
+    return await update_automation(
+        a.id,
+        name=a.name,
+        keywords=a.keywords,
+        match=a.match,
+        actions=a.actions,
+        channels=a.channels,
+        types=a.types,
+        enabled=a.enabled,
+    )
+
+
+@boundary
+async def set_automation_enabled(automation_id: int, enabled: bool) -> domain.Automation | None:
+    """Enable or disable; None when the automation no longer exists."""
+    if not await models.Automation.filter(id=automation_id).update(enabled=enabled, updated_at=now()):
+        return None
+    return await get_automation(automation_id)
+
+
+@boundary
+async def delete_automation(a: domain.Automation) -> None:
+    """Delete the automation; its runs stay (they carry its name)."""
+    await models.Automation.filter(id=a.id).delete()
+
+
+@boundary
+async def automations_using(kind: str, name: str) -> list[domain.Automation]:
+    """Automations whose actions name this tag/topic/reason (case-insensitively)."""
+    action_type = {"tag": ActionType.TAG, "topic": ActionType.TOPIC, "reason": ActionType.RESOLVE}[kind]
+    folded = name.casefold()
+    return [
+        a
+        for a in await list_automations()
+        if any(
+            act.type == action_type and act.value is not None and act.value.casefold() == folded for act in a.actions
+        )
+    ]
+
+
+@boundary
+async def list_runs(
+    *, automation_id: int | None = None, before_id: int | None = None, limit: int = 50
+) -> list[domain.AutomationRun]:
+    """Newest first; `before_id` is the page cursor. A deleted automation's runs stay listed."""
+    qs = models.AutomationRun.all()
+    if automation_id is not None:
+        qs = qs.filter(automation_id=automation_id)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return [records.run(r) for r in await qs.order_by("-id").limit(limit)]
+
+
+@boundary
+async def bump_automations_revision() -> int:
+    """Count a change to the automations; every worker reloads when it sees a new revision."""
+    for _ in range(3):
+        try:
+            async with in_transaction("default"):
+                row = await models.KeyValue.filter(key=AUTOMATIONS_REVISION).select_for_update().first()
+                if row is None:
+                    await models.KeyValue.create(key=AUTOMATIONS_REVISION, value="1")
+                    return 1
+                value = int(row.value) + 1
+                await models.KeyValue.filter(key=AUTOMATIONS_REVISION).update(value=str(value))
+                return value
+        except IntegrityError:  # two first changes at once: the other one created the row
+            continue
+    raise RuntimeError("could not record the automations revision")
+
+
+@boundary
+async def automations_revision() -> int:
+    row = await models.KeyValue.filter(key=AUTOMATIONS_REVISION).first()
+    return int(row.value) if row else 0

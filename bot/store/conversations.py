@@ -1,0 +1,292 @@
+"""Conversations, their contacts and messages: reads for the API, status changes, CRM progress."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
+
+from bot import domain
+from bot.domain import Direction, Status
+from bot.store import models, records, search
+from bot.store.base import boundary, now
+
+
+def open_key(channel: str, thread_key: str) -> str:
+    """The unique value an open conversation holds: one open conversation per (channel, thread)."""
+    return f"{channel}\x1f{thread_key}"
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+@boundary
+async def get_conversation(conversation_id: int, *, for_update: bool = False) -> domain.Conversation | None:
+    """The conversation, or None; `for_update` locks it until the transaction ends (PostgreSQL)."""
+    qs = models.Conversation.filter(id=conversation_id)
+    if for_update:
+        qs = qs.select_for_update()
+    row = await qs.first()
+    return records.conversation(row) if row else None
+
+
+def mark_resolved(conv: domain.Conversation, *, actor: str, reason: str | None) -> domain.Conversation:
+    """The conversation as resolved by `actor` (nothing is stored: see `set_resolved`)."""
+    t = now()
+    return dataclasses.replace(
+        conv,
+        status=Status.RESOLVED,
+        resolution_reason=reason,
+        resolved_by=actor,
+        resolved_at=t,
+        updated_at=t,
+    )
+
+
+def resolved_columns(*, actor: str, reason: str | None, at: datetime) -> dict[str, Any]:
+    """The columns a resolve writes (the open key is freed: the thread may open a new one)."""
+    return {
+        "status": Status.RESOLVED.value,
+        "open_key": None,
+        "resolution_reason": reason,
+        "resolved_by": actor,
+        "resolved_at": at,
+    }
+
+
+@boundary
+async def set_resolved(conv: domain.Conversation, *, actor: str, reason: str | None) -> domain.Conversation:
+    """Resolve and record who did it; returns the conversation as stored."""
+    done = mark_resolved(conv, actor=actor, reason=reason)
+    assert done.resolved_at is not None
+    await models.Conversation.filter(id=conv.id).update(
+        **resolved_columns(actor=actor, reason=reason, at=done.resolved_at), updated_at=done.updated_at
+    )
+    await record_event(conv.id, "resolve", actor, reason)
+    return done
+
+
+@boundary
+async def set_reopened(conv: domain.Conversation, *, actor: str) -> domain.Conversation:
+    """Reopen; raises StoreConflict when another conversation is open on the same thread."""
+    t = now()
+    await models.Conversation.filter(id=conv.id).update(
+        status=Status.OPEN.value,
+        open_key=open_key(conv.channel, conv.thread_key),
+        resolution_reason=None,
+        resolved_by=None,
+        resolved_at=None,
+        updated_at=t,
+    )
+    await record_event(conv.id, "reopen", actor, None)
+    return dataclasses.replace(
+        conv, status=Status.OPEN, resolution_reason=None, resolved_by=None, resolved_at=None, updated_at=t
+    )
+
+
+@boundary
+async def record_event(conversation_id: int, action: str, actor: str, reason: str | None) -> None:
+    await models.ConversationEvent.create(conversation_id=conversation_id, action=action, actor=actor, reason=reason)
+
+
+@boundary
+async def conversation_events(conversation_id: int) -> list[domain.ConversationEvent]:
+    """Who resolved and reopened the conversation, oldest first."""
+    rows = await models.ConversationEvent.filter(conversation_id=conversation_id).order_by("id")
+    return [records.event(r) for r in rows]
+
+
+@boundary
+async def list_conversations(
+    *,
+    status: str | None,
+    channel: str | None,
+    topic: str | None,
+    tag: str | None,
+    before_id: int | None,
+    limit: int,
+    words: Sequence[str] | None = None,
+) -> list[domain.Conversation]:
+    """Newest first, filtered; `before_id` is the page cursor; `words`: search terms
+    (`bot.engine.search.terms`), each somewhere in the conversation."""
+    # a filter longer than its column can match nothing (and Tortoise refuses to bind it)
+    if (channel and len(channel) > 64) or (topic and len(topic) > 100) or (tag and len(tag) > 100):
+        return []
+    qs = models.Conversation.all()
+    if status:
+        qs = qs.filter(status=status)
+    if channel:
+        qs = qs.filter(channel=channel)
+    if topic:
+        topics = models.ConversationTopic.filter(key=topic.casefold()).values("conversation_id")
+        qs = qs.filter(id__in=Subquery(topics))
+    if tag:
+        qs = qs.filter(id__in=Subquery(models.MessageTag.filter(key=tag.casefold()).values("conversation_id")))
+    if words is not None:
+        qs = qs.filter(id__in=search.matching_conversations(words, dialect=qs._db.capabilities.dialect))
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return [records.conversation(c) for c in await qs.order_by("-id").limit(limit)]
+
+
+@boundary
+async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """(topics by conversation, tags by conversation), each in first-applied order, unique."""
+    topics: dict[int, list[str]] = {i: [] for i in ids}
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    if not ids:
+        return topics, tags
+    for cid, name in (
+        await models.ConversationTopic.filter(conversation_id__in=ids)
+        .order_by("id")
+        .values_list("conversation_id", "name")
+    ):
+        topics[cid].append(name)
+    seen: set[tuple[int, str]] = set()
+    for cid, name, key in (
+        await models.MessageTag.filter(conversation_id__in=ids)
+        .order_by("id")
+        .values_list("conversation_id", "name", "key")
+    ):
+        if (cid, key) not in seen:
+            seen.add((cid, key))
+            tags[cid].append(name)
+    return topics, tags
+
+
+@boundary
+async def conversation_messages(conversation_id: int) -> tuple[list[domain.Message], dict[int, list[str]]]:
+    """The conversation's messages, oldest first, and each message's tags."""
+    messages = [records.message(m) for m in await models.Message.filter(conversation_id=conversation_id).order_by("id")]
+    tags: dict[int, list[str]] = {m.id: [] for m in messages}
+    for mid, name in (
+        await models.MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list("message_id", "name")
+    ):
+        tags.setdefault(mid, []).append(name)
+    return messages, tags
+
+
+@boundary
+async def conversation_runs(conversation_id: int) -> list[domain.AutomationRun]:
+    rows = await models.AutomationRun.filter(conversation_id=conversation_id).order_by("id")
+    return [records.run(r) for r in rows]
+
+
+# --- contacts and messages -----------------------------------------------------------------------
+
+
+@boundary
+async def get_contact(contact_id: int) -> domain.Contact | None:
+    row = await models.Contact.filter(id=contact_id).first()
+    return records.contact(row) if row else None
+
+
+@boundary
+async def get_contacts(contact_ids: Sequence[int]) -> dict[int, domain.Contact]:
+    """Contacts by id (the ones that exist)."""
+    if not contact_ids:
+        return {}
+    rows = await models.Contact.filter(id__in=list(set(contact_ids)))
+    return {r.id: records.contact(r) for r in rows}
+
+
+@boundary
+async def add_message(
+    *,
+    conversation_id: int,
+    channel: str,
+    direction: Direction,
+    text: str,
+    platform_id: str | None = None,
+    author: str | None = None,
+    sent_at: datetime | None = None,
+    crm_comment_id: str | None = None,
+    search_document: str | None = None,
+) -> domain.Message:
+    """Store one message (and index `search_document`, its searchable form); a `crm_comment_id`
+    already held by another raises StoreConflict."""
+    row = await models.Message.create(
+        conversation_id=conversation_id,
+        channel=channel,
+        platform_id=platform_id,
+        direction=direction.value,
+        text=text,
+        author=author,
+        sent_at=sent_at or now(),
+        crm_comment_id=crm_comment_id,
+    )
+    if search_document is not None:
+        await search.index_messages([(row.id, conversation_id, search_document)])
+    return records.message(row)
+
+
+@boundary
+async def get_message(message_id: int) -> domain.Message | None:
+    row = await models.Message.filter(id=message_id).first()
+    return records.message(row) if row else None
+
+
+@boundary
+async def mark_sent(message_id: int, external_id: str | None) -> None:
+    """Record the id the platform gave a delivered outbound message."""
+    await models.Message.filter(id=message_id).update(external_id=external_id)
+
+
+# --- CRM sync progress ------------------------------------------------------------------------------
+
+
+@boundary
+async def set_crm_fields(conversation_id: int, **values: Any) -> None:
+    """Update the conversation's crm_* columns only (never races with ingest's own fields)."""
+    if any(not k.startswith("crm_") for k in values):
+        raise ValueError(f"only crm_* columns here, not {sorted(values)}")
+    await models.Conversation.filter(id=conversation_id).update(**values)
+
+
+@boundary
+async def crm_last_message_id(conversation_id: int) -> int:
+    row = await models.Message.filter(conversation_id=conversation_id).order_by("-id").only("id").first()
+    return row.id if row else 0
+
+
+@boundary
+async def crm_unsynced_messages(conversation_id: int, *, after_id: int) -> list[domain.Message]:
+    """Messages after the Case's transcript that have no CaseComment yet, oldest first."""
+    rows = await models.Message.filter(
+        conversation_id=conversation_id, id__gt=after_id, crm_comment_id__isnull=True
+    ).order_by("id")
+    return [records.message(m) for m in rows]
+
+
+@boundary
+async def crm_comment_done(message_id: int, comment_id: str, conversation_id: int) -> None:
+    """Record the CaseComment of a message and clear the conversation's pending marker, together."""
+    async with in_transaction("default"):
+        await models.Message.filter(id=message_id).update(crm_comment_id=comment_id)
+        await models.Conversation.filter(id=conversation_id).update(crm_pending_message_id=None)
+
+
+@boundary
+async def set_message_crm_comment(message_id: int, comment_id: str) -> None:
+    """Raises StoreConflict when another message already holds this CaseComment id."""
+    await models.Message.filter(id=message_id).update(crm_comment_id=comment_id)
+
+
+@boundary
+async def known_crm_comments(comment_ids: Sequence[str]) -> set[str]:
+    """The CaseComment ids already stored on a message."""
+    if not comment_ids:
+        return set()
+    rows = await models.Message.filter(crm_comment_id__in=list(comment_ids)).values_list("crm_comment_id", flat=True)
+    return {str(r) for r in rows}
+
+
+@boundary
+async def crm_linked_conversations(target: str) -> list[domain.Conversation]:
+    """Conversations linked to a CRM record (newest last)."""
+    rows = await models.Conversation.filter(crm_target=target, crm_case_id__isnull=False).order_by("id")
+    return [records.conversation(c) for c in rows]

@@ -1,0 +1,179 @@
+"""Outbox jobs: enqueue (in the caller's transaction), claim with a lease, finish, retry, list."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Min
+
+from bot import domain
+from bot.domain import NewJob
+from bot.store import models, records
+from bot.store.base import boundary, now, transaction
+
+
+@boundary
+async def enqueue(
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    conversation_id: int | None = None,
+    ordering_key: str | None = None,
+    delay: float = 0.0,
+) -> domain.OutboxJob:
+    """One job, due after `delay` seconds."""
+    row = await models.OutboxJob.create(
+        kind=kind,
+        payload=payload,
+        conversation_id=conversation_id,
+        ordering_key=ordering_key,
+        status="pending",
+        run_after=now() + timedelta(seconds=delay),
+    )
+    return records.job(row)
+
+
+@boundary
+async def enqueue_jobs(jobs: Sequence[NewJob]) -> None:
+    """Enqueue several jobs in one statement (plus one look-up per kind that merges into a waiting
+    job: see `NewJob.unless_pending`)."""
+    if not jobs:
+        return
+    waiting: dict[str, set[int]] = {}
+    for kind in {j.kind for j in jobs if j.unless_pending}:
+        ids = [j.conversation_id for j in jobs if j.kind == kind and j.unless_pending and j.conversation_id is not None]
+        waiting[kind] = await pending_job_conversations(kind, ids)
+    t = now()
+    rows = [
+        models.OutboxJob(
+            kind=j.kind,
+            payload=dict(j.payload),
+            conversation_id=j.conversation_id,
+            ordering_key=j.ordering_key,
+            status="pending",
+            run_after=t,
+            created_at=t,
+            updated_at=t,
+        )
+        for j in jobs
+        if not (j.unless_pending and j.conversation_id in waiting.get(j.kind, ()))
+    ]
+    if rows:
+        await models.OutboxJob.bulk_create(rows)
+
+
+@boundary
+async def claim_jobs(*, limit: int, lease_seconds: float, skip_locked: bool) -> list[domain.OutboxJob]:
+    """Take up to `limit` due jobs for this worker, each leased until `job.locked_until` (the
+    worker's claim token: renew, finish and retry only succeed while it still matches).
+
+    On PostgreSQL rows locked by another worker are skipped (FOR UPDATE SKIP LOCKED); a job whose
+    lease ran out (a crashed worker) is due again. Jobs sharing an ordering key run one at a time,
+    oldest first: only the oldest unfinished job of a key is a candidate, so jobs waiting behind a
+    backed-off one never fill the claim window and starve other keys."""
+    t = now()
+    async with transaction():
+        heads = (
+            models.OutboxJob.filter(status__in=["pending", "running"], ordering_key__isnull=False)
+            .group_by("ordering_key")
+            .annotate(first=Min("id"))
+            .values("first")
+        )
+        due = Q(status="pending", run_after__lte=t) | Q(status="running", locked_until__lt=t)
+        qs = models.OutboxJob.filter(due).filter(Q(ordering_key__isnull=True) | Q(id__in=Subquery(heads)))
+        qs = qs.order_by("id").limit(limit)
+        rows = await (qs.select_for_update(skip_locked=True) if skip_locked else qs)
+        if not rows:
+            return []
+        token = t + timedelta(seconds=lease_seconds)
+        await models.OutboxJob.filter(id__in=[j.id for j in rows]).update(
+            status="running", locked_until=token, updated_at=t
+        )
+        return [dataclasses.replace(records.job(j), status="running", locked_until=token, updated_at=t) for j in rows]
+
+
+@boundary
+async def renew_job(job: domain.OutboxJob, *, lease_seconds: float) -> domain.OutboxJob | None:
+    """Extend this worker's lease on a running job: the job with its new claim token, or None when
+    the lease was lost to another worker."""
+    token = now() + timedelta(seconds=lease_seconds)
+    renewed = await models.OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+        locked_until=token
+    )
+    return dataclasses.replace(job, locked_until=token) if renewed else None
+
+
+@boundary
+async def finish_job(job: domain.OutboxJob) -> bool:
+    """Mark done, if this worker still holds the job's lease."""
+    return bool(
+        await models.OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+            status="done", locked_until=None, last_error=None, updated_at=now()
+        )
+    )
+
+
+@boundary
+async def retry_job(job: domain.OutboxJob, *, attempts: int, delay: float, error: str, failed: bool) -> bool:
+    """Back off (or fail for good), if this worker still holds the job's lease."""
+    return bool(
+        await models.OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+            status="failed" if failed else "pending",
+            attempts=attempts,
+            run_after=now() + timedelta(seconds=delay),
+            locked_until=None,
+            last_error=error[:2000],
+            updated_at=now(),
+        )
+    )
+
+
+@boundary
+async def pending_job_conversations(kind: str, conversation_ids: Sequence[int]) -> set[int]:
+    """Conversations that already have a not-yet-started job of this kind (idempotent jobs merge)."""
+    if not conversation_ids:
+        return set()
+    rows = await models.OutboxJob.filter(
+        kind=kind, status="pending", conversation_id__in=list(conversation_ids)
+    ).values_list("conversation_id", flat=True)
+    return {int(r) for r in rows}  # type: ignore[call-overload]
+
+
+@boundary
+async def list_jobs(
+    *, status: str | None = None, conversation_id: int | None = None, before_id: int | None = None, limit: int = 50
+) -> list[domain.OutboxJob]:
+    """Newest first; `before_id` is the page cursor."""
+    qs = models.OutboxJob.all()
+    if status:
+        qs = qs.filter(status=status)
+    if conversation_id is not None:
+        qs = qs.filter(conversation_id=conversation_id)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return [records.job(j) for j in await qs.order_by("-id").limit(limit)]
+
+
+@boundary
+async def count_jobs(status: str) -> int:
+    return await models.OutboxJob.filter(status=status).count()
+
+
+@boundary
+async def get_job(job_id: int) -> domain.OutboxJob | None:
+    row = await models.OutboxJob.filter(id=job_id).first()
+    return records.job(row) if row else None
+
+
+@boundary
+async def requeue_job(job_id: int) -> bool:
+    """Give a failed job a fresh set of attempts; False when it is not failed."""
+    return bool(
+        await models.OutboxJob.filter(id=job_id, status="failed").update(
+            status="pending", attempts=0, run_after=now(), updated_at=now()
+        )
+    )

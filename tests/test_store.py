@@ -1,0 +1,249 @@
+"""The store as a boundary: records out, values in, its own exceptions; and one ingest round as
+receive (store) → plan (engine, pure) → apply (store). On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot import domain, outbox_kinds
+from bot.domain import (
+    Action,
+    ActionType,
+    ConversationType,
+    Direction,
+    InboundMessage,
+    MatchMode,
+    OpenConversation,
+    Received,
+    Status,
+)
+from bot.engine import Rule, RuleSet
+from bot.engine.effects import plan
+from bot.store import StoreConflict, StoreInvalid, db, ingest, repo
+from tests.conftest import STORES
+
+NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+def rules(*specs: tuple[int, str, tuple[str, ...], tuple[Action, ...]], match: MatchMode = MatchMode.ANY) -> RuleSet:
+    return RuleSet(Rule(id=i, name=name, keywords=kws, match=match, actions=acts) for i, name, kws, acts in specs)
+
+
+def inbound(text: str, *, mid: str = "m-1", thread: str = "t-1", **kw: Any) -> InboundMessage:
+    return InboundMessage(
+        channel="web", platform_message_id=mid, thread_key=thread, contact_id="c-1", text=text, sent_at=NOW, **kw
+    )
+
+
+def received(msg: InboundMessage, *, first: bool, **conv: Any) -> Received:
+    state = OpenConversation(
+        **{"id": 7, "type": ConversationType.DIRECT, "keyword_progress": (), "reply_to": {}, "crm_target": None, **conv}
+    )
+    return Received(msg, conversation_id=state.id, message_id=70, conversation=state, first=first)
+
+
+BYE = (1, "Bye", ("bye",), (Action(ActionType.TAG, "closing"), Action(ActionType.RESOLVE, "Contact left")))
+CRM = (2, "Order", ("order",), (Action(ActionType.TOPIC, "Orders"), Action(ActionType.CRM, "salesforce")))
+
+
+# --- plan: pure -------------------------------------------------------------------------------------
+
+
+def test_plan_a_first_message_resolves_and_tags() -> None:
+    effects = plan(received(inbound("ok bye"), first=True), rules(BYE))
+    assert effects.conversation_id == 7 and effects.message_id == 70
+    assert effects.tags == ("closing",) and effects.topics == ()
+    assert effects.resolve == domain.Resolution("automation:1", "Contact left")
+    assert [(r.automation_id, r.keywords) for r in effects.runs] == [(1, ("bye",))]
+    assert effects.jobs == () and effects.crm_target is None and effects.keyword_progress is None
+
+
+def test_plan_a_later_message_tags_but_does_not_resolve() -> None:
+    effects = plan(received(inbound("ok bye"), first=False), rules(BYE))
+    assert effects.tags == ("closing",) and effects.resolve is None
+    assert effects.runs[0].actions == (Action(ActionType.TAG, "closing"),)  # the run records what applied
+
+
+def test_plan_nothing_matches_changes_nothing() -> None:
+    effects = plan(received(inbound("hello"), first=False), rules(BYE))
+    # only the message's searchable form, which every message has
+    assert effects == domain.Effects(conversation_id=7, message_id=70, search_document="hello")
+    assert not effects.changes_conversation
+
+
+def test_plan_links_to_the_crm_once_and_syncs_every_message_after() -> None:
+    linked = plan(received(inbound("my order"), first=True), rules(CRM))
+    assert linked.crm_target == "salesforce" and linked.topics == ("Orders",)
+    assert [(j.kind, j.ordering_key, j.unless_pending) for j in linked.jobs] == [(outbox_kinds.CRM_SYNC, "crm:7", True)]
+    later = plan(received(inbound("thanks"), first=False, crm_target="salesforce"), rules(CRM))
+    assert later.crm_target is None, "already linked: the target is not written again"
+    assert [j.kind for j in later.jobs] == [outbox_kinds.CRM_SYNC]
+
+
+def test_plan_keyword_progress_and_reply_to() -> None:
+    both = rules((3, "Both", ("refund", "late"), (Action(ActionType.TAG, "urgent"),)), match=MatchMode.ALL)
+    step = plan(received(inbound("it is late"), first=False), both)
+    assert step.keyword_progress == ("late",) and step.tags == ()
+    done = plan(received(inbound("refund please"), first=False, keyword_progress=("late",)), both)
+    assert done.tags == ("urgent",) and done.keyword_progress == ("late", "refund")
+
+    moved = inbound("hi", reply_to={"channel": "C2", "thread_ts": "2.0"})
+    assert plan(received(moved, first=False, reply_to={"channel": "C1"}), both).reply_to == dict(moved.reply_to)
+    assert plan(received(moved, first=True), both).reply_to is None, "a new conversation was opened with it"
+    assert plan(received(moved, first=False, reply_to=dict(moved.reply_to)), both).reply_to is None
+
+
+def test_plan_refuses_a_duplicate() -> None:
+    with pytest.raises(ValueError):
+        plan(Received(inbound("bye"), conversation_id=1, message_id=2, conversation=None), rules(BYE))
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+on_both_stores = pytest.mark.parametrize("db_url", STORES, indirect=True)
+
+
+async def ingest_round(msgs: list[InboundMessage], ruleset: RuleSet) -> tuple[list[Received], bool]:
+    async with repo.transaction():
+        got = await ingest.receive(msgs, contacts=ingest.ContactCache())
+        enqueued = await ingest.apply([plan(r, ruleset) for r in got if not r.duplicate])
+    return got, enqueued
+
+
+@on_both_stores
+async def test_a_round_is_received_then_applied(db_url: str) -> None:
+    async with db.open_store(db_url):
+        ruleset = rules(BYE, CRM)
+        got, enqueued = await ingest_round(
+            [inbound("bye", mid="a", thread="t-1"), inbound("my order", mid="b", thread="t-2")], ruleset
+        )
+        assert [(r.first, r.duplicate) for r in got] == [(True, False), (True, False)]
+        bye, order = got
+        assert enqueued, "the CRM-linked conversation got a sync job"
+
+        resolved = await repo.get_conversation(bye.conversation_id)
+        assert isinstance(resolved, domain.Conversation)
+        assert resolved.status is Status.RESOLVED and resolved.resolved_by == "automation:1"
+        assert resolved.resolution_reason == "Contact left"
+        events = await repo.conversation_events(bye.conversation_id)
+        assert [(e.action, e.actor, e.reason) for e in events] == [("resolve", "automation:1", "Contact left")]
+        messages, tags = await repo.conversation_messages(bye.conversation_id)
+        assert [m.direction for m in messages] == [Direction.INBOUND] and tags[messages[0].id] == ["closing"]
+
+        linked = await repo.get_conversation(order.conversation_id)
+        assert linked is not None and linked.crm_target == "salesforce" and linked.status is Status.OPEN
+        topics, _ = await repo.conversation_labels([order.conversation_id])
+        assert topics[order.conversation_id] == ["Orders"]
+        runs = await repo.conversation_runs(order.conversation_id)
+        assert [(r.automation_name, r.actions) for r in runs] == [("Order", CRM[3])]
+
+        # the same message again is a duplicate: nothing planned, nothing written
+        (again,), enqueued = await ingest_round([inbound("my order", mid="b", thread="t-2")], ruleset)
+        assert again.duplicate and again.message_id == order.message_id and not enqueued
+        # a later message merges into the waiting sync job instead of adding one
+        (later,), enqueued = await ingest_round([inbound("thanks", mid="c", thread="t-2")], ruleset)
+        assert not later.first and later.conversation_id == order.conversation_id and enqueued
+        jobs = await repo.list_jobs(conversation_id=order.conversation_id)
+        assert [(j.kind, j.status) for j in jobs] == [(outbox_kinds.CRM_SYNC, "pending")]
+        # the resolved thread opens a new conversation, linked to the previous one
+        (reopened,), _ = await ingest_round([inbound("hello again", mid="d", thread="t-1")], ruleset)
+        assert reopened.first and reopened.conversation_id != bye.conversation_id
+        new = await repo.get_conversation(reopened.conversation_id)
+        assert new is not None and new.previous_id == bye.conversation_id
+
+
+@on_both_stores
+async def test_records_come_out_frozen_and_go_back_as_values(db_url: str) -> None:
+    async with db.open_store(db_url):
+        await repo.create_label("tag", "closing")
+        a = await repo.create_automation(
+            name="Bye", keywords=["bye"], match="any", actions=[Action(ActionType.TAG, "closing")]
+        )
+        assert isinstance(a, domain.Automation) and a.actions == (Action(ActionType.TAG, "closing"),)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            a.enabled = False  # type: ignore[misc]
+        off = await repo.set_automation_enabled(a.id, False)
+        assert off is not None and not off.enabled and a.enabled
+        renamed = await repo.update_automation(
+            a.id,
+            name="Au revoir",
+            keywords=["bye", "au revoir"],
+            match=MatchMode.ALL,
+            actions=[{"type": "tag", "tag": "closing"}],  # the JSON form is taken too
+            channels=[],
+            types=[ConversationType.GROUP],
+            enabled=True,
+        )
+        assert renamed is not None and renamed.name == "Au revoir" and renamed.match is MatchMode.ALL
+        assert renamed.types == (ConversationType.GROUP,)
+        assert await repo.find_automation("AU REVOIR") == renamed
+        assert [x.id for x in await repo.automations_using("tag", "CLOSING")] == [a.id]
+        await repo.delete_automation(renamed)
+        assert await repo.update_automation(a.id, **_fields(renamed)) is None
+
+
+def _fields(a: domain.Automation) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "keywords": a.keywords,
+        "match": a.match,
+        "actions": a.actions,
+        "channels": a.channels,
+        "types": a.types,
+        "enabled": a.enabled,
+    }
+
+
+@on_both_stores
+async def test_the_store_raises_its_own_exceptions(db_url: str) -> None:
+    async with db.open_store(db_url):
+        await repo.create_label("tag", "closing")
+        with pytest.raises(StoreConflict):
+            await repo.create_label("tag", "Closing")
+        assert repo.IntegrityError is StoreConflict  # the older name still catches it
+        with pytest.raises(StoreInvalid):
+            await repo.create_label("tag", "x" * 500)
+        # inside a transaction too, and nothing of it is kept
+        with pytest.raises(StoreConflict):
+            async with repo.transaction():
+                await repo.create_label("topic", "Orders")
+                await repo.create_label("topic", "orders")
+        assert await repo.list_labels("topic") == []
+
+
+@on_both_stores
+async def test_status_changes_return_new_records(db_url: str) -> None:
+    async with db.open_store(db_url):
+        (first,), _ = await ingest_round([inbound("hello", mid="a")], rules())
+        conv = await repo.get_conversation(first.conversation_id)
+        assert conv is not None
+        done = await repo.set_resolved(conv, actor="agent:ann", reason=None)
+        assert done.status is Status.RESOLVED and conv.status is Status.OPEN
+        assert await repo.get_conversation(conv.id) == done
+        (second,), _ = await ingest_round([inbound("again", mid="b")], rules())  # the thread opens another one
+        with pytest.raises(StoreConflict):  # one open conversation per thread
+            await repo.set_reopened(done, actor="agent:ann")
+        newer = await repo.get_conversation(second.conversation_id)
+        assert newer is not None
+        await repo.set_resolved(newer, actor="agent:ann", reason=None)
+        back = await repo.set_reopened(done, actor="agent:ann")
+        assert back.status is Status.OPEN and back.resolved_by is None
+        assert await repo.get_conversation(conv.id) == back
+
+
+@on_both_stores
+async def test_a_renewed_lease_is_a_new_record(db_url: str) -> None:
+    async with db.open_store(db_url):
+        await repo.enqueue(outbox_kinds.REPLY, {"message_id": 1})
+        (job,) = await repo.claim_jobs(limit=1, lease_seconds=60, skip_locked=True)
+        assert job.status == "running" and job.locked_until is not None
+        renewed = await repo.renew_job(job, lease_seconds=120)
+        assert renewed is not None and renewed.locked_until != job.locked_until
+        assert not await repo.finish_job(job), "the old token no longer holds the lease"
+        assert await repo.finish_job(renewed)
+        stored = await repo.get_job(job.id)
+        assert stored is not None and stored.status == "done"
