@@ -40,6 +40,7 @@ from bot.metrics import Metrics
 from bot.request_body import BadBody, bad_text, parse_object, read_body
 from bot.services.admin import LABEL_KINDS, Admin
 from bot.services.inbox import Inbox
+from bot.services.people import People
 from bot.store import repo
 
 log = logging.getLogger("inbox.api")
@@ -52,6 +53,7 @@ MAX_LIMIT = schemas.MAX_LIMIT
 
 ADMIN_KEY = web.AppKey("admin", Admin)
 INBOX_KEY = web.AppKey("inbox", Inbox)
+PEOPLE_KEY = web.AppKey("people", People)
 TOKENS_KEY = web.AppKey("api_tokens", frozenset)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
@@ -76,6 +78,9 @@ MISSING: dict[tuple[str, str | None], str] = {
     ("automation", "actions"): 'give at least one action, e.g. "actions": [{"type": "tag", "tag": "closing"}]',
     ("test", "text"): 'give the message to test, e.g. {"text": "Au revoir !"}',
     ("reply", "text"): "text must be a non-empty string",
+    ("user", "email"): 'give the user\'s email, e.g. "email": "ana@example.com"',
+    ("user", "role"): 'give the user\'s role, e.g. "role": "agent" (or "admin")',
+    ("team", "name"): 'give the team\'s name, e.g. {"name": "Billing"}',
 }
 
 
@@ -86,11 +91,17 @@ def describe(exc: InboxError) -> str:
             return MISSING[of, field]
         case Missing(of=of, field="name") if of in LABEL_KINDS:
             return f'give the {LABEL_KINDS[of].noun}\'s name, e.g. {{"name": "billing"}}'
+        case UnknownLabel(kind="team", name=name):
+            return f'unknown team "{name}" — create it with POST /api/teams'
         case UnknownLabel(kind=kind, name=name):
             k = LABEL_KINDS[kind]
             return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see GET /api/automations"
+        case NotFound(what="user"):
+            return f"no user {exc.shown} — see GET /api/users"
+        case NotFound(what="team", ref=ref):
+            return f'unknown team "{ref}" — see GET /api/teams'
         case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
             k = LABEL_KINDS[what]
             return f'unknown {k.noun} "{ref}" — see GET /api/{k.plural}'
@@ -193,7 +204,11 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
 
 async def read_model(request: web.Request, model: type[M], *, required: bool = True, of: str | None = None) -> M:
     """The body validated by `model` (unknown fields refused)."""
-    data = await read_json(request, required=required)
+    return parse_model(model, await read_json(request, required=required), of=of)
+
+
+def parse_model(model: type[M], data: dict[str, Any], *, of: str | None = None) -> M:
+    """`data` validated by `model` (unknown fields refused)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -441,6 +456,58 @@ def label_handlers(kind: str) -> dict[str, Handler]:
     return {f"list{word}s": list_, f"create{word}": add, f"delete{word}": delete}
 
 
+# --- people: users and teams ------------------------------------------------------------------------
+
+
+async def list_users(request: web.Request) -> web.Response:
+    q = read_query(request, schemas.Page)
+    limit = parse_limit(q.limit)
+    found = await request.app[PEOPLE_KEY].list_users(after_id=decode_cursor(q.cursor), limit=limit + 1)
+    return _json(page([views.user_json(u) for u in found], [u.id for u in found], limit))
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.UserIn)
+    created = await request.app[PEOPLE_KEY].add_user(
+        email=body.email, role=body.role, name=body.name, teams=body.teams, password=body.password
+    )
+    data = views.user_json(created.user)
+    if created.password is not None:  # generated: shown this once, never again
+        data["password"] = created.password
+    return _json(data, 201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    return _json(views.user_json(await request.app[PEOPLE_KEY].get_user(path_id(request, "user"))))
+
+
+async def change_user(request: web.Request) -> web.Response:
+    uid = path_id(request, "user")
+    data = await read_json(request)
+    if "email" in data:  # a person signs in with it: changing it is a new user, not a field change
+        raise Invalid("email", "an email cannot be changed — add a user with the new email and deactivate this one")
+    changes = parse_model(schemas.UserChange, data).model_dump(exclude_unset=True)
+    # null leaves a field as it is (as in a change of an automation), except language: null is "none"
+    given = {k: v for k, v in changes.items() if v is not None or k == "language"}
+    user = await request.app[PEOPLE_KEY].update_user(uid, **given)
+    return _json(views.user_json(user))
+
+
+async def list_teams(request: web.Request) -> web.Response:
+    teams = await request.app[PEOPLE_KEY].list_teams()
+    return _json({"items": [views.team_json(t) for t in teams], "next_cursor": None})
+
+
+async def create_team(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TeamIn)
+    return _json(views.team_json(await request.app[PEOPLE_KEY].add_team(body.name)), 201)
+
+
+async def delete_team(request: web.Request) -> web.Response:
+    team = await request.app[PEOPLE_KEY].delete_team(request.match_info["name"])
+    return _json({"deleted": True, "name": team.name})
+
+
 # --- outbox ----------------------------------------------------------------------------------------
 
 
@@ -520,6 +587,13 @@ HANDLERS: dict[str, Handler] = {
     "enableAutomation": enable_automation,
     "disableAutomation": disable_automation,
     "listAutomationRuns": list_automation_runs,
+    "listUsers": list_users,
+    "createUser": create_user,
+    "getUser": get_user,
+    "changeUser": change_user,
+    "listTeams": list_teams,
+    "createTeam": create_team,
+    "deleteTeam": delete_team,
     "listOutbox": list_outbox,
     "retryOutboxJob": retry_outbox_job,
     **{op_id: h for kind in LABEL_KINDS for op_id, h in label_handlers(kind).items()},

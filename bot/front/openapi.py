@@ -99,6 +99,20 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/outbox/{id}/retry", "retryOutboxJob", "outbox", "Retry a job that failed for good",
               response=s.Job),
     *_label_operations(),
+    Operation("get", "/api/users", "listUsers", "people", "List users, oldest first (never their passwords)",
+              query=s.Page, response=s.UserPage),
+    Operation("post", "/api/users", "createUser", "people",
+              "Add a user; without a password one is generated and answered once", body=s.UserIn,
+              response=s.NewUser, status=201),
+    Operation("get", "/api/users/{id}", "getUser", "people", "One user", response=s.User),
+    Operation("patch", "/api/users/{id}", "changeUser", "people",
+              "Change some fields of a user (a new password or deactivation ends their sessions)",
+              body=s.UserChange, response=s.User),
+    Operation("get", "/api/teams", "listTeams", "people", "List the teams, by name", response=s.TeamList),
+    Operation("post", "/api/teams", "createTeam", "people", "Create a team", body=s.TeamIn, response=s.Team,
+              status=201),
+    Operation("delete", "/api/teams/{name}", "deleteTeam", "people",
+              "Delete a team no topic routes to (its members leave it)", response=s.Deleted),
 )  # fmt: skip
 
 
@@ -174,8 +188,8 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Conversations, automations, labels and the outbox of inbox-bot. Every `/api/` route "
-            "but this document needs `Authorization: Bearer <token>`; refusals answer "
+            "description": "Conversations, automations, labels, people and the outbox of inbox-bot. Every "
+            "`/api/` route but this document needs `Authorization: Bearer <token>`; refusals answer "
             '`{"error": "…", "field": "…"}` naming what is wrong and the way out.',
         },
         "tags": [{"name": t} for t in _tags(operations)],

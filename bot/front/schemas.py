@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pydantic.json_schema import SkipJsonSchema
 
 from bot.services.admin import MAX_KEYWORD_LEN, MAX_KEYWORDS, MAX_NAME, READ_ONLY
+from bot.services.people import MAX_NAME as MAX_PERSON_NAME
+from bot.services.people import MIN_PASSWORD
 
 MAX_LIMIT = 200
 
@@ -207,6 +209,86 @@ class Reply(Request):
     by: OldAgentId = None
 
 
+# --- people ---------------------------------------------------------------------------------------------
+
+Role = Annotated[
+    StrictStr,
+    Expect("admin or agent"),
+    WithJsonSchema({"type": "string", "enum": ["admin", "agent"]}),
+    Field(description="`admin`: everything; `agent`: conversations, not settings."),
+]
+TeamNames = Annotated[
+    list[StrictStr],
+    Expect("a list of team names"),
+    Field(description="Names of existing teams (any case).", examples=[["Billing"]]),
+]
+Password = Annotated[
+    StrictStr,
+    Expect("a string"),
+    Field(description=f"At least {MIN_PASSWORD} characters. Never read back.", json_schema_extra={"writeOnly": True}),
+]
+PersonName = Annotated[
+    StrictStr,
+    Expect("a string"),
+    Field(description=f"The name shown in the inbox; at most {MAX_PERSON_NAME} characters."),
+]
+
+
+class UserIn(Request):
+    """A person who signs in to the web inbox. Without `password`, a strong one is generated and
+    answered once, as `password`."""
+
+    of: ClassVar[str] = "user"
+    email: Annotated[
+        StrictStr,
+        Expect("an email address"),
+        Field(description="Unique regardless of case; what the person signs in with.", examples=["ana@example.com"]),
+    ]
+    role: Role
+    name: Annotated[
+        StrictStr | SkipJsonSchema[None],
+        Expect("a string"),
+        Field(
+            description="The name shown in the inbox (default: the email's local part); "
+            f"at most {MAX_PERSON_NAME} characters."
+        ),
+    ] = None
+    teams: TeamNames | SkipJsonSchema[None] = None
+    password: Password | SkipJsonSchema[None] = None
+
+
+class UserChange(Request):
+    """Fields to change; the others stay. A new password or `active: false` ends the user's sessions."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    of: ClassVar[str] = "user"
+    name: PersonName | SkipJsonSchema[None] = None
+    role: Role | SkipJsonSchema[None] = None
+    teams: TeamNames | SkipJsonSchema[None] = None
+    active: Annotated[StrictBool | SkipJsonSchema[None], Expect("true or false")] = None
+    language: Annotated[
+        StrictStr | None,
+        Expect('"en", "fr" or null'),
+        WithJsonSchema({"type": ["string", "null"], "enum": ["en", "fr", None]}),
+        Field(description="The web inbox's language for this user; null: the organization's."),
+    ] = None
+    password: Password | SkipJsonSchema[None] = None
+
+
+class TeamIn(Request):
+    """A team to create."""
+
+    of: ClassVar[str] = "team"
+    name: Annotated[
+        StrictStr,
+        Expect("a string"),
+        Field(
+            description=f"Unique regardless of case; at most {MAX_NAME} characters, no comma or double quote.",
+            examples=["Billing"],
+        ),
+    ]
+
+
 # --- query strings (every value arrives as text; the API parses and words them) -----------------------------
 
 Limit = Annotated[
@@ -357,6 +439,41 @@ class Job(Response):
 
 class Label(Response):
     name: str
+
+
+class User(Response):
+    """A person who signs in to the web inbox. The password is never read back."""
+
+    id: int
+    email: str
+    name: str
+    role: Literal["admin", "agent"]
+    teams: list[str]
+    active: bool
+    language: Literal["en", "fr"] | None
+    created_at: Timestamp
+
+
+class NewUser(User):
+    """The created user; with the generated password, shown this once, when none was given."""
+
+    password: str | SkipJsonSchema[None] = Field(
+        default=None, description="Only when generated (no `password` was sent): shown this once."
+    )
+
+
+class UserPage(Response):
+    items: list[User]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class Team(Response):
+    name: str
+
+
+class TeamList(Response):
+    items: list[Team]
+    next_cursor: None = Field(description="Always null: every team is listed.")
 
 
 class Deleted(Response):

@@ -1,12 +1,12 @@
 """JSON shapes of the API, built from the store's records: conversations, messages, automations,
-runs, outbox jobs."""
+runs, users, teams, outbox jobs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob
+from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob, Team, User
 from bot.engine import Evaluation
 from bot.store import repo
 
@@ -66,6 +66,24 @@ def run_json(r: AutomationRun) -> dict[str, Any]:
         "actions": [action.to_json() for action in r.actions],
         "created_at": _iso(r.created_at),
     }
+
+
+def user_json(u: User) -> dict[str, Any]:
+    """A user as the API shows it: never the password (nor its hash), nor the session epoch."""
+    return {
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role.value,
+        "teams": list(u.teams),
+        "active": u.active,
+        "language": u.language,
+        "created_at": _iso(u.created_at),
+    }
+
+
+def team_json(t: Team) -> dict[str, Any]:
+    return {"name": t.name}
 
 
 def job_json(j: OutboxJob) -> dict[str, Any]:

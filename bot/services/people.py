@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.domain import Role, Team, User
-from bot.errors import Conflict, Invalid, NotFound, SignInLocked
+from bot.errors import Conflict, Invalid, Missing, NotFound, SignInLocked, UnknownLabel
 from bot.store import StoreConflict
 from bot.store import people as store
 
@@ -97,6 +97,21 @@ def check_name(name: object) -> str:
     return name.strip()
 
 
+def check_team_name(name: object) -> str:
+    """A team name as tags are named: blanks collapsed, at most 100 characters, no comma or double
+    quote (so a name can be written in a list or a chat command)."""
+    if not isinstance(name, str):
+        raise Invalid("name", "a team name is a string")
+    clean = " ".join(name.split())
+    if not clean:
+        raise Missing("name", of="team")
+    if len(clean) > MAX_NAME or "\x00" in clean:
+        raise Invalid("name", f"team names are at most {MAX_NAME} characters")
+    if '"' in clean or "," in clean:
+        raise Invalid("name", "team names cannot contain commas or double quotes")
+    return clean
+
+
 def check_language(language: object) -> str | None:
     if language is None:
         return None
@@ -113,18 +128,40 @@ class People:
         return await store.list_teams()
 
     async def add_team(self, name: object) -> Team:
-        clean = check_name(name)
+        clean = check_team_name(name)
+        existing = (await store.find_teams([clean])).get(clean.casefold())
+        if existing is not None:
+            raise Conflict(f'team "{existing.name}" already exists', field="name")
         try:
             return await store.create_team(clean)
-        except StoreConflict:
-            raise Conflict(f'team "{clean}" exists already', field="name") from None
+        except StoreConflict:  # created by another request meanwhile
+            raise Conflict(f'team "{clean}" already exists', field="name") from None
 
-    async def delete_team(self, name: str) -> Team:
+    async def find_team(self, name: str, *, field: str = "team") -> Team:
+        """The team of that name (any case); UnknownLabel naming `field` when there is none."""
         team = (await store.find_teams([name])).get(name.casefold())
         if team is None:
-            raise NotFound("team", name)
-        await store.delete_team(team.id)
+            raise UnknownLabel("team", name, field=field)
         return team
+
+    async def delete_team(self, name: str) -> Team:
+        """Delete a team no topic routes to (its members simply leave it)."""
+        team = (await store.find_teams([name.strip()])).get(name.strip().casefold())
+        if team is None:
+            raise NotFound("team", name.strip())
+        await self._refuse_if_routed_to(team)
+        try:
+            await store.delete_team(team.id)
+        except StoreConflict:  # a topic was routed to it meanwhile (the database refuses too)
+            await self._refuse_if_routed_to(team)
+            raise
+        return team
+
+    async def _refuse_if_routed_to(self, team: Team) -> None:
+        topics = await store.topics_routed_to(team.id)
+        if topics:
+            names = ", ".join(f'"{t}"' for t in topics)
+            raise Conflict(f'team "{team.name}" is used by topic {names} — change the topic\'s team first')
 
     async def _team_ids(self, names: object) -> list[int]:
         if names is None:
@@ -134,12 +171,13 @@ class People:
         found = await store.find_teams(names)
         for n in names:
             if n.casefold() not in found:
-                raise Invalid("teams", f'unknown team "{n}"')
+                raise UnknownLabel("team", n, field="teams")
         return list(dict.fromkeys(found[n.casefold()].id for n in names))
 
     # --- users -----------------------------------------------------------------------------------
-    async def list_users(self) -> list[User]:
-        return await store.list_users()
+    async def list_users(self, *, after_id: int | None = None, limit: int | None = None) -> list[User]:
+        """Users by id (oldest first); `after_id` and `limit` page through them."""
+        return await store.list_users(after_id=after_id, limit=limit)
 
     async def get_user(self, user_id: int) -> User:
         user = await store.get_user(user_id)
@@ -243,6 +281,13 @@ class People:
             raise Invalid("password", "the email or the password is wrong")
         await store.clear_sign_in_failures(email)
         return user
+
+    async def password_matches(self, email: str, password: str) -> bool:
+        """Whether `password` is the active user's password; not a sign-in (counts no failure), for
+        the operator's own tools only (the demo banner checks the password it prints still works)."""
+        user = await store.find_user(email)
+        hashed = await store.password_hash(user.id) if user is not None and user.active else None
+        return hashed is not None and await _verify(hashed, password)
 
     async def ensure_demo_admin(self) -> str | None:
         """On an empty store only: the demo admin; returns its generated password (else None)."""

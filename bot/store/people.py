@@ -64,7 +64,16 @@ async def create_team(name: str) -> Team:
 
 
 @boundary
+async def topics_routed_to(team_id: int) -> list[str]:
+    """Names of the topics that route conversations to the team, by name."""
+    rows = await models.Label.filter(kind="topic", team_id=team_id).order_by("key").values_list("name", flat=True)
+    return [str(name) for name in rows]
+
+
+@boundary
 async def delete_team(team_id: int) -> None:
+    """Delete the team; its members leave it, conversations routed to it keep no team. Raises
+    StoreConflict while a topic routes to it."""
     await models.Team.filter(id=team_id).delete()
 
 
