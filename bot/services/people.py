@@ -161,7 +161,9 @@ class People:
         topics = await store.topics_routed_to(team.id)
         if topics:
             names = ", ".join(f'"{t}"' for t in topics)
-            raise Conflict(f'team "{team.name}" is used by topic {names} — change the topic\'s team first')
+            which = "topic" if len(topics) == 1 else "topics"
+            their = "the topic's" if len(topics) == 1 else "their"
+            raise Conflict(f'team "{team.name}" is used by {which} {names} — change {their} team first')
 
     async def _team_ids(self, names: object) -> list[int]:
         if names is None:
