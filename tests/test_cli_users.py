@@ -66,7 +66,7 @@ def test_users_password_from_stdin_and_refusals(
     assert cli_main(["--config", str(cfg), "users", "add", "Ana@Example.com", "--role", "agent"]) == 1
     assert "exists already" in capsys.readouterr().err
     assert cli_main(["--config", str(cfg), "users", "add", "bob@example.com", "--role", "agent", "--team", "Nope"]) == 1
-    assert 'unknown team "Nope"' in capsys.readouterr().err
+    assert 'unknown team "Nope" — create it with POST /api/teams' in capsys.readouterr().err
 
     monkeypatch.setattr("sys.stdin", io.StringIO("new password 42\n"))
     assert cli_main(["--config", str(cfg), "users", "set-password", "ana@example.com", "--password-stdin"]) == 0

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from bot.config import Settings
-from bot.errors import InboxError
+from bot.errors import InboxError, UnknownLabel
 from bot.services.people import People
 from bot.store import db
 
@@ -50,11 +50,18 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def describe(exc: InboxError) -> str:
+    """A refusal in the command line's words."""
+    if isinstance(exc, UnknownLabel) and exc.kind == "team":  # teams are made over the API
+        return f'unknown team "{exc.name}" — create it with POST /api/teams'
+    return str(exc)
+
+
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(_run(settings, args))
     except InboxError as exc:
-        print(f"inbox-bot users: {exc}", file=sys.stderr)
+        print(f"inbox-bot users: {describe(exc)}", file=sys.stderr)
         return 1
 
 
