@@ -10,7 +10,7 @@ has nothing better to say.
     ├── Invalid(field)            a value cannot be used
     │   ├── TooLarge(limit)       a request larger than the limit
     │   ├── Missing(field, of)    a required value was not given
-    │   ├── UnknownLabel(kind)    a tag, topic or resolution reason that does not exist
+    │   ├── UnknownLabel(kind)    a tag, topic, resolution reason or team that does not exist
     │   └── UnknownField(name)    a field or query parameter the request may not hold
     ├── NotFound(what, ref)       nothing of that kind by that id or name
     │   └── ConversationNotFound
@@ -85,7 +85,8 @@ class Missing(Invalid):
 
 
 class UnknownLabel(Invalid):
-    """A tag, topic or resolution reason (`kind`: tag, topic, reason) named `name` does not exist."""
+    """A tag, topic, resolution reason or team (`kind`: tag, topic, reason, team) named `name` does
+    not exist."""
 
     def __init__(self, kind: str, name: str, *, field: str) -> None:
         super().__init__(field, f'unknown {kind} "{name}"')
