@@ -33,6 +33,7 @@ from bot.errors import (
     TurnedOff,
     UnknownField,
     UnknownLabel,
+    UnknownTeam,
 )
 from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
@@ -76,6 +77,7 @@ MISSING: dict[tuple[str, str | None], str] = {
     ("automation", "actions"): 'give at least one action, e.g. "actions": [{"type": "tag", "tag": "closing"}]',
     ("test", "text"): 'give the message to test, e.g. {"text": "Au revoir !"}',
     ("reply", "text"): "text must be a non-empty string",
+    ("topics", "add"): 'give topics to add or remove, e.g. {"add": ["Refunds"], "remove": ["Sales"]}',
 }
 
 
@@ -89,6 +91,8 @@ def describe(exc: InboxError) -> str:
         case UnknownLabel(kind=kind, name=name):
             k = LABEL_KINDS[kind]
             return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
+        case UnknownTeam(name=name):
+            return f'unknown team "{name}" — create it with POST /api/teams'
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see GET /api/automations"
         case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
@@ -241,9 +245,9 @@ def page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, A
     return {"items": items, "next_cursor": encode_cursor(ids[limit - 1]) if more else None}
 
 
-def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply) -> str:
+def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply | schemas.TopicsChange) -> str:
     """Who makes the change (`agent` in the body, recorded as `agent:<id>`); `api` when not said."""
-    agent = body.agent or body.by or "api"
+    agent = body.agent or getattr(body, "by", None) or "api"
     if len(str(agent)) > 200:
         raise Invalid("agent", "agent must be the agent's id (a string)")
     return str(agent)
@@ -358,6 +362,14 @@ async def reply_to_conversation(request: web.Request) -> web.Response:
     return _json(views.message_json(message, []), 201)
 
 
+async def change_conversation_topics(request: web.Request) -> web.Response:
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.TopicsChange)
+    actor = agent_of(body)
+    await request.app[INBOX_KEY].change_topics(cid, add=body.add, remove=body.remove, actor=f"agent:{actor}")
+    return await _conversation(cid)
+
+
 # --- automations --------------------------------------------------------------------------------
 
 
@@ -438,7 +450,30 @@ def label_handlers(kind: str) -> dict[str, Handler]:
         deleted = await request.app[ADMIN_KEY].delete_label(kind, request.match_info["name"])
         return _json({"deleted": True, "name": deleted})
 
+    if kind == "topic":  # topics have their own list and create (with priority and team)
+        return {f"delete{word}": delete}
     return {f"list{word}s": list_, f"create{word}": add, f"delete{word}": delete}
+
+
+async def list_topics(request: web.Request) -> web.Response:
+    topics = await request.app[ADMIN_KEY].list_topics()
+    return _json({"items": [views.topic_json(t) for t in topics], "next_cursor": None})
+
+
+async def create_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicIn)
+    topic = await request.app[ADMIN_KEY].add_topic(body.name, priority=body.priority, team=body.team)
+    return _json(views.topic_json(topic), 201)
+
+
+async def change_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicChange)
+    topic = await request.app[ADMIN_KEY].change_topic(
+        request.match_info["name"],
+        priority=body.priority,
+        team=body.team if "team" in body.model_fields_set else ...,  # null: no team; absent: as it is
+    )
+    return _json(views.topic_json(topic))
 
 
 # --- outbox ----------------------------------------------------------------------------------------
@@ -511,6 +546,7 @@ HANDLERS: dict[str, Handler] = {
     "resolveConversation": resolve_conversation,
     "reopenConversation": reopen_conversation,
     "replyToConversation": reply_to_conversation,
+    "changeConversationTopics": change_conversation_topics,
     "listAutomations": list_automations,
     "createAutomation": create_automation,
     "testAutomations": test_automations,
@@ -523,6 +559,9 @@ HANDLERS: dict[str, Handler] = {
     "listOutbox": list_outbox,
     "retryOutboxJob": retry_outbox_job,
     **{op_id: h for kind in LABEL_KINDS for op_id, h in label_handlers(kind).items()},
+    "listTopics": list_topics,
+    "createTopic": create_topic,
+    "changeTopic": change_topic,
 }
 
 
