@@ -129,6 +129,8 @@ class Conversation:
     crm_closed: bool | None
     created_at: datetime
     updated_at: datetime
+    priority: Priority  # from its topics: the highest among them (normal with none)
+    team_id: int | None  # the team its topics route it to
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,21 @@ class Label:
     kind: str
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A topic with what it says about the queue: its priority and the team it routes to."""
+
+    id: int
+    name: str
+    priority: Priority
+    team: str | None
+    created_at: datetime
+
+    @property
+    def routing(self) -> TopicRouting:
+        return TopicRouting(self.priority, self.team)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ has nothing better to say.
     │   ├── TooLarge(limit)       a request larger than the limit
     │   ├── Missing(field, of)    a required value was not given
     │   ├── UnknownLabel(kind)    a tag, topic, resolution reason or team that does not exist
+    │   ├── UnknownTeam(name)     a team that does not exist
     │   └── UnknownField(name)    a field or query parameter the request may not hold
     ├── NotFound(what, ref)       nothing of that kind by that id or name
     │   └── ConversationNotFound
@@ -41,6 +42,7 @@ __all__ = [
     "TurnedOff",
     "UnknownField",
     "UnknownLabel",
+    "UnknownTeam",
 ]
 
 
@@ -91,6 +93,14 @@ class UnknownLabel(Invalid):
     def __init__(self, kind: str, name: str, *, field: str) -> None:
         super().__init__(field, f'unknown {kind} "{name}"')
         self.kind = kind
+        self.name = name
+
+
+class UnknownTeam(Invalid):
+    """No team is named `name` (compared case-insensitively)."""
+
+    def __init__(self, name: str, *, field: str) -> None:
+        super().__init__(field, f'unknown team "{name}"')
         self.name = name
 
 

@@ -14,8 +14,8 @@ from tests.conftest import STORES, TOKEN, Bot, make_settings
 MakeBot = Callable[..., Awaitable[Bot]]
 
 CONVERSATION_KEYS = {
-    "id", "channel", "type", "status", "thread", "contact", "topics", "tags", "resolution_reason",
-    "resolved_by", "resolved_at", "previous_id", "created_at", "crm",
+    "id", "channel", "type", "status", "thread", "contact", "topics", "tags", "priority", "team",
+    "resolution_reason", "resolved_by", "resolved_at", "previous_id", "created_at", "crm",
 }  # fmt: skip
 DETAIL_KEYS = CONVERSATION_KEYS | {"messages", "runs"}
 MESSAGE_KEYS = {"id", "direction", "text", "tags", "sent_at"}
@@ -651,9 +651,12 @@ async def test_automations_test_changes_nothing(bot: Bot) -> None:
 
 @pytest.mark.parametrize(("path", "what"), [("tags", "tag"), ("topics", "topic"), ("reasons", "resolution reason")])
 async def test_labels(bot: Bot, path: str, what: str) -> None:
+    # a topic also says where its conversations stand in the queue (tests/test_topics.py)
+    routing = {"priority": "normal", "team": None} if path == "topics" else {}
     assert await bot.api("GET", f"/api/{path}") == {"items": [], "next_cursor": None}
     assert await bot.api("POST", f"/api/{path}", json={"name": "  Billing   issue "}, expect=201) == {
-        "name": "Billing issue"
+        "name": "Billing issue",
+        **routing,
     }
     await bot.api("POST", f"/api/{path}", json={"name": "Sales"}, expect=201)
     status, err = await raw(bot, "POST", f"/api/{path}", json={"name": "billing ISSUE"})
@@ -661,7 +664,7 @@ async def test_labels(bot: Bot, path: str, what: str) -> None:
     for body in ({}, {"name": 3}, {"name": ""}, {"name": "a,b"}):
         assert (await raw(bot, "POST", f"/api/{path}", json=body))[0] == 400
     assert await bot.api("GET", f"/api/{path}") == {
-        "items": [{"name": "Billing issue"}, {"name": "Sales"}],
+        "items": [{"name": "Billing issue", **routing}, {"name": "Sales", **routing}],
         "next_cursor": None,
     }
     assert await bot.api("DELETE", f"/api/{path}/sales") == {"deleted": True, "name": "Sales"}

@@ -33,6 +33,7 @@ from bot.errors import (
     TurnedOff,
     UnknownField,
     UnknownLabel,
+    UnknownTeam,
 )
 from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
@@ -81,6 +82,7 @@ MISSING: dict[tuple[str, str | None], str] = {
     ("user", "email"): 'give the user\'s email, e.g. "email": "ana@example.com"',
     ("user", "role"): 'give the user\'s role, e.g. "role": "agent" (or "admin")',
     ("team", "name"): 'give the team\'s name, e.g. {"name": "Billing"}',
+    ("topics", "add"): 'give topics to add or remove, e.g. {"add": ["Refunds"], "remove": ["Sales"]}',
 }
 
 
@@ -91,11 +93,11 @@ def describe(exc: InboxError) -> str:
             return MISSING[of, field]
         case Missing(of=of, field="name") if of in LABEL_KINDS:
             return f'give the {LABEL_KINDS[of].noun}\'s name, e.g. {{"name": "billing"}}'
-        case UnknownLabel(kind="team", name=name):
-            return f'unknown team "{name}" — create it with POST /api/teams'
         case UnknownLabel(kind=kind, name=name):
             k = LABEL_KINDS[kind]
             return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
+        case UnknownTeam(name=name):
+            return f'unknown team "{name}" — create it with POST /api/teams'
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see GET /api/automations"
         case NotFound(what="user"):
@@ -256,9 +258,9 @@ def page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, A
     return {"items": items, "next_cursor": encode_cursor(ids[limit - 1]) if more else None}
 
 
-def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply) -> str:
+def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply | schemas.TopicsChange) -> str:
     """Who makes the change (`agent` in the body, recorded as `agent:<id>`); `api` when not said."""
-    agent = body.agent or body.by or "api"
+    agent = body.agent or getattr(body, "by", None) or "api"
     if len(str(agent)) > 200:
         raise Invalid("agent", "agent must be the agent's id (a string)")
     return str(agent)
@@ -373,6 +375,14 @@ async def reply_to_conversation(request: web.Request) -> web.Response:
     return _json(views.message_json(message, []), 201)
 
 
+async def change_conversation_topics(request: web.Request) -> web.Response:
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.TopicsChange)
+    actor = agent_of(body)
+    await request.app[INBOX_KEY].change_topics(cid, add=body.add, remove=body.remove, actor=f"agent:{actor}")
+    return await _conversation(cid)
+
+
 # --- automations --------------------------------------------------------------------------------
 
 
@@ -453,6 +463,8 @@ def label_handlers(kind: str) -> dict[str, Handler]:
         deleted = await request.app[ADMIN_KEY].delete_label(kind, request.match_info["name"])
         return _json({"deleted": True, "name": deleted})
 
+    if kind == "topic":  # topics have their own list and create (with priority and team)
+        return {f"delete{word}": delete}
     return {f"list{word}s": list_, f"create{word}": add, f"delete{word}": delete}
 
 
@@ -506,6 +518,27 @@ async def create_team(request: web.Request) -> web.Response:
 async def delete_team(request: web.Request) -> web.Response:
     team = await request.app[PEOPLE_KEY].delete_team(request.match_info["name"])
     return _json({"deleted": True, "name": team.name})
+
+
+async def list_topics(request: web.Request) -> web.Response:
+    topics = await request.app[ADMIN_KEY].list_topics()
+    return _json({"items": [views.topic_json(t) for t in topics], "next_cursor": None})
+
+
+async def create_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicIn)
+    topic = await request.app[ADMIN_KEY].add_topic(body.name, priority=body.priority, team=body.team)
+    return _json(views.topic_json(topic), 201)
+
+
+async def change_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicChange)
+    topic = await request.app[ADMIN_KEY].change_topic(
+        request.match_info["name"],
+        priority=body.priority,
+        team=body.team if "team" in body.model_fields_set else ...,  # null: no team; absent: as it is
+    )
+    return _json(views.topic_json(topic))
 
 
 # --- outbox ----------------------------------------------------------------------------------------
@@ -578,6 +611,7 @@ HANDLERS: dict[str, Handler] = {
     "resolveConversation": resolve_conversation,
     "reopenConversation": reopen_conversation,
     "replyToConversation": reply_to_conversation,
+    "changeConversationTopics": change_conversation_topics,
     "listAutomations": list_automations,
     "createAutomation": create_automation,
     "testAutomations": test_automations,
@@ -597,6 +631,9 @@ HANDLERS: dict[str, Handler] = {
     "listOutbox": list_outbox,
     "retryOutboxJob": retry_outbox_job,
     **{op_id: h for kind in LABEL_KINDS for op_id, h in label_handlers(kind).items()},
+    "listTopics": list_topics,
+    "createTopic": create_topic,
+    "changeTopic": change_topic,
 }
 
 

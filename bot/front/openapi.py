@@ -48,11 +48,15 @@ def _label_operations() -> list[Operation]:
     ops: list[Operation] = []
     for kind in LABEL_KINDS.values():
         word = kind.kind.capitalize()
+        # a topic also carries a priority and a team
+        listed, body, one = (
+            (s.TopicList, s.TopicIn, s.Topic) if kind.kind == "topic" else (s.LabelList, s.LabelIn, s.Label)
+        )
         ops += [
             Operation("get", f"/api/{kind.plural}", f"list{word}s", "labels", f"List the {kind.noun}s, by name",
-                      response=s.LabelList),
+                      response=listed),
             Operation("post", f"/api/{kind.plural}", f"create{word}", "labels", f"Create a {kind.noun}",
-                      body=s.LabelIn, response=s.Label, status=201),
+                      body=body, response=one, status=201),
             Operation("delete", f"/api/{kind.plural}/{{name}}", f"delete{word}", "labels",
                       f"Delete a {kind.noun} no automation uses", response=s.Deleted),
         ]  # fmt: skip
@@ -75,6 +79,9 @@ OPERATIONS: tuple[Operation, ...] = (
               body=s.Reopen, body_required=False, response=s.ConversationDetail),
     Operation("post", "/api/conversations/{id}/messages", "replyToConversation", "conversations",
               "Reply through the conversation's channel", body=s.Reply, response=s.Message, status=201),
+    Operation("post", "/api/conversations/{id}/topics", "changeConversationTopics", "conversations",
+              "Add and remove topics by hand (priority and team follow)", body=s.TopicsChange,
+              response=s.ConversationDetail),
     Operation("get", "/api/automations", "listAutomations", "automations", "List automations, oldest first",
               query=s.Page, response=s.AutomationPage),
     Operation("post", "/api/automations", "createAutomation", "automations", "Create an automation",
@@ -113,6 +120,9 @@ OPERATIONS: tuple[Operation, ...] = (
               status=201),
     Operation("delete", "/api/teams/{name}", "deleteTeam", "people",
               "Delete a team no topic routes to (its members leave it)", response=s.Deleted),
+    Operation("patch", "/api/topics/{name}", "changeTopic", "labels",
+              "Change a topic's priority or team (its open conversations follow)", body=s.TopicChange,
+              response=s.Topic),
 )  # fmt: skip
 
 

@@ -183,6 +183,56 @@ class LabelIn(Request):
     ]
 
 
+PriorityName = Annotated[
+    StrictStr,
+    Expect("urgent, high, normal or low"),
+    WithJsonSchema({"type": "string", "enum": ["urgent", "high", "normal", "low"]}),
+    Field(description="Where the topic's conversations stand in the queue (urgent first)."),
+]
+TeamName = Annotated[
+    StrictStr | None,
+    Expect("a team's name, or null for none"),
+    Field(description="The team its conversations are routed to (an existing team, any case); null: none."),
+]
+
+
+class TopicIn(Request):
+    """A topic to create: `normal` and routed to no team unless said."""
+
+    of: ClassVar[str] = "topic"
+    name: Annotated[
+        StrictStr,
+        Expect("a string"),
+        Field(description=f"Unique regardless of case; at most {MAX_NAME} characters, no comma or double quote."),
+    ]
+    priority: PriorityName | SkipJsonSchema[None] = None
+    team: TeamName = None
+
+
+class TopicChange(Request):
+    """What to change of a topic; what is not sent stays. Every open conversation with the topic
+    follows at once."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    of: ClassVar[str] = "topic"
+    priority: PriorityName | SkipJsonSchema[None] = None
+    team: TeamName = None
+
+
+TopicNames = Annotated[list[StrictStr], Expect("a list of topic names")]
+
+
+class TopicsChange(Request):
+    """Topics an agent adds to and removes from a conversation; its priority and team follow."""
+
+    of: ClassVar[str] = "topics"
+    add: Annotated[TopicNames, Field(description="Existing topics (any case).", examples=[["Refunds"]])] = []
+    remove: Annotated[
+        TopicNames, Field(description="Topics on the conversation (any case).", examples=[["Sales"]])
+    ] = []
+    agent: AgentId = None
+
+
 class Resolve(Request):
     """Resolve, with a reason when the organization uses them."""
 
@@ -409,6 +459,12 @@ class Conversation(Response):
     contact: Contact
     topics: list[str]
     tags: list[str]
+    priority: Literal["urgent", "high", "normal", "low"] = Field(
+        description="The highest priority among its topics (normal with none)."
+    )
+    team: str | None = Field(
+        description="The team of its highest-priority topic that names one (ties: the topic applied first)."
+    )
     resolution_reason: str | None
     resolved_by: str | None
     resolved_at: str | None
@@ -476,6 +532,12 @@ class TeamList(Response):
     next_cursor: None = Field(description="Always null: every team is listed.")
 
 
+class Topic(Response):
+    name: str
+    priority: Literal["urgent", "high", "normal", "low"]
+    team: str | None
+
+
 class Deleted(Response):
     deleted: Literal[True]
     name: str
@@ -534,3 +596,8 @@ class JobPage(Response):
 class LabelList(Response):
     items: list[Label]
     next_cursor: None = Field(description="Always null: every label is listed.")
+
+
+class TopicList(Response):
+    items: list[Topic]
+    next_cursor: None = Field(description="Always null: every topic is listed.")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from bot.config import Settings
-from bot.errors import InboxError, UnknownLabel
+from bot.errors import InboxError, UnknownTeam
 from bot.services.people import People
 from bot.store import db
 
@@ -52,7 +52,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def describe(exc: InboxError) -> str:
     """A refusal in the command line's words."""
-    if isinstance(exc, UnknownLabel) and exc.kind == "team":  # teams are made over the API
+    if isinstance(exc, UnknownTeam):  # teams are made over the API
         return f'unknown team "{exc.name}" — create it with POST /api/teams'
     return str(exc)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob, Team, User
+from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob, Team, Topic, User
 from bot.engine import Evaluation
-from bot.store import repo
+from bot.store import people, repo
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -102,7 +102,7 @@ def job_json(j: OutboxJob) -> dict[str, Any]:
 
 
 def conversation_json(
-    c: Conversation, contact: Contact | None, *, topics: list[str], tags: list[str]
+    c: Conversation, contact: Contact | None, *, topics: list[str], tags: list[str], team: str | None = None
 ) -> dict[str, Any]:
     """One conversation as the list shows it (the detail adds messages and runs)."""
     return {
@@ -114,6 +114,8 @@ def conversation_json(
         "contact": {"id": contact.platform_id if contact else None, "name": contact.name if contact else None},
         "topics": topics,
         "tags": tags,
+        "priority": c.priority.value,
+        "team": team,
         "resolution_reason": c.resolution_reason,
         "resolved_by": c.resolved_by,
         "resolved_at": _iso(c.resolved_at),
@@ -124,11 +126,21 @@ def conversation_json(
 
 
 async def conversations_json(convs: list[Conversation]) -> list[dict[str, Any]]:
-    """Conversations with their contacts, topics and tags (three queries for the whole page)."""
+    """Conversations with their contacts, topics, tags and teams (four queries for the whole page)."""
     ids = [c.id for c in convs]
     topics, tags = await repo.conversation_labels(ids)
     contacts = await repo.get_contacts([c.contact_id for c in convs])
-    return [conversation_json(c, contacts.get(c.contact_id), topics=topics[c.id], tags=tags[c.id]) for c in convs]
+    teams = {t.id: t.name for t in await people.list_teams()} if any(c.team_id for c in convs) else {}
+    return [
+        conversation_json(
+            c,
+            contacts.get(c.contact_id),
+            topics=topics[c.id],
+            tags=tags[c.id],
+            team=teams.get(c.team_id) if c.team_id else None,
+        )
+        for c in convs
+    ]
 
 
 async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | None:
@@ -141,3 +153,7 @@ async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | Non
     data["messages"] = [message_json(m, tags.get(m.id, [])) for m in messages]
     data["runs"] = [run_json(r) for r in await repo.conversation_runs(conversation_id)]
     return data
+
+
+def topic_json(t: Topic) -> dict[str, Any]:
+    return {"name": t.name, "priority": t.priority.value, "team": t.team}

@@ -13,18 +13,28 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot import outbox_kinds
 from bot.domain import Direction, InboundMessage, NewJob, Status
 from bot.engine import RuleSet, search
 from bot.engine.effects import crm_sync_job, plan
-from bot.errors import ConversationConflict, ConversationNotFound
+from bot.errors import ConversationConflict, ConversationNotFound, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
-from bot.store import StoreBusy, StoreConflict, ingest, repo
+from bot.store import StoreBusy, StoreConflict, conversation_topics, ingest, queue, repo
 
 log = logging.getLogger("inbox.ingest")
+MAX_TOPIC = 100  # the longest topic name the store holds: a longer one names none
+MAX_DETAIL = 100  # the longest detail an event holds
+
+
+def topics_detail(added: Sequence[str], removed: Sequence[str]) -> str:
+    """What a topics change did, as its event says it: `+Refunds −Sales` (shortened to fit)."""
+    detail = " ".join([*(f"+{n}" for n in added), *(f"−{n}" for n in removed)])
+    return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
+
+
 # A burst of first messages on one thread across workers can conflict several times in a row:
 # retry with exponential backoff and jitter (about 2 s in all) before giving up.
 ALONE_ATTEMPTS = 12
@@ -209,6 +219,43 @@ class Inbox:
             raise ConversationConflict(
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
+
+    async def change_topics(
+        self, conversation_id: int, *, add: Sequence[str] = (), remove: Sequence[str] = (), actor: str
+    ) -> tuple[list[str], list[str]]:
+        """An agent adds and removes topics by hand; the conversation's priority and team follow and
+        the change is recorded (`topics_changed` by `actor`), all in one transaction. A topic to add
+        must exist; one to remove must exist or be on the conversation (a deleted topic's name
+        stays on its conversations). Returns (added, removed): what actually changed."""
+        add = [clean for clean in (" ".join(n.split()) for n in add) if clean]
+        remove = [clean for clean in (" ".join(n.split()) for n in remove) if clean]
+        if not add and not remove:
+            raise Missing("add", of="topics")
+        both = {n.casefold() for n in add} & {n.casefold() for n in remove}
+        if both:
+            name = next(n for n in add if n.casefold() in both)
+            raise Invalid("remove", f'topic "{name}" is both added and removed — keep it in one list')
+        async with repo.transaction():
+            # the conversation's row lock first: ingest holds it while its automations add topics,
+            # so the two never read each other's half-done topics and priority and team stay right
+            conv = await repo.get_conversation(conversation_id, for_update=True)
+            if conv is None:
+                raise ConversationNotFound(conversation_id)
+            known = await repo.find_labels("topic", [n for n in add + remove if len(n) <= MAX_TOPIC])
+            for n in add:
+                if n.casefold() not in known:
+                    raise UnknownLabel("topic", n, field="add")
+            on_it = {t.casefold() for t in await conversation_topics.topics_of(conversation_id)}
+            for n in remove:
+                if n.casefold() not in known and n.casefold() not in on_it:
+                    raise UnknownLabel("topic", n, field="remove")
+            added, removed = await conversation_topics.change_topics(
+                conversation_id, add=[known[n.casefold()].name for n in add], remove=remove
+            )
+            if added or removed:
+                await queue.reroute([conversation_id])
+                await repo.record_event(conversation_id, "topics_changed", actor, topics_detail(added, removed))
+        return added, removed
 
     async def reply(self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None) -> int:
         """Store an outbound message and enqueue its delivery through the conversation's channel.

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.domain import Role, Team, User
-from bot.errors import Conflict, Invalid, Missing, NotFound, SignInLocked, UnknownLabel
+from bot.errors import Conflict, Invalid, Missing, NotFound, SignInLocked, UnknownTeam
 from bot.store import StoreConflict
 from bot.store import people as store
 
@@ -141,7 +141,7 @@ class People:
         """The team of that name (any case); UnknownLabel naming `field` when there is none."""
         team = (await store.find_teams([name])).get(name.casefold())
         if team is None:
-            raise UnknownLabel("team", name, field=field)
+            raise UnknownTeam(name, field=field)
         return team
 
     async def delete_team(self, name: str) -> Team:
@@ -173,7 +173,7 @@ class People:
         found = await store.find_teams(names)
         for n in names:
             if n.casefold() not in found:
-                raise UnknownLabel("team", n, field="teams")
+                raise UnknownTeam(n, field="teams")
         return list(dict.fromkeys(found[n.casefold()].id for n in names))
 
     # --- users -----------------------------------------------------------------------------------

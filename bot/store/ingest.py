@@ -17,7 +17,7 @@ from tortoise.functions import Max
 
 from bot import domain
 from bot.domain import Direction, Effects, InboundMessage, NewJob, Received, Status
-from bot.store import models, records, search
+from bot.store import models, queue, records, search
 from bot.store.base import boundary, now
 from bot.store.conversations import open_key, resolved_columns
 from bot.store.outbox import enqueue_jobs
@@ -209,7 +209,8 @@ async def add_inbound_many(items: Sequence[tuple[InboundMessage, int]]) -> dict[
 @boundary
 async def apply(effects: Sequence[Effects]) -> bool:
     """Write one round's effects: each changed conversation, then one insert per kind (tags,
-    topics, runs, status events, outbox jobs). Returns whether outbox work was asked for."""
+    topics — and the priority and team they give —, runs, status events, outbox jobs). Returns
+    whether outbox work was asked for."""
     t = now()
     tags: list[models.MessageTag] = []
     topics: list[models.ConversationTopic] = []
@@ -255,6 +256,9 @@ async def apply(effects: Sequence[Effects]) -> bool:
         await models.MessageTag.bulk_create(tags, ignore_conflicts=True)
     if topics:
         await models.ConversationTopic.bulk_create(topics, ignore_conflicts=True)
+        # priority and team follow the new topics, in the same transaction; the conversations
+        # are locked since `receive`, so an agent changing their topics waits for this commit
+        await queue.reroute([e.conversation_id for e in effects if e.topics])
     if runs:
         await models.AutomationRun.bulk_create(runs)
     if events:

@@ -65,6 +65,7 @@ class Conversation(Model):
     team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
         "inbox.Team", related_name="conversations", null=True, on_delete=fields.SET_NULL
     )
+    team_id: int | None
     assignee: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "inbox.User", related_name="assigned", null=True, on_delete=fields.SET_NULL
     )

@@ -45,6 +45,8 @@ def conversation(row: models.Conversation) -> domain.Conversation:
         crm_closed=row.crm_closed,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        priority=domain.PRIORITY_ORDER[row.priority],
+        team_id=row.team_id,
     )
 
 
@@ -80,6 +82,17 @@ def message(row: models.Message) -> domain.Message:
 
 def label(row: models.Label) -> domain.Label:
     return domain.Label(id=row.id, kind=row.kind, name=row.name, created_at=row.created_at)
+
+
+def topic(row: models.Label) -> domain.Topic:
+    """From a topic's row loaded with `.select_related("team")`."""
+    return domain.Topic(
+        id=row.id,
+        name=row.name,
+        priority=domain.PRIORITY_ORDER[row.priority],
+        team=row.team.name if row.team is not None else None,
+        created_at=row.created_at,
+    )
 
 
 def actions(stored: Iterable[Mapping[str, Any]]) -> tuple[Action, ...]:
