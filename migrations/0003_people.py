@@ -112,4 +112,8 @@ class Migration(migrations.Migration):
             model_name='Message',
             index=Index(fields=['conversation_id', 'id']),
         ),
+        ops.AddIndex(
+            model_name='MessageTag',
+            index=Index(fields=['conversation_id', 'id']),
+        ),
     ]

@@ -121,12 +121,14 @@ class MessageTag(Model):
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "inbox.Conversation", related_name="message_tags", on_delete=fields.CASCADE
     )
+    conversation_id: int
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100, db_index=True)
 
     class Meta:
         table = "message_tags"
         unique_together = (("message", "key"),)
+        indexes = (("conversation_id", "id"),)  # a page of conversations with their tags
 
 
 class ConversationTopic(Model):
