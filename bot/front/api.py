@@ -341,9 +341,6 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         problem = bad_text([request.path, *request.query.keys(), *request.query.values()])
         if problem is not None:
             raise Invalid(None, problem)
-        user = await acting_user(request)
-        if user is not None:
-            request[USER_KEY] = user
         return await handler(request)
     except InboxError as exc:
         return error_response(exc)
@@ -616,14 +613,17 @@ HANDLERS: dict[str, Handler] = {
 
 def _checked(handler: Handler, *, no_query: bool, settings: bool) -> Handler:
     """`handler` behind the route's own checks: `no_query`, a route that takes no query
-    parameters (any is refused, named); `settings`, a route an agent may not use (acting through
-    X-Inbox-User, an agent works on conversations only)."""
+    parameters (any is refused, named); the user of X-Inbox-User, when given; `settings`, a route
+    an agent may not use (acting through X-Inbox-User, an agent works on conversations only)."""
 
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
         if no_query:
             read_query(request, schemas.Request)
-        user = request.get(USER_KEY)
+        # who acts is asked only by an operation (an unknown route or method stays a 404/405)
+        user = await acting_user(request)
+        if user is not None:
+            request[USER_KEY] = user
         if settings and user is not None and user.role is Role.AGENT:
             raise Forbidden(f"{user.email} is an agent: agents work on conversations; settings need an admin")
         return await handler(request)
