@@ -43,6 +43,16 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class Delivery(StrEnum):
+    """Where an outbound message stands: `stored` (its channel sends no replies), `pending`
+    (waiting in the outbox), `sent`, or `failed` (for good)."""
+
+    STORED = "stored"
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """One action of an automation.
@@ -129,8 +139,43 @@ class Conversation:
     crm_closed: bool | None
     created_at: datetime
     updated_at: datetime
-    priority: Priority  # from its topics: the highest among them (normal with none)
-    team_id: int | None  # the team its topics route it to
+    # the queue: priority rank (0 urgent … 3 low, from the topics), the team routed to, who holds
+    # it, since when the contact waits for an answer (None: resolved, or our message came last)
+    priority: int = 2
+    team_id: int | None = None
+    assignee_id: int | None = None
+    waiting_since: datetime | None = None
+
+    @property
+    def queue_key(self) -> QueueKey:
+        """Where the conversation stands in the queue (`sort=queue`)."""
+        return QueueKey(self.priority, self.waiting_since, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKey:
+    """The queue's order: priority rank (urgent first), then waiting since (longest first; not
+    waiting last), then id. A page of the queue resumes after the key of its last conversation."""
+
+    priority: int
+    waiting_since: datetime | None
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilter:
+    """Which conversations a list shows; every field set narrows it (None: any)."""
+
+    status: Status | None = None
+    channel: str | None = None
+    topic: str | None = None
+    tag: str | None = None
+    words: tuple[str, ...] | None = None  # search terms (`bot.engine.search.terms`), all in one conversation
+    team_id: int | None = None
+    assignee_id: int | None = None
+    unassigned: bool = False
+    priority: int | None = None  # a rank
+    contact: str | None = None  # the contact's platform id exactly, or part of its name (any case)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +193,8 @@ class Message:
     sent_at: datetime | None
     crm_comment_id: str | None
     created_at: datetime
+    # outbound only: stored (the channel sends nothing) | pending | sent | failed
+    delivery: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +273,8 @@ class OutboxJob:
 
 @dataclass(frozen=True, slots=True)
 class ConversationEvent:
-    """Who changed a conversation's status, and when (`action`: resolve or reopen)."""
+    """Who changed a conversation, and when (`action`: resolve, reopen, assign, topics_changed;
+    `reason`: the resolution reason, the assignee as `user:<id>`, what changed in the topics)."""
 
     id: int
     conversation_id: int
@@ -394,3 +442,13 @@ class TopicRouting:
 
     priority: Priority
     team: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigure:
+    """Open conversations of one priority and team, and since when the longest waiting one waits."""
+
+    priority: Priority
+    team: str | None
+    open: int
+    oldest_wait: datetime | None

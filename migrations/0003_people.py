@@ -61,6 +61,11 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.AddField(
+            model_name='Contact',
+            name='name_key',
+            field=fields.CharField(null=True, max_length=255),
+        ),
+        ops.AddField(
             model_name='Conversation',
             name='assignee',
             field=fields.ForeignKeyField('inbox.User', source_field='assignee_id', null=True, db_constraint=True, to_field='id', related_name='assigned', on_delete=OnDelete.SET_NULL),
@@ -84,6 +89,10 @@ class Migration(migrations.Migration):
             model_name='Conversation',
             index=Index(fields=['status', 'priority', 'waiting_since', 'id']),
         ),
+        ops.AddIndex(
+            model_name='ConversationEvent',
+            index=Index(fields=['conversation_id', 'id']),
+        ),
         ops.AddField(
             model_name='Label',
             name='priority',
@@ -98,5 +107,13 @@ class Migration(migrations.Migration):
             model_name='Message',
             name='delivery',
             field=fields.CharField(null=True, max_length=8),
+        ),
+        ops.AddIndex(
+            model_name='Message',
+            index=Index(fields=['conversation_id', 'id']),
+        ),
+        ops.AddIndex(
+            model_name='MessageTag',
+            index=Index(fields=['conversation_id', 'id']),
         ),
     ]

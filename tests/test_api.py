@@ -14,11 +14,12 @@ from tests.conftest import STORES, TOKEN, Bot, make_settings
 MakeBot = Callable[..., Awaitable[Bot]]
 
 CONVERSATION_KEYS = {
-    "id", "channel", "type", "status", "thread", "contact", "topics", "tags", "priority", "team",
-    "resolution_reason", "resolved_by", "resolved_at", "previous_id", "created_at", "crm",
+    "id", "channel", "type", "status", "thread", "contact", "topics", "tags", "resolution_reason",
+    "resolved_by", "resolved_at", "previous_id", "created_at", "crm",
+    "priority", "team", "assignee", "waiting_since",
 }  # fmt: skip
-DETAIL_KEYS = CONVERSATION_KEYS | {"messages", "runs"}
-MESSAGE_KEYS = {"id", "direction", "text", "tags", "sent_at"}
+DETAIL_KEYS = CONVERSATION_KEYS | {"messages", "runs", "events"}
+MESSAGE_KEYS = {"id", "direction", "text", "tags", "sent_at", "author", "delivery"}
 RUN_KEYS = {
     "id",
     "automation_id",

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from bot.domain import PRIORITY_ORDER, Priority, TopicRouting
 from bot.engine.queue import route
+from bot.services.people import People
 from bot.store import db, repo
 from bot.store import labels as label_store
 from bot.store import people as people_store
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 SECRET = "rel-shop-secret-4f1c9a"
 TOKEN = "rel-api-token-9d2e7b"
 READY_TIMEOUT = 40.0
+PASSWORD = "rel-password-2c8e"
 
 
 def free_port() -> int:
@@ -493,6 +495,69 @@ async def test_outbox_two_workers_deliver_each_reply_exactly_once(
         f"[{store_kind(db_url)}] outbox, 2 workers: {n_jobs} reply jobs, {sum(deliveries.values())} deliveries "
         f"to reply_url (worker split {per_worker[0]} / {per_worker[1]}), duplicates = {len(twice)}, "
         f"lost = {n_jobs - len(deliveries)}"
+    )
+
+
+async def test_two_agents_taking_the_same_conversation_at_once_exactly_one_wins(
+    db_url: str, tmp_path: Path, report_figures: Callable[[str], None]
+) -> None:
+    """Two server processes (two hosts, one store). For each of 30 conversations two agents take
+    it at the same moment, each through another process: exactly one gets 200, the other 409
+    naming the winner; the store holds the winner and one assignment event."""
+    async with db.open_store(db_url):
+        people = People()
+        agents = [
+            (
+                await people.add_user(email=f"{name.lower()}@example.com", name=name, role="agent", password="x" * 12)
+            ).user
+            for name in ("Ana", "Bob")
+        ]
+    servers = [Server(tmp_path, db_url, name=f"host{i}") for i in range(2)]
+    n = 30
+    try:
+        await asyncio.gather(*(s.start() for s in servers))
+        async with client_session(64) as session:
+            first = await asyncio.gather(
+                *(post_webhook(session, servers[i % 2].url, f"as-{i}", thread=f"as{i}") for i in range(n))
+            )
+            conv_ids = [data["conversation_id"] for _, data in first if data]
+            assert len(set(conv_ids)) == n
+
+            async def take(cid: int, agent: int, server: Server) -> tuple[int, dict[str, Any]]:
+                user = agents[agent]
+                headers = {**api_headers(), "X-Inbox-User": str(user.id)}
+                url = f"{server.url}/api/conversations/{cid}/assign"
+                async with session.post(url, json={"user": user.id}, headers=headers) as resp:
+                    return resp.status, await resp.json()
+
+            results = await asyncio.gather(
+                *(
+                    asyncio.gather(take(cid, 0, servers[i % 2]), take(cid, 1, servers[(i + 1) % 2]))
+                    for i, cid in enumerate(conv_ids)
+                )
+            )
+        holders = dict(await sql(db_url, "SELECT id, assignee_id FROM conversations"))
+        events = dict(
+            await sql(
+                db_url,
+                "SELECT conversation_id, count(*) FROM conversation_events WHERE action = 'assign' "
+                "GROUP BY conversation_id",
+            )
+        )
+    finally:
+        await stop_all(servers)
+    wins = Counter[str]()
+    for cid, outcome in zip(conv_ids, results, strict=True):
+        statuses = [status for status, _ in outcome]
+        assert sorted(statuses) == [200, 409], (cid, outcome)
+        winner = agents[statuses.index(200)]
+        loser_answer = outcome[statuses.index(409)][1]
+        assert loser_answer["error"] == f"conversation {cid} is assigned to {winner.name} ({winner.email})"
+        assert holders[cid] == winner.id and events[cid] == 1, (cid, holders[cid], events.get(cid))
+        wins[winner.name] += 1
+    report_figures(
+        f"[{store_kind(db_url)}] assignment race, 2 processes: {n} conversations each taken by 2 agents at once, "
+        f"{n} won (Ana {wins['Ana']} / Bob {wins['Bob']}), {n} refused with 409, double assignments = 0"
     )
 
 

@@ -69,7 +69,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/metrics", "metrics", "operations", "Prometheus metrics (text format 0.0.4)",
               public=True, media="text/plain"),
     Operation("get", "/api/openapi.json", "openapi", "operations", "This document", public=True),
-    Operation("get", "/api/conversations", "listConversations", "conversations", "List conversations, newest first",
+    Operation("get", "/api/conversations", "listConversations", "conversations",
+              "List conversations, newest first or in the queue's order (sort=queue)",
               query=s.ConversationQuery, response=s.ConversationPage),
     Operation("get", "/api/conversations/{id}", "getConversation", "conversations",
               "One conversation with its messages and automation runs", response=s.ConversationDetail),
@@ -82,6 +83,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/conversations/{id}/topics", "changeConversationTopics", "conversations",
               "Add and remove topics by hand (priority and team follow)", body=s.TopicsChange,
               response=s.ConversationDetail),
+    Operation("post", "/api/conversations/{id}/assign", "assignConversation", "conversations",
+              "Assign to a user, or unassign", body=s.Assign, response=s.ConversationDetail),
     Operation("get", "/api/automations", "listAutomations", "automations", "List automations, oldest first",
               query=s.Page, response=s.AutomationPage),
     Operation("post", "/api/automations", "createAutomation", "automations", "Create an automation",
@@ -148,6 +151,18 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
+# Every bearer-token route may act as one user (bot/front/api.py, `acting_user`).
+USER_PARAMETER: dict[str, Any] = {
+    "name": "X-Inbox-User",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Act as this user (their id): the change is recorded as `user:<id>` (and `agent` may not be "
+    "given), `assignee=me` means them, and their role applies — an agent may use only the conversation routes "
+    "(403 on the others) and may assign a conversation only to themselves. Unknown or deactivated: 400.",
+}
+
+
 def _content(media: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {media: {"schema": schema}}
 
@@ -181,6 +196,8 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
             responses.update({code: {"$ref": "#/components/responses/Error"} for code in _ERROR_STATUSES})
         entry: dict[str, Any] = {"operationId": op.id, "tags": [op.tag], "summary": op.summary}
         params = _path_parameters(op.path) + (_query_parameters(op.query) if op.query is not None else [])
+        if not op.public:
+            params.append(USER_PARAMETER)
         if params:
             entry["parameters"] = params
         if op.body is not None:
@@ -199,7 +216,9 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
             "title": TITLE,
             "version": VERSION,
             "description": "Conversations, automations, labels, people and the outbox of inbox-bot. Every "
-            "`/api/` route but this document needs `Authorization: Bearer <token>`; refusals answer "
+            "`/api/` route "
+            "but this document needs `Authorization: Bearer <token>`; with the header `X-Inbox-User: <user id>` "
+            "the token holder acts as that user, with that user's role. Refusals answer "
             '`{"error": "…", "field": "…"}` naming what is wrong and the way out.',
         },
         "tags": [{"name": t} for t in _tags(operations)],

@@ -250,6 +250,23 @@ class Reopen(Request):
     by: OldAgentId = None
 
 
+class Assign(Request):
+    """Who holds the conversation from now on."""
+
+    of: ClassVar[str] = "assignment"
+    user: Annotated[
+        StrictInt | None,
+        Expect("a user id (a number) or null"),
+        Field(
+            description="An active user's id, or null to unassign. An agent (X-Inbox-User) may take a "
+            "conversation only for themselves, and not one someone else holds (409 naming them); an "
+            "admin or a bearer token may assign anyone.",
+            examples=[3],
+        ),
+    ]
+    agent: AgentId = None
+
+
 class Reply(Request):
     """A reply sent through the conversation's channel."""
 
@@ -369,6 +386,29 @@ class ConversationQuery(Page):
             "case and accents ignored, every word somewhere in the conversation."
         ),
     ] = None
+    sort: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": ["queue"]}),
+        Field(
+            description="`queue`: priority (urgent first), then the longest wait (not waiting last), then id. "
+            "Absent: newest first."
+        ),
+    ] = None
+    team: Annotated[Text, Field(description="Only conversations routed to this team (any case).")] = None
+    assignee: Annotated[
+        Text,
+        Field(
+            description="A user id, `none` (nobody holds it) or `me` (the user of X-Inbox-User; with a bare "
+            "bearer token `me` is refused)."
+        ),
+    ] = None
+    priority: Annotated[str | None, WithJsonSchema({"type": "string", "enum": ["urgent", "high", "normal", "low"]})] = (
+        None
+    )
+    contact: Annotated[
+        Text,
+        Field(description="The contact's platform id exactly, or part of the contact's name (any case, any script)."),
+    ] = None
 
 
 class OutboxQuery(Page):
@@ -438,6 +478,13 @@ class Message(Response):
     text: str
     tags: list[str]
     sent_at: str | None
+    author: str | None = Field(
+        description="Who wrote our message: `user:<id>`, `agent:<id>` or `salesforce`; null for the contact's."
+    )
+    delivery: Literal["stored", "pending", "sent", "failed"] | None = Field(
+        description="Our message's delivery: `stored` (the channel sends no replies), `pending`, `sent`, `failed` "
+        "(for good; POST /api/outbox/{id}/retry tries again); null for the contact's."
+    )
 
 
 class Contact(Response):
@@ -448,6 +495,25 @@ class Contact(Response):
 class CrmCase(Response):
     case_id: str
     case_number: str | None
+
+
+class Assignee(Response):
+    id: int
+    name: str | None
+
+
+class Event(Response):
+    """One step of a conversation's history."""
+
+    kind: Literal["opened", "resolved", "reopened", "assigned", "topics_changed", "replied"]
+    by: str | None = Field(
+        description="`user:<id>`, `agent:<id>`, `automation:<id>`, `salesforce`; null for the opening."
+    )
+    detail: str | None = Field(
+        description="resolved: the reason; assigned: the new assignee (`user:<id>`, null: unassigned); "
+        "topics_changed: what changed."
+    )
+    at: Timestamp
 
 
 class Conversation(Response):
@@ -471,11 +537,17 @@ class Conversation(Response):
     previous_id: int | None
     created_at: Timestamp
     crm: CrmCase | None
+    assignee: Assignee | None
+    waiting_since: str | None = Field(
+        description="Since when the contact waits for an answer: their first message after our last one; null "
+        "when resolved or when our message came last."
+    )
 
 
 class ConversationDetail(Conversation):
     messages: list[Message]
     runs: list[Run]
+    events: list[Event] = Field(description="The conversation's history, oldest first.")
 
 
 class Job(Response):

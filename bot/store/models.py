@@ -18,6 +18,9 @@ class Contact(Model):
     channel = fields.CharField(max_length=64)
     platform_id = fields.CharField(max_length=255)
     name = fields.CharField(max_length=255, null=True)
+    # the name case-folded (Python's casefold: any script), so the queue's `contact=` filter finds
+    # part of a name the same way on SQLite and PostgreSQL, whose lower() disagree beyond ASCII
+    name_key = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -69,6 +72,7 @@ class Conversation(Model):
     assignee: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "inbox.User", related_name="assigned", null=True, on_delete=fields.SET_NULL
     )
+    assignee_id: int | None
     waiting_since = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -105,6 +109,8 @@ class Message(Model):
     class Meta:
         table = "messages"
         unique_together = (("channel", "platform_id"),)
+        # a conversation's messages in order: its view, waiting_since, the CRM transcript
+        indexes = (("conversation_id", "id"),)
 
 
 class MessageTag(Model):
@@ -115,12 +121,14 @@ class MessageTag(Model):
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "inbox.Conversation", related_name="message_tags", on_delete=fields.CASCADE
     )
+    conversation_id: int
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100, db_index=True)
 
     class Meta:
         table = "message_tags"
         unique_together = (("message", "key"),)
+        indexes = (("conversation_id", "id"),)  # a page of conversations with their tags
 
 
 class ConversationTopic(Model):
@@ -151,6 +159,7 @@ class ConversationEvent(Model):
 
     class Meta:
         table = "conversation_events"
+        indexes = (("conversation_id", "id"),)
 
 
 class Label(Model):

@@ -5,16 +5,19 @@ caller's transaction (ingest's included)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from itertools import groupby
 
 from tortoise import connections
+from tortoise.expressions import Q
 
-from bot.domain import PRIORITY_ORDER, Priority, TopicRouting
+from bot.domain import PRIORITY_ORDER, Priority, QueueFigure, TopicRouting
 from bot.engine.queue import route
 from bot.store.base import boundary
-from bot.store.models import Conversation, ConversationTopic, Label, Team
+from bot.store.models import Conversation, ConversationTopic, Label, Team, User
 
-_WAITING = (
+# waiting_since by its rule (also run by migrations/0005 over conversations stored before it)
+WAITING_SQL = (
     "UPDATE conversations SET waiting_since = CASE WHEN status = 'open' THEN ("
     " SELECT m.sent_at FROM messages m WHERE m.conversation_id = conversations.id AND m.direction = 'inbound'"
     " AND m.id > COALESCE((SELECT MAX(o.id) FROM messages o WHERE o.conversation_id = conversations.id"
@@ -33,7 +36,7 @@ async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool =
     message never moves an earlier start of waiting)."""
     if not conversation_ids:
         return
-    sql = _WAITING.format(ids=_ids(sorted(set(conversation_ids))))
+    sql = WAITING_SQL.format(ids=_ids(sorted(set(conversation_ids))))
     if only_unset:
         sql += " AND waiting_since IS NULL"
     await connections.get("default").execute_script(sql)
@@ -85,15 +88,57 @@ async def conversations_with_topic(topic: str, *, open_only: bool = True) -> lis
 
 
 @boundary
-async def assign(conversation_id: int, user_id: int | None, *, unless_held_by_other: int | None = None) -> int | None:
+async def assign(
+    conversation_id: int, user_id: int | None, *, unless_held_by_other: int | None = None
+) -> tuple[bool, int | None]:
     """Set the assignee. With `unless_held_by_other=U` the change happens only when nobody, or U,
     holds the conversation — checked and written in one statement, so of two agents taking it at
-    once exactly one wins. Returns the assignee after the call (the holder when refused)."""
+    once exactly one wins. Returns whether the change was made, and the assignee after the call
+    (the holder when refused)."""
     qs = Conversation.filter(id=conversation_id)
     if unless_held_by_other is not None:
-        from tortoise.expressions import Q
-
         qs = qs.filter(Q(assignee_id__isnull=True) | Q(assignee_id=unless_held_by_other))
-    await qs.update(assignee_id=user_id)
+    changed = await qs.update(assignee_id=user_id)
     row = await Conversation.filter(id=conversation_id).values_list("assignee_id", flat=True)
-    return row[0] if row else None  # type: ignore[return-value]
+    return bool(changed), (row[0] if row else None)  # type: ignore[return-value]
+
+
+@boundary
+async def names(
+    team_ids: Iterable[int | None], user_ids: Iterable[int | None]
+) -> tuple[dict[int, str], dict[int, str]]:
+    """(team name by id, user name by id) for a page of conversations: two queries at most."""
+    teams = sorted({t for t in team_ids if t is not None})
+    users = sorted({u for u in user_ids if u is not None})
+    team_names = dict(await Team.filter(id__in=teams).values_list("id", "name")) if teams else {}
+    user_names = dict(await User.filter(id__in=users).values_list("id", "name")) if users else {}
+    return team_names, user_names  # type: ignore[return-value]
+
+
+@boundary
+async def queue_figures() -> list[QueueFigure]:
+    """Per priority and team: the open conversations and the oldest `waiting_since`. One grouped
+    query (for /metrics, at scrape time)."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT c.priority AS priority, t.name AS team, COUNT(*) AS n, MIN(c.waiting_since) AS oldest "
+        "FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.status = 'open' "
+        "GROUP BY c.priority, t.name"
+    )
+    return [
+        QueueFigure(
+            priority=PRIORITY_ORDER[min(max(int(r["priority"]), 0), len(PRIORITY_ORDER) - 1)],
+            team=r["team"],
+            open=int(r["n"]),
+            oldest_wait=_datetime(r["oldest"]),
+        )
+        for r in rows
+    ]
+
+
+def _datetime(value: object) -> datetime | None:
+    """A timestamp as the driver returns it from an aggregate: a datetime (PostgreSQL) or the
+    stored text (SQLite)."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -45,8 +45,10 @@ def conversation(row: models.Conversation) -> domain.Conversation:
         crm_closed=row.crm_closed,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        priority=domain.PRIORITY_ORDER[row.priority],
+        priority=row.priority,
         team_id=row.team_id,
+        assignee_id=row.assignee_id,
+        waiting_since=row.waiting_since,
     )
 
 
@@ -77,6 +79,7 @@ def message(row: models.Message) -> domain.Message:
         sent_at=row.sent_at,
         crm_comment_id=row.crm_comment_id,
         created_at=row.created_at,
+        delivery=row.delivery,
     )
 
 
