@@ -18,6 +18,7 @@ from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
+from bot.services.people import People
 from bot.store import StoreConflict, StoreInvalid, StoreUnavailable, db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
 
@@ -65,6 +66,7 @@ class AppState:
         self.rules.on_reload.append(self.metrics.automations.set)
         self.admin = Admin(settings, self.rules)
         self.commands = CommandRunner(self.admin)
+        self.people = People()
         self.inbox = Inbox(
             rules=self.rules.current,
             metrics=self.metrics,
@@ -244,6 +246,7 @@ def build_app(settings: Settings) -> web.Application:
     app.middlewares.insert(0, http_metrics_middleware(state.metrics))  # outermost: sees the status sent
     app[api.ADMIN_KEY] = state.admin
     app[api.INBOX_KEY] = state.inbox
+    app[api.PEOPLE_KEY] = state.people
     app[api.TOKENS_KEY] = settings.api_tokens()
     app[api.METRICS_KEY] = state.metrics
     if not settings.api_tokens():

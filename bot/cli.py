@@ -1,4 +1,4 @@
-"""Command line: `inbox-bot serve | migrate | check | send` (also `python -m bot …`)."""
+"""Command line: `inbox-bot serve | migrate | check | send | users` (also `python -m bot …`)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ import urllib.request
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, WebhookChannel, load_settings
+from bot.front import users_cli
 from bot.logs import setup_logging
 
 LOCAL_ENV = Path(".env.local")
+DEMO_ADMIN_ENV = "INBOX_DEMO_ADMIN_PASSWORD"
 DEMO_CHANNEL = "demo"
 WORKER_MIN_UPTIME = 2.0  # a worker failing sooner after its start is a start-up error: not restarted
 
@@ -31,14 +33,8 @@ log = logging.getLogger("inbox.cli")
 
 def load_local_env(path: Path = LOCAL_ENV) -> None:
     """Read KEY=VALUE lines of a git-ignored local env file; the real environment wins."""
-    if not path.exists():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip())
+    for key, value in _read_local_env(path).items():
+        os.environ.setdefault(key, value)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -51,6 +47,33 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
+def _read_local_env(path: Path = LOCAL_ENV) -> dict[str, str]:
+    """The KEY=VALUE lines of the local env file (the first of a key wins, as when loading it)."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values.setdefault(key.strip(), value.strip())
+    return values
+
+
+def _write_local_env(values: dict[str, str], path: Path = LOCAL_ENV) -> None:
+    """Set KEY=VALUE lines in the local env file, replacing a key's old lines; the file is readable
+    by its owner only (0600) from the moment it exists, and replaced whole (never half-written)."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if line.split("=", 1)[0].strip() not in values]
+    kept += [f"{k}={v}" for k, v in values.items()]
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(kept) + "\n")
+    os.chmod(tmp, 0o600)  # a leftover .tmp may have been created with other permissions
+    os.replace(tmp, path)
+
+
 def _ensure_demo_secrets(settings: Settings) -> Settings:
     """First `make run`: generate the demo channel secret and an API token into .env.local."""
     wanted: dict[str, str] = {}
@@ -61,11 +84,8 @@ def _ensure_demo_secrets(settings: Settings) -> Settings:
             wanted[ch.secret_env] = secrets.token_urlsafe(32)
     if not wanted:
         return settings
-    with LOCAL_ENV.open("a", encoding="utf-8") as fh:
-        for k, v in wanted.items():
-            fh.write(f"{k}={v}\n")
-            os.environ[k] = v
-    LOCAL_ENV.chmod(0o600)
+    _write_local_env(wanted)
+    os.environ.update(wanted)
     print(f"Generated {', '.join(wanted)} into {LOCAL_ENV} (git-ignored; keep it private).")
     return load_settings(settings.path)
 
@@ -118,6 +138,27 @@ async def _seed_demo(settings: Settings) -> None:
             actor="demo",
         )
         print('Created the demo automation "Au revoir" (keywords: au revoir, bye, goodbye → tag + resolve).')
+
+
+async def _ensure_demo_admin(settings: Settings, env_file: Path = LOCAL_ENV) -> str | None:
+    """On an empty store only: the demo admin, its generated password written to `env_file`.
+
+    Returns the password for the start banner: the one just generated, else the one `env_file`
+    keeps while it still signs the demo admin in (the store keeps only its hash)."""
+    from bot.services.people import DEMO_ADMIN, People
+    from bot.store import db
+
+    async with db.open_store(settings.database.url):
+        people = People()
+        password = await people.ensure_demo_admin()
+        if password is not None:
+            _write_local_env({DEMO_ADMIN_ENV: password}, env_file)
+            print(f"Created the demo admin {DEMO_ADMIN}; its password is in {env_file} ({DEMO_ADMIN_ENV}).")
+            return password
+        saved = _read_local_env(env_file).get(DEMO_ADMIN_ENV)
+        if saved and await people.password_matches(DEMO_ADMIN, saved):
+            return saved
+    return None
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -175,7 +216,7 @@ def _reachable_host(host: str) -> str:
     return host
 
 
-async def _serve(settings: Settings, sock: socket.socket, *, banner: bool) -> None:
+async def _serve(settings: Settings, sock: socket.socket, *, banner: bool, admin_password: str | None = None) -> None:
     from aiohttp import web
 
     from bot.app import build_app
@@ -193,7 +234,7 @@ async def _serve(settings: Settings, sock: socket.socket, *, banner: bool) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if banner:
-        _print_banner(settings, host, port)
+        _print_banner(settings, host, port, admin_password=admin_password)
     print(f"inbox-bot serving on http://{_url_host(host)}:{port} (pid {os.getpid()})", flush=True)
     try:
         await stop.wait()
@@ -202,11 +243,16 @@ async def _serve(settings: Settings, sock: socket.socket, *, banner: bool) -> No
         await runner.cleanup()
 
 
-def _print_banner(settings: Settings, host: str, port: int) -> None:
-    """Ready-to-paste commands, aimed at the address actually served (`make run PORT=…` included)."""
+def _print_banner(settings: Settings, host: str, port: int, *, admin_password: str | None = None) -> None:
+    """Ready-to-paste commands, aimed at the address actually served (`make run PORT=…` included),
+    and the demo admin's password while it is the one `.env.local` keeps."""
+    from bot.services.people import DEMO_ADMIN
+
     demo = settings.channel(DEMO_CHANNEL)
     channels = ", ".join(c.name for c in settings.channels) or "none"
     print(f"Channels: {channels}. Store: {_safe_url(settings.database.url)}")
+    if admin_password:
+        print(f"Demo admin: {DEMO_ADMIN}, password {admin_password} (kept in {LOCAL_ENV} as {DEMO_ADMIN_ENV})")
     if demo is not None:
         base = f"http://{_url_host(_reachable_host(host))}:{port}"
         print("Send a first message (in another terminal):")
@@ -235,11 +281,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings)
     if not args.worker_child:  # the supervisor migrated already: N children must not race
         asyncio.run(_migrate(settings))
+    admin_password = None
     if args.demo and not args.worker_child:
         asyncio.run(_seed_demo(settings))
+        admin_password = asyncio.run(_ensure_demo_admin(settings))
     if supervisor:
         return _run_workers(args, workers, host, port, settings)
-    asyncio.run(_serve(settings, sock, banner=args.demo))
+    asyncio.run(_serve(settings, sock, banner=args.demo, admin_password=admin_password))
     return 0
 
 
@@ -365,7 +413,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="address to listen on (default: [server] host of the config)")
     s.add_argument("--port", type=int, help="port to listen on (default: [server] port of the config; make run PORT=…)")
     s.add_argument("--workers", type=int, default=None, help="processes sharing the port (SO_REUSEPORT)")
-    s.add_argument("--demo", action="store_true", help="generate local secrets and a demo automation (make run)")
+    s.add_argument(
+        "--demo", action="store_true", help="generate local secrets, a demo automation and a demo admin (make run)"
+    )
     s.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
     add("migrate", "apply pending migrations").set_defaults(func=cmd_migrate)
@@ -382,7 +432,17 @@ def parser() -> argparse.ArgumentParser:
     )
     snd.add_argument("--url", help="server base URL (default: from config)")
     snd.set_defaults(func=cmd_send)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="path to config.toml", default=argparse.SUPPRESS)
+    users_cli.add_parser(sub, common)
+    sub.choices["users"].set_defaults(func=cmd_users)
     return p
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings)
+    return users_cli.cmd_users(args, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

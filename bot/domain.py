@@ -43,6 +43,16 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class Delivery(StrEnum):
+    """Where an outbound message stands: `stored` (its channel sends no replies), `pending`
+    (waiting in the outbox), `sent`, or `failed` (for good)."""
+
+    STORED = "stored"
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """One action of an automation.
@@ -129,6 +139,43 @@ class Conversation:
     crm_closed: bool | None
     created_at: datetime
     updated_at: datetime
+    # the queue: priority rank (0 urgent … 3 low, from the topics), the team routed to, who holds
+    # it, since when the contact waits for an answer (None: resolved, or our message came last)
+    priority: int = 2
+    team_id: int | None = None
+    assignee_id: int | None = None
+    waiting_since: datetime | None = None
+
+    @property
+    def queue_key(self) -> QueueKey:
+        """Where the conversation stands in the queue (`sort=queue`)."""
+        return QueueKey(self.priority, self.waiting_since, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKey:
+    """The queue's order: priority rank (urgent first), then waiting since (longest first; not
+    waiting last), then id. A page of the queue resumes after the key of its last conversation."""
+
+    priority: int
+    waiting_since: datetime | None
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilter:
+    """Which conversations a list shows; every field set narrows it (None: any)."""
+
+    status: Status | None = None
+    channel: str | None = None
+    topic: str | None = None
+    tag: str | None = None
+    words: tuple[str, ...] | None = None  # search terms (`bot.engine.search.terms`), all in one conversation
+    team_id: int | None = None
+    assignee_id: int | None = None
+    unassigned: bool = False
+    priority: int | None = None  # a rank
+    contact: str | None = None  # the contact's platform id exactly, or part of its name (any case)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +193,8 @@ class Message:
     sent_at: datetime | None
     crm_comment_id: str | None
     created_at: datetime
+    # outbound only: stored (the channel sends nothing) | pending | sent | failed
+    delivery: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +205,21 @@ class Label:
     kind: str
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A topic with what it says about the queue: its priority and the team it routes to."""
+
+    id: int
+    name: str
+    priority: Priority
+    team: str | None
+    created_at: datetime
+
+    @property
+    def routing(self) -> TopicRouting:
+        return TopicRouting(self.priority, self.team)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +273,8 @@ class OutboxJob:
 
 @dataclass(frozen=True, slots=True)
 class ConversationEvent:
-    """Who changed a conversation's status, and when (`action`: resolve or reopen)."""
+    """Who changed a conversation, and when (`action`: resolve, reopen, assign, topics_changed;
+    `reason`: the resolution reason, the assignee as `user:<id>`, what changed in the topics)."""
 
     id: int
     conversation_id: int
@@ -303,6 +368,7 @@ class Effects:
     reply_to: Mapping[str, Any] | None = None  # where replies go from now on
     crm_target: str | None = None  # link the conversation to this CRM
     jobs: tuple[NewJob, ...] = ()
+    search_document: str = ""  # the message as the full-text index holds it
 
     @property
     def changes_conversation(self) -> bool:
@@ -312,3 +378,77 @@ class Effects:
             or self.reply_to is not None
             or self.crm_target is not None
         )
+
+
+# --- people -----------------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """`admin`: everything; `agent`: conversations, not settings."""
+
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A group of agents that topics route conversations to."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in to the web inbox. The password hash never leaves the store."""
+
+    id: int
+    email: str
+    name: str
+    role: Role
+    teams: tuple[str, ...]
+    active: bool
+    language: str | None
+    session_epoch: int
+    created_at: datetime
+
+    @property
+    def actor(self) -> str:
+        """How the product records what this user did (`resolved_by`, author, events, audit)."""
+        return f"user:{self.id}"
+
+
+class Priority(StrEnum):
+    """A topic's priority; a conversation takes the highest among its topics."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for urgent … 3 for low: the queue's sort key."""
+        return PRIORITY_ORDER.index(self)
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRouting:
+    """What a topic on a conversation says about the queue: its priority and the team it names."""
+
+    priority: Priority
+    team: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigure:
+    """Open conversations of one priority and team, and since when the longest waiting one waits."""
+
+    priority: Priority
+    team: str | None
+    open: int
+    oldest_wait: datetime | None

@@ -10,18 +10,22 @@ has nothing better to say.
     ├── Invalid(field)            a value cannot be used
     │   ├── TooLarge(limit)       a request larger than the limit
     │   ├── Missing(field, of)    a required value was not given
-    │   ├── UnknownLabel(kind)    a tag, topic or resolution reason that does not exist
+    │   ├── UnknownLabel(kind)    a tag, topic, resolution reason or team that does not exist
+    │   ├── UnknownTeam(name)     a team that does not exist
     │   └── UnknownField(name)    a field or query parameter the request may not hold
     ├── NotFound(what, ref)       nothing of that kind by that id or name
     │   └── ConversationNotFound
     ├── Conflict                  not in the current state (a name taken, a label in use, …)
     │   └── ConversationConflict
-    └── Forbidden                 not allowed by the organization's settings
-        ├── PlanRefused(feature, plan, needs)
-        └── TurnedOff(feature, setting)
+    ├── Forbidden                 not allowed by the organization's settings
+    │   ├── PlanRefused(feature, plan, needs)
+    │   └── TurnedOff(feature, setting)
+    └── SignInLocked(until)       too many failed sign-ins for one email
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 __all__ = [
     "Conflict",
@@ -33,10 +37,12 @@ __all__ = [
     "Missing",
     "NotFound",
     "PlanRefused",
+    "SignInLocked",
     "TooLarge",
     "TurnedOff",
     "UnknownField",
     "UnknownLabel",
+    "UnknownTeam",
 ]
 
 
@@ -81,11 +87,20 @@ class Missing(Invalid):
 
 
 class UnknownLabel(Invalid):
-    """A tag, topic or resolution reason (`kind`: tag, topic, reason) named `name` does not exist."""
+    """A tag, topic, resolution reason or team (`kind`: tag, topic, reason, team) named `name` does
+    not exist."""
 
     def __init__(self, kind: str, name: str, *, field: str) -> None:
         super().__init__(field, f'unknown {kind} "{name}"')
         self.kind = kind
+        self.name = name
+
+
+class UnknownTeam(Invalid):
+    """No team is named `name` (compared case-insensitively)."""
+
+    def __init__(self, name: str, *, field: str) -> None:
+        super().__init__(field, f'unknown team "{name}"')
         self.name = name
 
 
@@ -160,3 +175,15 @@ class TurnedOff(Forbidden):
         self.setting = setting
         self.section = section
         self.in_action = in_action
+
+
+# --- sign-in -------------------------------------------------------------------------------------------
+
+
+class SignInLocked(InboxError):
+    """Too many failed sign-ins for this email: sign-in is refused until `until`, even with the
+    right password."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"sign-in is locked until {until:%Y-%m-%d %H:%M} UTC")
+        self.until = until

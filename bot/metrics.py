@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -17,6 +18,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+from bot.domain import QueueFigure
 
 # A label value per route pattern, never per raw path, keeps the number of series bounded; a request
 # that no route answers (404, or 405 for a method the path does not take) is "unmatched".
@@ -56,6 +59,16 @@ class Metrics:
         self.outbox_failed = Gauge("inbox_outbox_failed", "Outbox jobs failed for good", registry=r)
         self.automations = Gauge("inbox_automations_active", "Enabled automations in the matcher", registry=r)
         self.connector_errors = Counter("inbox_connector_errors_total", "Connector failures", ["channel"], registry=r)
+        # the queue, per priority and team ("" for none), computed when scraped
+        self.queue_open = Gauge(
+            "inbox_queue_open_conversations", "Open conversations", ["priority", "team"], registry=r
+        )
+        self.queue_longest_wait = Gauge(
+            "inbox_queue_longest_wait_seconds",
+            "How long the longest waiting open conversation has waited for an answer (0: none waits)",
+            ["priority", "team"],
+            registry=r,
+        )
         self.http_seconds = Histogram(
             "inbox_http_request_duration_seconds",
             "Time to answer one HTTP request, by route pattern, method and status",
@@ -63,6 +76,16 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+
+    def set_queue(self, figures: Iterable[QueueFigure], *, now: datetime) -> None:
+        """The queue's gauges from this scrape's figures (combinations gone since are dropped)."""
+        self.queue_open.clear()
+        self.queue_longest_wait.clear()
+        for f in figures:
+            labels = (f.priority.value, f.team or "")
+            self.queue_open.labels(*labels).set(f.open)
+            wait = (now - f.oldest_wait).total_seconds() if f.oldest_wait is not None else 0.0
+            self.queue_longest_wait.labels(*labels).set(max(wait, 0.0))
 
     def fired(self, automation_ids: Iterable[int]) -> None:
         """Count the firings of one message's evaluation, in total and per automation."""

@@ -16,9 +16,10 @@ MakeBot = Callable[..., Awaitable[Bot]]
 CONVERSATION_KEYS = {
     "id", "channel", "type", "status", "thread", "contact", "topics", "tags", "resolution_reason",
     "resolved_by", "resolved_at", "previous_id", "created_at", "crm",
+    "priority", "team", "assignee", "waiting_since",
 }  # fmt: skip
-DETAIL_KEYS = CONVERSATION_KEYS | {"messages", "runs"}
-MESSAGE_KEYS = {"id", "direction", "text", "tags", "sent_at"}
+DETAIL_KEYS = CONVERSATION_KEYS | {"messages", "runs", "events"}
+MESSAGE_KEYS = {"id", "direction", "text", "tags", "sent_at", "author", "delivery"}
 RUN_KEYS = {
     "id",
     "automation_id",
@@ -651,9 +652,12 @@ async def test_automations_test_changes_nothing(bot: Bot) -> None:
 
 @pytest.mark.parametrize(("path", "what"), [("tags", "tag"), ("topics", "topic"), ("reasons", "resolution reason")])
 async def test_labels(bot: Bot, path: str, what: str) -> None:
+    # a topic also says where its conversations stand in the queue (tests/test_topics.py)
+    routing = {"priority": "normal", "team": None} if path == "topics" else {}
     assert await bot.api("GET", f"/api/{path}") == {"items": [], "next_cursor": None}
     assert await bot.api("POST", f"/api/{path}", json={"name": "  Billing   issue "}, expect=201) == {
-        "name": "Billing issue"
+        "name": "Billing issue",
+        **routing,
     }
     await bot.api("POST", f"/api/{path}", json={"name": "Sales"}, expect=201)
     status, err = await raw(bot, "POST", f"/api/{path}", json={"name": "billing ISSUE"})
@@ -661,7 +665,7 @@ async def test_labels(bot: Bot, path: str, what: str) -> None:
     for body in ({}, {"name": 3}, {"name": ""}, {"name": "a,b"}):
         assert (await raw(bot, "POST", f"/api/{path}", json=body))[0] == 400
     assert await bot.api("GET", f"/api/{path}") == {
-        "items": [{"name": "Billing issue"}, {"name": "Sales"}],
+        "items": [{"name": "Billing issue", **routing}, {"name": "Sales", **routing}],
         "next_cursor": None,
     }
     assert await bot.api("DELETE", f"/api/{path}/sales") == {"deleted": True, "name": "Sales"}

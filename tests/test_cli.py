@@ -633,3 +633,92 @@ async def test_demo_automation_is_created_through_the_admin_service(
     assert (await bot.api("GET", "/api/reasons"))["items"] == []
     conv = await bot.conversation((await bot.webhook("ok bye"))["conversation_id"])
     assert (conv["status"], conv["tags"]) == ("resolved", ["closing"])
+
+
+async def test_the_demo_admin_is_created_on_an_empty_store_its_password_kept_in_the_env_file(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import DEMO_ADMIN_ENV, _ensure_demo_admin
+    from bot.services.people import People
+    from bot.store import db
+    from tests.conftest import make_settings
+
+    settings = make_settings(db_url)
+    env_file = tmp_path / ".env.local"
+    # a password left from a store that was deleted since is replaced, other lines kept
+    env_file.write_text(f"CLI_DEMO=abc\n{DEMO_ADMIN_ENV}=from-an-old-store\n", encoding="utf-8")
+    password = await _ensure_demo_admin(settings, env_file)
+    assert password is not None and len(password) >= 10
+    assert env_file.read_text(encoding="utf-8") == f"CLI_DEMO=abc\n{DEMO_ADMIN_ENV}={password}\n"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert capsys.readouterr().out == (
+        f"Created the demo admin admin@example.com; its password is in {env_file} ({DEMO_ADMIN_ENV}).\n"
+    )
+    async with db.open_store(db_url):
+        admin = await People().find_user("admin@example.com")
+        assert admin.role.value == "admin"
+        assert await People().password_matches("admin@example.com", password)
+    # every later start reads it back from the file (the store keeps only its hash)
+    assert await _ensure_demo_admin(settings, env_file) == password
+    assert capsys.readouterr().out == ""
+    # once changed, the file's password is not the admin's any more: not shown
+    async with db.open_store(db_url):
+        await People().set_password("admin@example.com", "changed by the admin")
+    assert await _ensure_demo_admin(settings, env_file) is None
+    assert env_file.read_text(encoding="utf-8").count(DEMO_ADMIN_ENV) == 1
+
+
+async def test_no_demo_admin_on_a_store_that_has_users(db_url: str, tmp_path: Path) -> None:
+    from bot.cli import _ensure_demo_admin
+    from bot.services.people import People
+    from bot.store import db
+    from tests.conftest import make_settings
+
+    async with db.open_store(db_url):
+        await People().add_user(email="ana@example.com", role="agent")
+    env_file = tmp_path / ".env.local"
+    assert await _ensure_demo_admin(make_settings(db_url), env_file) is None
+    assert not env_file.exists()
+    async with db.open_store(db_url):
+        assert [u.email for u in await People().list_users()] == ["ana@example.com"]
+
+
+def start_demo(cfg: Path, tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """`serve --demo` on a free port: what it printed up to "serving on", then SIGTERM."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "serve", "--demo", "--port", "0"],
+        cwd=tmp_path,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends at EOF if the server stops early
+            lines.append(line.rstrip("\n"))
+            if line.startswith("inbox-bot serving on "):
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert lines and lines[-1].startswith("inbox-bot serving on "), (lines, err)
+    return lines
+
+
+def test_make_run_prints_the_demo_admin_password_on_every_start(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path, extra='[[channels]]\nname = "demo"\nkind = "webhook"\nsecret_env = "CLI_DEMO"\n')
+    first = start_demo(cfg, tmp_path, env)
+    local = tmp_path / ".env.local"
+    assert local.stat().st_mode & 0o777 == 0o600
+    saved = dict(line.split("=", 1) for line in local.read_text(encoding="utf-8").splitlines())
+    assert set(saved) == {"CLI_DEMO", "INBOX_DEMO_ADMIN_PASSWORD"}
+    password = saved["INBOX_DEMO_ADMIN_PASSWORD"]
+    shown = f"Demo admin: admin@example.com, password {password} (kept in .env.local as INBOX_DEMO_ADMIN_PASSWORD)"
+    assert shown in first
+    assert any(line.startswith("Created the demo admin admin@example.com") for line in first)
+    second = start_demo(cfg, tmp_path, env)
+    assert shown in second
+    assert not any(line.startswith("Created the demo admin") for line in second)
+    assert local.read_text(encoding="utf-8").count("INBOX_DEMO_ADMIN_PASSWORD=") == 1

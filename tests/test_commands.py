@@ -459,21 +459,28 @@ async def test_test_lists_plan_skipped(make_bot: MakeBot, db_url: str) -> None:
     ],
 )
 async def test_labels_list_add_delete(bot: Bot, cmd: str, what: str, plural: str) -> None:
-    assert await bot.command(cmd) == f"No {plural.lower()} yet — add one with /automation {cmd} add NAME"
-    assert await bot.command(f"{cmd} add Billing issue") == f'Added {what} "Billing issue".'
-    assert await bot.command(f"{cmd} add Sales") == f'Added {what} "Sales".'
+    topics = cmd == "topics"  # a topic also has a priority and a team (tests/test_topics.py)
+    hint = " [priority=high] [team=TEAM]" if topics else ""
+    assert await bot.command(cmd) == f"No {plural.lower()} yet — add one with /automation {cmd} add NAME{hint}"
+    routing = " (normal, no team)" if topics else ""
+    assert await bot.command(f"{cmd} add Billing issue") == f'Added {what} "Billing issue"{routing}.'
+    assert await bot.command(f"{cmd} add Sales") == f'Added {what} "Sales"{routing}.'
     assert await bot.command(f"{cmd} add billing ISSUE") == f'{what} "Billing issue" already exists'
-    assert await bot.command(cmd) == f"{plural}: Billing issue, Sales"
+    listing = "Topics:\nBilling issue · normal\nSales · normal" if topics else f"{plural}: Billing issue, Sales"
+    assert await bot.command(cmd) == listing
     assert await bot.command(f"{cmd} delete sales") == f'Deleted {what} "Sales".'
     assert await bot.command(f"{cmd} delete Sales") == f'unknown {what} "Sales" — see /automation {cmd}'
     assert await bot.command(f"{cmd} add") == (f"give the {what}'s name, e.g. /automation {cmd} add billing")
     assert await bot.command(f"{cmd} delete") == f"name the {what} to delete, e.g. /automation {cmd} delete NAME"
-    assert await bot.command(f"{cmd} rename x") == (
-        f'unknown "rename" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME'
+    verbs = (
+        f"{cmd}, {cmd} add NAME, {cmd} set NAME or {cmd} delete NAME"
+        if topics
+        else (f"{cmd}, {cmd} add NAME or {cmd} delete NAME")
     )
+    assert await bot.command(f"{cmd} rename x") == f'unknown "rename" — use /automation {verbs}'
     assert await bot.command(f'{cmd} add "a, b"') == f"{what} names cannot contain commas or double quotes"
     items = (await bot.api("GET", f"/api/{cmd}"))["items"]
-    assert items == [{"name": "Billing issue"}]
+    assert items == [{"name": "Billing issue", **({"priority": "normal", "team": None} if topics else {})}]
 
 
 async def test_delete_label_in_use_refused(bot: Bot) -> None:
@@ -487,7 +494,8 @@ async def test_delete_label_in_use_refused(bot: Bot) -> None:
         assert await bot.command(f"{cmd} delete {name}") == (
             f'{what} "{name}" is used by automation "Au revoir" (#1) — change or delete that automation first'
         )
-        assert (await bot.api("GET", f"/api/{cmd}"))["items"] == [{"name": name}]
+        names = [item["name"] for item in (await bot.api("GET", f"/api/{cmd}"))["items"]]
+        assert names == [name]
     await bot.command("delete #1")
     assert await bot.command("tags delete closing") == 'Deleted tag "closing".'
 

@@ -85,7 +85,14 @@ def test_schemas_come_from_the_models_with_required_lists() -> None:
     ok = OPENAPI["paths"]["/api/automations/{id}"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Automation"}
     params = OPENAPI["paths"]["/api/conversations"]["get"]["parameters"]
-    assert {p["name"] for p in params} == {"status", "channel", "topic", "tag", "limit", "cursor"}
+    assert {p["name"] for p in params if p["in"] == "query"} == {
+        "status", "channel", "topic", "tag", "q", "limit", "cursor", "sort", "team", "assignee", "priority", "contact"
+    }  # fmt: skip
+    # every bearer-token route documents the header that says which user the token holder acts as
+    for path, ops in OPENAPI["paths"].items():
+        for method, op in ops.items():
+            headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+            assert headers == (set() if op.get("security") == [] else {"X-Inbox-User"}), (method, path)
 
 
 def test_the_document_loads_as_openapi_3() -> None:

@@ -27,7 +27,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.domain import PRIORITY_ORDER, Priority, TopicRouting
+from bot.engine.queue import route
+from bot.services.people import People
 from bot.store import db, repo
+from bot.store import labels as label_store
+from bot.store import people as people_store
 from connectors.webhook.connector import check_signature, signed_headers
 from tests.conftest import STORES
 
@@ -36,6 +41,7 @@ pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 SECRET = "rel-shop-secret-4f1c9a"
 TOKEN = "rel-api-token-9d2e7b"
 READY_TIMEOUT = 40.0
+PASSWORD = "rel-password-2c8e"
 
 
 def free_port() -> int:
@@ -492,6 +498,69 @@ async def test_outbox_two_workers_deliver_each_reply_exactly_once(
     )
 
 
+async def test_two_agents_taking_the_same_conversation_at_once_exactly_one_wins(
+    db_url: str, tmp_path: Path, report_figures: Callable[[str], None]
+) -> None:
+    """Two server processes (two hosts, one store). For each of 30 conversations two agents take
+    it at the same moment, each through another process: exactly one gets 200, the other 409
+    naming the winner; the store holds the winner and one assignment event."""
+    async with db.open_store(db_url):
+        people = People()
+        agents = [
+            (
+                await people.add_user(email=f"{name.lower()}@example.com", name=name, role="agent", password="x" * 12)
+            ).user
+            for name in ("Ana", "Bob")
+        ]
+    servers = [Server(tmp_path, db_url, name=f"host{i}") for i in range(2)]
+    n = 30
+    try:
+        await asyncio.gather(*(s.start() for s in servers))
+        async with client_session(64) as session:
+            first = await asyncio.gather(
+                *(post_webhook(session, servers[i % 2].url, f"as-{i}", thread=f"as{i}") for i in range(n))
+            )
+            conv_ids = [data["conversation_id"] for _, data in first if data]
+            assert len(set(conv_ids)) == n
+
+            async def take(cid: int, agent: int, server: Server) -> tuple[int, dict[str, Any]]:
+                user = agents[agent]
+                headers = {**api_headers(), "X-Inbox-User": str(user.id)}
+                url = f"{server.url}/api/conversations/{cid}/assign"
+                async with session.post(url, json={"user": user.id}, headers=headers) as resp:
+                    return resp.status, await resp.json()
+
+            results = await asyncio.gather(
+                *(
+                    asyncio.gather(take(cid, 0, servers[i % 2]), take(cid, 1, servers[(i + 1) % 2]))
+                    for i, cid in enumerate(conv_ids)
+                )
+            )
+        holders = dict(await sql(db_url, "SELECT id, assignee_id FROM conversations"))
+        events = dict(
+            await sql(
+                db_url,
+                "SELECT conversation_id, count(*) FROM conversation_events WHERE action = 'assign' "
+                "GROUP BY conversation_id",
+            )
+        )
+    finally:
+        await stop_all(servers)
+    wins = Counter[str]()
+    for cid, outcome in zip(conv_ids, results, strict=True):
+        statuses = [status for status, _ in outcome]
+        assert sorted(statuses) == [200, 409], (cid, outcome)
+        winner = agents[statuses.index(200)]
+        loser_answer = outcome[statuses.index(409)][1]
+        assert loser_answer["error"] == f"conversation {cid} is assigned to {winner.name} ({winner.email})"
+        assert holders[cid] == winner.id and events[cid] == 1, (cid, holders[cid], events.get(cid))
+        wins[winner.name] += 1
+    report_figures(
+        f"[{store_kind(db_url)}] assignment race, 2 processes: {n} conversations each taken by 2 agents at once, "
+        f"{n} won (Ana {wins['Ana']} / Bob {wins['Bob']}), {n} refused with 409, double assignments = 0"
+    )
+
+
 async def _automations_gauge(session: aiohttp.ClientSession, server: Server) -> float:
     async with session.get(f"{server.url}/metrics") as resp:
         m = re.search(r"^inbox_automations_active (\S+)$", await resp.text(), re.M)
@@ -545,6 +614,121 @@ async def test_automation_change_reaches_the_other_worker_process_within_a_secon
         f"[{store_kind(db_url)}] automation change across processes: create on a → applied on b after "
         f"{created:.2f} s; disable on b → applied on a after {disabled:.2f} s (limit 1 s)"
     )
+
+
+async def seed_routing_topics(db_url: str) -> None:
+    """Topics with priorities and teams, and two automations that add them (words refund, quote)."""
+    async with db.open_store(db_url):
+        billing, sales = await people_store.create_team("Billing"), await people_store.create_team("Sales")
+        for name, priority, team in (
+            ("Refunds", Priority.HIGH, billing.id),
+            ("Leads", Priority.HIGH, sales.id),
+            ("Outage", Priority.URGENT, None),
+            ("Later", Priority.LOW, sales.id),
+        ):
+            await label_store.create_topic(name, priority=priority, team_id=team)
+        for name, word, topic in (("Refund", "refund", "Refunds"), ("Lead", "quote", "Leads")):
+            await repo.create_automation(
+                name=name,
+                key=name.casefold(),
+                keywords=[word],
+                match="any",
+                actions=[{"type": "topic", "topic": topic}],
+                channels=[],
+                types=[],
+                enabled=True,
+                created_by="test",
+            )
+        await repo.bump_automations_revision()
+
+
+async def routing_mismatches(db_url: str) -> tuple[int, list[str]]:
+    """(conversations checked, one line per conversation whose stored priority or team is not what
+    its topics give, in the order they were applied)."""
+    topics = {
+        key: TopicRouting(PRIORITY_ORDER[rank], team)
+        for key, rank, team in await sql(
+            db_url,
+            "SELECT l.key, l.priority, t.name FROM labels l LEFT JOIN teams t ON t.id = l.team_id "
+            "WHERE l.kind = 'topic'",
+        )
+    }
+    applied: dict[int, list[str]] = {}
+    for cid, key in await sql(db_url, "SELECT conversation_id, key FROM conversation_topics ORDER BY id"):
+        applied.setdefault(cid, []).append(key)
+    convs = await sql(
+        db_url, "SELECT c.id, c.priority, t.name FROM conversations c LEFT JOIN teams t ON t.id = c.team_id"
+    )
+    wrong = []
+    for cid, rank, team in convs:
+        keys = applied.get(cid, [])
+        priority, want_team = route([topics[k] for k in keys if k in topics])
+        if (PRIORITY_ORDER[rank], team) != (priority, want_team):
+            wrong.append(f"#{cid} {keys}: stored {PRIORITY_ORDER[rank]}/{team}, topics give {priority}/{want_team}")
+    return len(convs), wrong
+
+
+async def test_priority_and_team_stay_right_when_automations_and_agents_change_topics_at_once(
+    db_url: str, tmp_path: Path, report_figures: Callable[[str], None]
+) -> None:
+    """Webhook messages that fire topic automations and agents adding and removing topics by hand,
+    on the same conversations at the same moment, across `serve --workers 2`: afterwards every
+    conversation's priority and team are what its final topics give."""
+    await seed_routing_topics(db_url)
+    srv = Server(tmp_path, db_url, workers=2)
+    n_conv, per_conv = 16, 10
+    texts = ("a refund please", "can I get a quote", "refund and quote", "just saying hi")
+    changes = (
+        {"add": ["Outage"]}, {"remove": ["Outage"]}, {"add": ["Later"]}, {"remove": ["Later"]},
+        {"remove": ["Refunds"]}, {"remove": ["Leads"]}, {"add": ["Leads"], "remove": ["Later"]},
+        {"add": ["Later", "Refunds"]},
+    )  # fmt: skip
+    rng = random.Random(11)
+    try:
+        await srv.start()
+        async with client_session(48) as session:
+            first = await asyncio.gather(
+                *(post_text(session, srv.url, f"rt-{k}-0", f"rt{k}", "hello") for k in range(n_conv))
+            )
+            conv_ids = [data["conversation_id"] for _, data in first if data]
+            assert len(set(conv_ids)) == n_conv
+            jobs: list[tuple[str, int, Any]] = []
+            for k, cid in enumerate(conv_ids):
+                jobs += [("message", k, (f"rt-{k}-{j + 1}", rng.choice(texts))) for j in range(per_conv)]
+                jobs += [("agent", cid, rng.choice(changes)) for _ in range(per_conv)]
+            rng.shuffle(jobs)
+
+            async def run(job: tuple[str, int, Any]) -> int | None:
+                kind, target, what = job
+                if kind == "message":
+                    status, _ = await post_text(session, srv.url, what[0], f"rt{target}", what[1])
+                    return status
+                url = f"{srv.url}/api/conversations/{target}/topics"
+                async with session.post(url, json={**what, "agent": "racer"}, headers=api_headers()) as resp:
+                    return resp.status
+
+            statuses = Counter(await asyncio.gather(*(run(job) for job in jobs)))
+        checked, wrong = await routing_mismatches(db_url)
+        changed = await scalar(db_url, "SELECT count(*) FROM conversation_events WHERE action = 'topics_changed'")
+        routed = await scalar(db_url, "SELECT count(*) FROM conversations WHERE team_id IS NOT NULL")
+    finally:
+        await stop_all([srv])
+    assert statuses == {200: len(jobs)}, (statuses, srv.log()[-3000:])
+    assert checked == n_conv and not wrong, "\n".join(wrong)
+    assert changed > 0 and routed > 0  # the race did happen: agents changed topics, topics routed
+    report_figures(
+        f"[{store_kind(db_url)}] topic race, 2 workers: {n_conv} conversations, {n_conv * per_conv} webhook "
+        f"messages firing topic automations and {n_conv * per_conv} agent topic changes at once, "
+        f"{changed} changes recorded, {routed} conversations routed to a team; priority/team wrong = {len(wrong)}"
+    )
+
+
+async def post_text(
+    session: aiohttp.ClientSession, base: str, mid: str, thread: str, text: str
+) -> tuple[int | None, dict[str, Any] | None]:
+    body, headers = webhook_request(mid, thread=thread, text=text)
+    async with session.post(f"{base}/webhooks/shop", data=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
 
 
 async def test_serve_workers_stops_cleanly_on_sigterm(db_url: str, tmp_path: Path) -> None:

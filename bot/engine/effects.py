@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot import outbox_kinds
 from bot.domain import Effects, NewJob, PlannedRun, Received, Resolution
 from bot.engine.rules import RuleSet
+from bot.engine.search import document
 
 __all__ = ["crm_sync_job", "plan"]
 
@@ -51,4 +52,5 @@ def plan(received: Received, rules: RuleSet) -> Effects:
         reply_to=dict(msg.reply_to) if moved else None,
         crm_target=crm_target,
         jobs=(crm_sync_job(conv.id),) if (conv.crm_target or crm_target) is not None else (),
+        search_document=document(msg.text),
     )

@@ -15,12 +15,14 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, get_args
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel, ValidationError
 
+from bot.domain import QueueKey, Role, User
 from bot.errors import (
     Conflict,
     Forbidden,
@@ -32,13 +34,15 @@ from bot.errors import (
     TurnedOff,
     UnknownField,
     UnknownLabel,
+    UnknownTeam,
 )
 from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
 from bot.metrics import Metrics
 from bot.services.admin import LABEL_KINDS, Admin
 from bot.services.inbox import Inbox
-from bot.store import repo
+from bot.services.people import People
+from bot.store import queue, repo
 from connectors.http import BadBody, bad_text, parse_object, read_body
 
 log = logging.getLogger("inbox.api")
@@ -46,11 +50,18 @@ log = logging.getLogger("inbox.api")
 MAX_API_BODY = 256 * 1024
 # ASCII digits only (str.isdigit accepts "²"), at most 18 of them (fits a 64-bit integer column)
 DIGITS = re.compile(r"[0-9]{1,18}")
+QUEUE_CURSOR = re.compile(r"q:([0-3]):(-|-?[0-9]{1,18}):([0-9]{1,18})")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A bearer-token request may act as one user (their id): recorded as `user:<id>`, with their role.
+USER_HEADER = "X-Inbox-User"
+USER_KEY = web.RequestKey("inbox_user", User)
+PEOPLE = People()
 DEFAULT_LIMIT = 50
 MAX_LIMIT = schemas.MAX_LIMIT
 
 ADMIN_KEY = web.AppKey("admin", Admin)
 INBOX_KEY = web.AppKey("inbox", Inbox)
+PEOPLE_KEY = web.AppKey("people", People)
 TOKENS_KEY = web.AppKey("api_tokens", frozenset)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
@@ -75,6 +86,11 @@ MISSING: dict[tuple[str, str | None], str] = {
     ("automation", "actions"): 'give at least one action, e.g. "actions": [{"type": "tag", "tag": "closing"}]',
     ("test", "text"): 'give the message to test, e.g. {"text": "Au revoir !"}',
     ("reply", "text"): "text must be a non-empty string",
+    ("user", "email"): 'give the user\'s email, e.g. "email": "ana@example.com"',
+    ("user", "role"): 'give the user\'s role, e.g. "role": "agent" (or "admin")',
+    ("team", "name"): 'give the team\'s name, e.g. {"name": "Billing"}',
+    ("topics", "add"): 'give topics to add or remove, e.g. {"add": ["Refunds"], "remove": ["Sales"]}',
+    ("assignment", "user"): 'give the user to assign, e.g. {"user": 3}, or {"user": null} to unassign',
 }
 
 
@@ -88,8 +104,14 @@ def describe(exc: InboxError) -> str:
         case UnknownLabel(kind=kind, name=name):
             k = LABEL_KINDS[kind]
             return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
+        case UnknownTeam(name=name):
+            return f'unknown team "{name}" — create it with POST /api/teams'
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see GET /api/automations"
+        case NotFound(what="user"):
+            return f"no user {exc.shown} — see GET /api/users"
+        case NotFound(what="team", ref=ref):
+            return f'unknown team "{ref}" — see GET /api/teams'
         case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
             k = LABEL_KINDS[what]
             return f'unknown {k.noun} "{ref}" — see GET /api/{k.plural}'
@@ -192,7 +214,11 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
 
 async def read_model(request: web.Request, model: type[M], *, required: bool = True, of: str | None = None) -> M:
     """The body validated by `model` (unknown fields refused)."""
-    data = await read_json(request, required=required)
+    return parse_model(model, await read_json(request, required=required), of=of)
+
+
+def parse_model(model: type[M], data: dict[str, Any], *, of: str | None = None) -> M:
+    """`data` validated by `model` (unknown fields refused)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -206,6 +232,29 @@ def read_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid(model, exc, of="request", where="parameter") from None
+
+
+def encode_queue_cursor(key: QueueKey) -> str:
+    """An opaque token for the queue's next page: the last conversation's priority, waiting since
+    (in microseconds since 1970; `-` when not waiting) and id."""
+    waiting = "-" if key.waiting_since is None else str((key.waiting_since - EPOCH) // timedelta(microseconds=1))
+    raw = f"q:{key.priority}:{waiting}:{key.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_queue_cursor(cursor: str | None) -> QueueKey | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        match = QUEUE_CURSOR.fullmatch(raw)
+        if match is None:
+            raise ValueError
+        rank, waiting, last_id = match.groups()
+        since = None if waiting == "-" else EPOCH + timedelta(microseconds=int(waiting))
+        return QueueKey(int(rank), since, int(last_id))
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise Invalid("cursor", "invalid cursor — pass next_cursor from the previous page of the same sort") from None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -240,12 +289,41 @@ def page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, A
     return {"items": items, "next_cursor": encode_cursor(ids[limit - 1]) if more else None}
 
 
-def agent_of(body: schemas.Resolve | schemas.Reopen | schemas.Reply) -> str:
+def agent_of(
+    body: schemas.Resolve | schemas.Reopen | schemas.Reply | schemas.TopicsChange | schemas.Assign,
+) -> str:
     """Who makes the change (`agent` in the body, recorded as `agent:<id>`); `api` when not said."""
-    agent = body.agent or body.by or "api"
+    agent = body.agent or getattr(body, "by", None) or "api"
     if len(str(agent)) > 200:
         raise Invalid("agent", "agent must be the agent's id (a string)")
     return str(agent)
+
+
+def actor_of(request: web.Request, body: schemas.Resolve | schemas.Reopen | schemas.Reply | schemas.Assign) -> str:
+    """How the change is recorded: `user:<id>` for the user of X-Inbox-User, else `agent:<id>`."""
+    user = request.get(USER_KEY)
+    if user is None:
+        return f"agent:{agent_of(body)}"
+    if body.agent is not None or getattr(body, "by", None) is not None:
+        raise Invalid("agent", f"agent cannot be given with {USER_HEADER}: the change is recorded as that user")
+    return str(user.actor)
+
+
+async def acting_user(request: web.Request) -> User | None:
+    """The user a bearer-token request acts for (`X-Inbox-User: <user id>`), or None."""
+    raw = request.headers.get(USER_HEADER)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not DIGITS.fullmatch(raw):
+        raise Invalid(USER_HEADER, f"{USER_HEADER} must be a user id (a number)")
+    try:
+        user = await PEOPLE.get_user(int(raw))
+    except NotFound:
+        raise Invalid(USER_HEADER, f"unknown user {raw} in {USER_HEADER} — see GET /api/users") from None
+    if not user.active:
+        raise Invalid(USER_HEADER, f"user {raw} ({user.email}) is deactivated")
+    return user
 
 
 def path_id(request: web.Request, what: str) -> int:
@@ -301,20 +379,39 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 
 async def list_conversations(request: web.Request) -> web.Response:
     q = read_query(request, schemas.ConversationQuery)
-    status = q.status or None
-    if status not in (None, "open", "resolved"):
-        raise Invalid("status", 'status must be "open" or "resolved"')
+    if q.sort not in (None, "", "queue"):
+        raise Invalid("sort", f'unknown sort "{q.sort}" — use sort=queue, or leave it out for newest first')
+    queue_order = q.sort == "queue"
+    me = request.get(USER_KEY)
+    if q.assignee and q.assignee.casefold() == "me" and me is None:
+        raise Invalid(
+            "assignee",
+            f"assignee=me needs to know who you are: send {USER_HEADER}: <your user id>, or give assignee=<user id>",
+        )
     limit = parse_limit(q.limit)
-    convs = await repo.list_conversations(
-        status=status,
-        channel=q.channel or None,
-        topic=q.topic or None,
-        tag=q.tag or None,
-        before_id=decode_cursor(q.cursor),
+    convs = await request.app[INBOX_KEY].conversations(
+        status=q.status or None,
+        channel=q.channel,
+        topic=q.topic,
+        tag=q.tag,
+        q=q.q,
+        team=q.team,
+        assignee=q.assignee,
+        priority=q.priority,
+        contact=q.contact,
+        me=me,
+        queue_order=queue_order,
+        after=decode_queue_cursor(q.cursor) if queue_order else None,
+        before_id=None if queue_order else decode_cursor(q.cursor),
         limit=limit + 1,
     )
-    items = await views.conversations_json(convs)
-    return _json(page(items, [c.id for c in convs], limit))
+    items = await views.conversations_json(convs[:limit])
+    more = len(convs) > limit
+    cursor = None
+    if more:
+        last = convs[limit - 1]
+        cursor = encode_queue_cursor(last.queue_key) if queue_order else encode_cursor(last.id)
+    return _json({"items": items, "next_cursor": cursor})
 
 
 async def _conversation(conversation_id: int) -> web.Response:
@@ -332,15 +429,22 @@ async def resolve_conversation(request: web.Request) -> web.Response:
     cid = path_id(request, "conversation")
     body = await read_model(request, schemas.Resolve, required=False)
     reason = await request.app[ADMIN_KEY].resolution_reason(body.reason)
-    actor = agent_of(body)
-    await request.app[INBOX_KEY].resolve(cid, actor=f"agent:{actor}", reason=reason)
+    await request.app[INBOX_KEY].resolve(cid, actor=actor_of(request, body), reason=reason)
     return await _conversation(cid)
 
 
 async def reopen_conversation(request: web.Request) -> web.Response:
     cid = path_id(request, "conversation")
     body = await read_model(request, schemas.Reopen, required=False)
-    await request.app[INBOX_KEY].reopen(cid, actor=f"agent:{agent_of(body)}")
+    await request.app[INBOX_KEY].reopen(cid, actor=actor_of(request, body))
+    return await _conversation(cid)
+
+
+async def assign_conversation(request: web.Request) -> web.Response:
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.Assign)
+    actor = actor_of(request, body)
+    await request.app[INBOX_KEY].assign(cid, body.user, by=request.get(USER_KEY), actor=actor)
     return await _conversation(cid)
 
 
@@ -349,11 +453,18 @@ async def reply_to_conversation(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.Reply)
     if not body.text.strip():
         raise Missing("text", of="reply")
-    actor = agent_of(body)
-    mid = await request.app[INBOX_KEY].reply(cid, text=body.text, author=f"agent:{actor}")
+    mid = await request.app[INBOX_KEY].reply(cid, text=body.text, author=actor_of(request, body))
     message = await repo.get_message(mid)
     assert message is not None
     return _json(views.message_json(message, []), 201)
+
+
+async def change_conversation_topics(request: web.Request) -> web.Response:
+    cid = path_id(request, "conversation")
+    body = await read_model(request, schemas.TopicsChange)
+    actor = agent_of(body)
+    await request.app[INBOX_KEY].change_topics(cid, add=body.add, remove=body.remove, actor=f"agent:{actor}")
+    return await _conversation(cid)
 
 
 # --- automations --------------------------------------------------------------------------------
@@ -436,7 +547,82 @@ def label_handlers(kind: str) -> dict[str, Handler]:
         deleted = await request.app[ADMIN_KEY].delete_label(kind, request.match_info["name"])
         return _json({"deleted": True, "name": deleted})
 
+    if kind == "topic":  # topics have their own list and create (with priority and team)
+        return {f"delete{word}": delete}
     return {f"list{word}s": list_, f"create{word}": add, f"delete{word}": delete}
+
+
+# --- people: users and teams ------------------------------------------------------------------------
+
+
+async def list_users(request: web.Request) -> web.Response:
+    q = read_query(request, schemas.Page)
+    limit = parse_limit(q.limit)
+    found = await request.app[PEOPLE_KEY].list_users(after_id=decode_cursor(q.cursor), limit=limit + 1)
+    return _json(page([views.user_json(u) for u in found], [u.id for u in found], limit))
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.UserIn)
+    created = await request.app[PEOPLE_KEY].add_user(
+        email=body.email, role=body.role, name=body.name, teams=body.teams, password=body.password
+    )
+    data = views.user_json(created.user)
+    if created.password is not None:  # generated: shown this once, never again
+        data["password"] = created.password
+    return _json(data, 201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    return _json(views.user_json(await request.app[PEOPLE_KEY].get_user(path_id(request, "user"))))
+
+
+async def change_user(request: web.Request) -> web.Response:
+    uid = path_id(request, "user")
+    data = await read_json(request)
+    if "email" in data:  # a person signs in with it: changing it is a new user, not a field change
+        raise Invalid("email", "an email cannot be changed — add a user with the new email and deactivate this one")
+    changes = parse_model(schemas.UserChange, data).model_dump(exclude_unset=True)
+    # null leaves a field as it is (as in a change of an automation), except language: null is "none"
+    given = {k: v for k, v in changes.items() if v is not None or k == "language"}
+    user = await request.app[PEOPLE_KEY].update_user(uid, **given)
+    return _json(views.user_json(user))
+
+
+async def list_teams(request: web.Request) -> web.Response:
+    teams = await request.app[PEOPLE_KEY].list_teams()
+    return _json({"items": [views.team_json(t) for t in teams], "next_cursor": None})
+
+
+async def create_team(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TeamIn)
+    return _json(views.team_json(await request.app[PEOPLE_KEY].add_team(body.name)), 201)
+
+
+async def delete_team(request: web.Request) -> web.Response:
+    team = await request.app[PEOPLE_KEY].delete_team(request.match_info["name"])
+    return _json({"deleted": True, "name": team.name})
+
+
+async def list_topics(request: web.Request) -> web.Response:
+    topics = await request.app[ADMIN_KEY].list_topics()
+    return _json({"items": [views.topic_json(t) for t in topics], "next_cursor": None})
+
+
+async def create_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicIn)
+    topic = await request.app[ADMIN_KEY].add_topic(body.name, priority=body.priority, team=body.team)
+    return _json(views.topic_json(topic), 201)
+
+
+async def change_topic(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.TopicChange)
+    topic = await request.app[ADMIN_KEY].change_topic(
+        request.match_info["name"],
+        priority=body.priority,
+        team=body.team if "team" in body.model_fields_set else ...,  # null: no team; absent: as it is
+    )
+    return _json(views.topic_json(topic))
 
 
 # --- outbox ----------------------------------------------------------------------------------------
@@ -486,8 +672,9 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         m.outbox_pending.set(await repo.count_jobs("pending"))
         m.outbox_failed.set(await repo.count_jobs("failed"))
+        m.set_queue(await queue.queue_figures(), now=repo.now())
     except Exception:  # metrics must answer even when the store does not
-        log.warning("metrics: could not count outbox jobs")
+        log.warning("metrics: could not count outbox jobs and the queue")
     # the Prometheus text exposition format, version 0.0.4
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
@@ -509,6 +696,8 @@ HANDLERS: dict[str, Handler] = {
     "resolveConversation": resolve_conversation,
     "reopenConversation": reopen_conversation,
     "replyToConversation": reply_to_conversation,
+    "changeConversationTopics": change_conversation_topics,
+    "assignConversation": assign_conversation,
     "listAutomations": list_automations,
     "createAutomation": create_automation,
     "testAutomations": test_automations,
@@ -518,18 +707,37 @@ HANDLERS: dict[str, Handler] = {
     "enableAutomation": enable_automation,
     "disableAutomation": disable_automation,
     "listAutomationRuns": list_automation_runs,
+    "listUsers": list_users,
+    "createUser": create_user,
+    "getUser": get_user,
+    "changeUser": change_user,
+    "listTeams": list_teams,
+    "createTeam": create_team,
+    "deleteTeam": delete_team,
     "listOutbox": list_outbox,
     "retryOutboxJob": retry_outbox_job,
     **{op_id: h for kind in LABEL_KINDS for op_id, h in label_handlers(kind).items()},
+    "listTopics": list_topics,
+    "createTopic": create_topic,
+    "changeTopic": change_topic,
 }
 
 
-def _without_query(handler: Handler) -> Handler:
-    """`handler` for a route that takes no query parameters: any is refused, named."""
+def _checked(handler: Handler, *, no_query: bool, settings: bool) -> Handler:
+    """`handler` behind the route's own checks: `no_query`, a route that takes no query
+    parameters (any is refused, named); the user of X-Inbox-User, when given; `settings`, a route
+    an agent may not use (acting through X-Inbox-User, an agent works on conversations only)."""
 
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
-        read_query(request, schemas.Request)
+        if no_query:
+            read_query(request, schemas.Request)
+        # who acts is asked only by an operation (an unknown route or method stays a 404/405)
+        user = await acting_user(request)
+        if user is not None:
+            request[USER_KEY] = user
+        if settings and user is not None and user.role is Role.AGENT:
+            raise Forbidden(f"{user.email} is an agent: agents work on conversations; settings need an admin")
         return await handler(request)
 
     return checked
@@ -540,8 +748,8 @@ def routes() -> list[web.RouteDef]:
     defs = []
     for op in OPERATIONS:
         handler = HANDLERS[op.id]
-        if op.query is None and not op.public:
-            handler = _without_query(handler)
+        if not op.public:
+            handler = _checked(handler, no_query=op.query is None, settings=op.tag != "conversations")
         defs.append(web.get(op.path, handler) if op.method == "get" else web.route(op.method.upper(), op.path, handler))
     # without this, PATCH/GET /api/automations/test would fall through to /api/automations/{id}: a 404
     at = next(i for i, op in enumerate(OPERATIONS) if op.id == "testAutomations")

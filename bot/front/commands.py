@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.domain import Action, ActionType
+from bot.domain import Action, ActionType, Topic
 from bot.engine.normalize import PLAIN_QUOTES
-from bot.errors import InboxError, Invalid, Missing, NotFound, TurnedOff, UnknownLabel
+from bot.errors import InboxError, Invalid, Missing, NotFound, TurnedOff, UnknownLabel, UnknownTeam
 from bot.services.admin import LABEL_KINDS, Admin, plan_problem
 
 NOT_ADMIN = "Only inbox admins can manage automations."
@@ -23,7 +23,9 @@ HELP = """\
     [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
 /automation enable NAME · disable NAME · delete NAME
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
-/automation tags [add NAME | delete NAME] · topics [...] · reasons [...]"""
+/automation tags [add NAME | delete NAME] · topics [...] · reasons [...]
+/automation topics add NAME [priority=urgent|high|normal|low] [team=TEAM]
+/automation topics set NAME [priority=…] [team=TEAM | team=none] — its open conversations follow"""
 
 CREATE_OPTIONS = ("keywords", "match", "tags", "topics", "reason", "crm", "channels", "types", "resolve")
 MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
@@ -52,6 +54,8 @@ def describe(exc: InboxError) -> str:
         case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
             k = LABEL_KINDS[what]
             return f'unknown {k.noun} "{ref}" — see /automation {k.plural}'
+        case UnknownTeam(name=name):
+            return f'unknown team "{name}" — create it first (POST /api/teams), then send this again'
         case TurnedOff(in_action=True):
             return f"{exc}; resolve without reason= or turn them on"
     return str(exc)
@@ -116,6 +120,42 @@ def _q(s: str) -> str:
 def _keywords(keywords: Sequence[str]) -> str:
     """Keywords as written in a command: a phrase holding a comma is quoted."""
     return ", ".join(_q(k) if "," in k else k for k in keywords)
+
+
+TOPIC_OPTIONS = ("priority", "team")
+
+
+def _topic_options(args: list[Token]) -> tuple[str, dict[str, str]]:
+    """`NAME [priority=…] [team=…]`: the name (it may span several words) and the options."""
+    name_parts: list[str] = []
+    opts: dict[str, str] = {}
+    for tok in args:
+        key, sep, value = tok.text.partition("=")
+        if sep and not tok.opened and key.lower() in TOPIC_OPTIONS:
+            if key.lower() in opts:
+                raise _usage(f'"{key.lower()}" is given twice')
+            opts[key.lower()] = value
+        elif opts:
+            raise _usage(f'unexpected "{tok.text}" — put the name first, then priority=… and team=…')
+        else:
+            name_parts.append(tok.text)
+    return " ".join(name_parts), opts
+
+
+def _team_option(opts: dict[str, str]) -> str | None:
+    """`team=Billing`; `team=none` (or empty): no team."""
+    team = opts.get("team")
+    return None if team is None or team.strip().lower() in ("", "none") else team
+
+
+def _topic_line(t: Topic) -> str:
+    """`Refunds · high · team Billing`."""
+    return f"{t.name} · {t.priority.value}" + (f" · team {t.team}" if t.team else "")
+
+
+def _routing(t: Topic) -> str:
+    """`high, team Billing`; `normal, no team`."""
+    return f"{t.priority.value}, " + (f"team {t.team}" if t.team else "no team")
 
 
 def describe_actions(actions: list[Action] | tuple[Action, ...]) -> str:
@@ -326,7 +366,30 @@ class CommandRunner:
         return await self._labels("tag", args)
 
     async def _cmd_topics(self, args: list[Token], actor: str) -> str:
-        return await self._labels("topic", args)
+        verb = args[0].text.lower() if args else ""
+        if not args:
+            topics = await self.admin.list_topics()
+            if not topics:
+                return "No topics yet — add one with /automation topics add NAME [priority=high] [team=TEAM]"
+            return "Topics:\n" + "\n".join(_topic_line(t) for t in topics)
+        if verb == "add":
+            name, opts = _topic_options(args[1:])
+            topic = await self.admin.add_topic(name, priority=opts.get("priority"), team=_team_option(opts))
+            return f"Added topic {_q(topic.name)} ({_routing(topic)})."
+        if verb == "set":
+            name, opts = _topic_options(args[1:])
+            if not name:
+                raise _usage("name the topic to change, e.g. /automation topics set Refunds priority=high")
+            if not opts:
+                raise _usage(f"say what to change, e.g. /automation topics set {name} priority=high team=Billing")
+            team = _team_option(opts) if "team" in opts else ...
+            topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team)
+            return f"Topic {_q(topic.name)} is now {_routing(topic)}; its open conversations follow."
+        if verb in ("delete", "remove"):
+            return await self._labels("topic", args)
+        raise _usage(
+            f'unknown "{args[0].text}" — use /automation topics, topics add NAME, topics set NAME or topics delete NAME'
+        )
 
     async def _cmd_reasons(self, args: list[Token], actor: str) -> str:
         return await self._labels("reason", args)

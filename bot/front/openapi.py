@@ -48,11 +48,15 @@ def _label_operations() -> list[Operation]:
     ops: list[Operation] = []
     for kind in LABEL_KINDS.values():
         word = kind.kind.capitalize()
+        # a topic also carries a priority and a team
+        listed, body, one = (
+            (s.TopicList, s.TopicIn, s.Topic) if kind.kind == "topic" else (s.LabelList, s.LabelIn, s.Label)
+        )
         ops += [
             Operation("get", f"/api/{kind.plural}", f"list{word}s", "labels", f"List the {kind.noun}s, by name",
-                      response=s.LabelList),
+                      response=listed),
             Operation("post", f"/api/{kind.plural}", f"create{word}", "labels", f"Create a {kind.noun}",
-                      body=s.LabelIn, response=s.Label, status=201),
+                      body=body, response=one, status=201),
             Operation("delete", f"/api/{kind.plural}/{{name}}", f"delete{word}", "labels",
                       f"Delete a {kind.noun} no automation uses", response=s.Deleted),
         ]  # fmt: skip
@@ -65,7 +69,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/metrics", "metrics", "operations", "Prometheus metrics (text format 0.0.4)",
               public=True, media="text/plain"),
     Operation("get", "/api/openapi.json", "openapi", "operations", "This document", public=True),
-    Operation("get", "/api/conversations", "listConversations", "conversations", "List conversations, newest first",
+    Operation("get", "/api/conversations", "listConversations", "conversations",
+              "List conversations, newest first or in the queue's order (sort=queue)",
               query=s.ConversationQuery, response=s.ConversationPage),
     Operation("get", "/api/conversations/{id}", "getConversation", "conversations",
               "One conversation with its messages and automation runs", response=s.ConversationDetail),
@@ -75,6 +80,11 @@ OPERATIONS: tuple[Operation, ...] = (
               body=s.Reopen, body_required=False, response=s.ConversationDetail),
     Operation("post", "/api/conversations/{id}/messages", "replyToConversation", "conversations",
               "Reply through the conversation's channel", body=s.Reply, response=s.Message, status=201),
+    Operation("post", "/api/conversations/{id}/topics", "changeConversationTopics", "conversations",
+              "Add and remove topics by hand (priority and team follow)", body=s.TopicsChange,
+              response=s.ConversationDetail),
+    Operation("post", "/api/conversations/{id}/assign", "assignConversation", "conversations",
+              "Assign to a user, or unassign", body=s.Assign, response=s.ConversationDetail),
     Operation("get", "/api/automations", "listAutomations", "automations", "List automations, oldest first",
               query=s.Page, response=s.AutomationPage),
     Operation("post", "/api/automations", "createAutomation", "automations", "Create an automation",
@@ -99,6 +109,23 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/outbox/{id}/retry", "retryOutboxJob", "outbox", "Retry a job that failed for good",
               response=s.Job),
     *_label_operations(),
+    Operation("get", "/api/users", "listUsers", "people", "List users, oldest first (never their passwords)",
+              query=s.Page, response=s.UserPage),
+    Operation("post", "/api/users", "createUser", "people",
+              "Add a user; without a password one is generated and answered once", body=s.UserIn,
+              response=s.NewUser, status=201),
+    Operation("get", "/api/users/{id}", "getUser", "people", "One user", response=s.User),
+    Operation("patch", "/api/users/{id}", "changeUser", "people",
+              "Change some fields of a user (a new password or deactivation ends their sessions)",
+              body=s.UserChange, response=s.User),
+    Operation("get", "/api/teams", "listTeams", "people", "List the teams, by name", response=s.TeamList),
+    Operation("post", "/api/teams", "createTeam", "people", "Create a team", body=s.TeamIn, response=s.Team,
+              status=201),
+    Operation("delete", "/api/teams/{name}", "deleteTeam", "people",
+              "Delete a team no topic routes to (its members leave it)", response=s.Deleted),
+    Operation("patch", "/api/topics/{name}", "changeTopic", "labels",
+              "Change a topic's priority or team (its open conversations follow)", body=s.TopicChange,
+              response=s.Topic),
 )  # fmt: skip
 
 
@@ -122,6 +149,18 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             param["description"] = description
         params.append(param)
     return params
+
+
+# Every bearer-token route may act as one user (bot/front/api.py, `acting_user`).
+USER_PARAMETER: dict[str, Any] = {
+    "name": "X-Inbox-User",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Act as this user (their id): the change is recorded as `user:<id>` (and `agent` may not be "
+    "given), `assignee=me` means them, and their role applies — an agent may use only the conversation routes "
+    "(403 on the others) and may assign a conversation only to themselves. Unknown or deactivated: 400.",
+}
 
 
 def _content(media: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +196,8 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
             responses.update({code: {"$ref": "#/components/responses/Error"} for code in _ERROR_STATUSES})
         entry: dict[str, Any] = {"operationId": op.id, "tags": [op.tag], "summary": op.summary}
         params = _path_parameters(op.path) + (_query_parameters(op.query) if op.query is not None else [])
+        if not op.public:
+            params.append(USER_PARAMETER)
         if params:
             entry["parameters"] = params
         if op.body is not None:
@@ -174,8 +215,10 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Conversations, automations, labels and the outbox of inbox-bot. Every `/api/` route "
-            "but this document needs `Authorization: Bearer <token>`; refusals answer "
+            "description": "Conversations, automations, labels, people and the outbox of inbox-bot. Every "
+            "`/api/` route "
+            "but this document needs `Authorization: Bearer <token>`; with the header `X-Inbox-User: <user id>` "
+            "the token holder acts as that user, with that user's role. Refusals answer "
             '`{"error": "…", "field": "…"}` naming what is wrong and the way out.',
         },
         "tags": [{"name": t} for t in _tags(operations)],

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pydantic.json_schema import SkipJsonSchema
 
 from bot.services.admin import MAX_KEYWORD_LEN, MAX_KEYWORDS, MAX_NAME, READ_ONLY
+from bot.services.people import MAX_NAME as MAX_PERSON_NAME
+from bot.services.people import MIN_PASSWORD
 
 MAX_LIMIT = 200
 
@@ -181,6 +183,56 @@ class LabelIn(Request):
     ]
 
 
+PriorityName = Annotated[
+    StrictStr,
+    Expect("urgent, high, normal or low"),
+    WithJsonSchema({"type": "string", "enum": ["urgent", "high", "normal", "low"]}),
+    Field(description="Where the topic's conversations stand in the queue (urgent first)."),
+]
+TeamName = Annotated[
+    StrictStr | None,
+    Expect("a team's name, or null for none"),
+    Field(description="The team its conversations are routed to (an existing team, any case); null: none."),
+]
+
+
+class TopicIn(Request):
+    """A topic to create: `normal` and routed to no team unless said."""
+
+    of: ClassVar[str] = "topic"
+    name: Annotated[
+        StrictStr,
+        Expect("a string"),
+        Field(description=f"Unique regardless of case; at most {MAX_NAME} characters, no comma or double quote."),
+    ]
+    priority: PriorityName | SkipJsonSchema[None] = None
+    team: TeamName = None
+
+
+class TopicChange(Request):
+    """What to change of a topic; what is not sent stays. Every open conversation with the topic
+    follows at once."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    of: ClassVar[str] = "topic"
+    priority: PriorityName | SkipJsonSchema[None] = None
+    team: TeamName = None
+
+
+TopicNames = Annotated[list[StrictStr], Expect("a list of topic names")]
+
+
+class TopicsChange(Request):
+    """Topics an agent adds to and removes from a conversation; its priority and team follow."""
+
+    of: ClassVar[str] = "topics"
+    add: Annotated[TopicNames, Field(description="Existing topics (any case).", examples=[["Refunds"]])] = []
+    remove: Annotated[
+        TopicNames, Field(description="Topics on the conversation (any case).", examples=[["Sales"]])
+    ] = []
+    agent: AgentId = None
+
+
 class Resolve(Request):
     """Resolve, with a reason when the organization uses them."""
 
@@ -198,6 +250,23 @@ class Reopen(Request):
     by: OldAgentId = None
 
 
+class Assign(Request):
+    """Who holds the conversation from now on."""
+
+    of: ClassVar[str] = "assignment"
+    user: Annotated[
+        StrictInt | None,
+        Expect("a user id (a number) or null"),
+        Field(
+            description="An active user's id, or null to unassign. An agent (X-Inbox-User) may take a "
+            "conversation only for themselves, and not one someone else holds (409 naming them); an "
+            "admin or a bearer token may assign anyone.",
+            examples=[3],
+        ),
+    ]
+    agent: AgentId = None
+
+
 class Reply(Request):
     """A reply sent through the conversation's channel."""
 
@@ -205,6 +274,86 @@ class Reply(Request):
     text: Annotated[StrictStr, Expect("a non-empty string"), Field(min_length=1, examples=["How can we help?"])]
     agent: AgentId = None
     by: OldAgentId = None
+
+
+# --- people ---------------------------------------------------------------------------------------------
+
+Role = Annotated[
+    StrictStr,
+    Expect("admin or agent"),
+    WithJsonSchema({"type": "string", "enum": ["admin", "agent"]}),
+    Field(description="`admin`: everything; `agent`: conversations, not settings."),
+]
+TeamNames = Annotated[
+    list[StrictStr],
+    Expect("a list of team names"),
+    Field(description="Names of existing teams (any case).", examples=[["Billing"]]),
+]
+Password = Annotated[
+    StrictStr,
+    Expect("a string"),
+    Field(description=f"At least {MIN_PASSWORD} characters. Never read back.", json_schema_extra={"writeOnly": True}),
+]
+PersonName = Annotated[
+    StrictStr,
+    Expect("a string"),
+    Field(description=f"The name shown in the inbox; at most {MAX_PERSON_NAME} characters."),
+]
+
+
+class UserIn(Request):
+    """A person who signs in to the web inbox. Without `password`, a strong one is generated and
+    answered once, as `password`."""
+
+    of: ClassVar[str] = "user"
+    email: Annotated[
+        StrictStr,
+        Expect("an email address"),
+        Field(description="Unique regardless of case; what the person signs in with.", examples=["ana@example.com"]),
+    ]
+    role: Role
+    name: Annotated[
+        StrictStr | SkipJsonSchema[None],
+        Expect("a string"),
+        Field(
+            description="The name shown in the inbox (default: the email's local part); "
+            f"at most {MAX_PERSON_NAME} characters."
+        ),
+    ] = None
+    teams: TeamNames | SkipJsonSchema[None] = None
+    password: Password | SkipJsonSchema[None] = None
+
+
+class UserChange(Request):
+    """Fields to change; the others stay. A new password or `active: false` ends the user's sessions."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    of: ClassVar[str] = "user"
+    name: PersonName | SkipJsonSchema[None] = None
+    role: Role | SkipJsonSchema[None] = None
+    teams: TeamNames | SkipJsonSchema[None] = None
+    active: Annotated[StrictBool | SkipJsonSchema[None], Expect("true or false")] = None
+    language: Annotated[
+        StrictStr | None,
+        Expect('"en", "fr" or null'),
+        WithJsonSchema({"type": ["string", "null"], "enum": ["en", "fr", None]}),
+        Field(description="The web inbox's language for this user; null: the organization's."),
+    ] = None
+    password: Password | SkipJsonSchema[None] = None
+
+
+class TeamIn(Request):
+    """A team to create."""
+
+    of: ClassVar[str] = "team"
+    name: Annotated[
+        StrictStr,
+        Expect("a string"),
+        Field(
+            description=f"Unique regardless of case; at most {MAX_NAME} characters, no comma or double quote.",
+            examples=["Billing"],
+        ),
+    ]
 
 
 # --- query strings (every value arrives as text; the API parses and words them) -----------------------------
@@ -230,6 +379,36 @@ class ConversationQuery(Page):
     channel: Annotated[Text, Field(description="Only this channel's conversations.")] = None
     topic: Annotated[Text, Field(description="Only conversations with this topic (any case).")] = None
     tag: Annotated[Text, Field(description="Only conversations with a message tagged so (any case).")] = None
+    q: Annotated[
+        Text,
+        Field(
+            description="Words searched in the text of all the conversation's messages: whole words, "
+            "case and accents ignored, every word somewhere in the conversation."
+        ),
+    ] = None
+    sort: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": ["queue"]}),
+        Field(
+            description="`queue`: priority (urgent first), then the longest wait (not waiting last), then id. "
+            "Absent: newest first."
+        ),
+    ] = None
+    team: Annotated[Text, Field(description="Only conversations routed to this team (any case).")] = None
+    assignee: Annotated[
+        Text,
+        Field(
+            description="A user id, `none` (nobody holds it) or `me` (the user of X-Inbox-User; with a bare "
+            "bearer token `me` is refused)."
+        ),
+    ] = None
+    priority: Annotated[str | None, WithJsonSchema({"type": "string", "enum": ["urgent", "high", "normal", "low"]})] = (
+        None
+    )
+    contact: Annotated[
+        Text,
+        Field(description="The contact's platform id exactly, or part of the contact's name (any case, any script)."),
+    ] = None
 
 
 class OutboxQuery(Page):
@@ -299,6 +478,13 @@ class Message(Response):
     text: str
     tags: list[str]
     sent_at: str | None
+    author: str | None = Field(
+        description="Who wrote our message: `user:<id>`, `agent:<id>` or `salesforce`; null for the contact's."
+    )
+    delivery: Literal["stored", "pending", "sent", "failed"] | None = Field(
+        description="Our message's delivery: `stored` (the channel sends no replies), `pending`, `sent`, `failed` "
+        "(for good; POST /api/outbox/{id}/retry tries again); null for the contact's."
+    )
 
 
 class Contact(Response):
@@ -311,6 +497,25 @@ class CrmCase(Response):
     case_number: str | None
 
 
+class Assignee(Response):
+    id: int
+    name: str | None
+
+
+class Event(Response):
+    """One step of a conversation's history."""
+
+    kind: Literal["opened", "resolved", "reopened", "assigned", "topics_changed", "replied"]
+    by: str | None = Field(
+        description="`user:<id>`, `agent:<id>`, `automation:<id>`, `salesforce`; null for the opening."
+    )
+    detail: str | None = Field(
+        description="resolved: the reason; assigned: the new assignee (`user:<id>`, null: unassigned); "
+        "topics_changed: what changed."
+    )
+    at: Timestamp
+
+
 class Conversation(Response):
     id: int
     channel: str
@@ -320,17 +525,29 @@ class Conversation(Response):
     contact: Contact
     topics: list[str]
     tags: list[str]
+    priority: Literal["urgent", "high", "normal", "low"] = Field(
+        description="The highest priority among its topics (normal with none)."
+    )
+    team: str | None = Field(
+        description="The team of its highest-priority topic that names one (ties: the topic applied first)."
+    )
     resolution_reason: str | None
     resolved_by: str | None
     resolved_at: str | None
     previous_id: int | None
     created_at: Timestamp
     crm: CrmCase | None
+    assignee: Assignee | None
+    waiting_since: str | None = Field(
+        description="Since when the contact waits for an answer: their first message after our last one; null "
+        "when resolved or when our message came last."
+    )
 
 
 class ConversationDetail(Conversation):
     messages: list[Message]
     runs: list[Run]
+    events: list[Event] = Field(description="The conversation's history, oldest first.")
 
 
 class Job(Response):
@@ -350,6 +567,47 @@ class Job(Response):
 
 class Label(Response):
     name: str
+
+
+class User(Response):
+    """A person who signs in to the web inbox. The password is never read back."""
+
+    id: int
+    email: str
+    name: str
+    role: Literal["admin", "agent"]
+    teams: list[str]
+    active: bool
+    language: Literal["en", "fr"] | None
+    created_at: Timestamp
+
+
+class NewUser(User):
+    """The created user; with the generated password, shown this once, when none was given."""
+
+    password: str | SkipJsonSchema[None] = Field(
+        default=None, description="Only when generated (no `password` was sent): shown this once."
+    )
+
+
+class UserPage(Response):
+    items: list[User]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class Team(Response):
+    name: str
+
+
+class TeamList(Response):
+    items: list[Team]
+    next_cursor: None = Field(description="Always null: every team is listed.")
+
+
+class Topic(Response):
+    name: str
+    priority: Literal["urgent", "high", "normal", "low"]
+    team: str | None
 
 
 class Deleted(Response):
@@ -410,3 +668,8 @@ class JobPage(Response):
 class LabelList(Response):
     items: list[Label]
     next_cursor: None = Field(description="Always null: every label is listed.")
+
+
+class TopicList(Response):
+    items: list[Topic]
+    next_cursor: None = Field(description="Always null: every topic is listed.")

@@ -1,14 +1,28 @@
-"""JSON shapes of the API, built from the store's records: conversations, messages, automations,
-runs, outbox jobs."""
+"""JSON shapes of the API, built from the store's records: conversations (with their place in the
+queue and their history), messages, automations, runs, outbox jobs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Automation, AutomationRun, Contact, Conversation, Message, OutboxJob
+from bot.domain import (
+    PRIORITY_ORDER,
+    Automation,
+    AutomationRun,
+    Contact,
+    Conversation,
+    ConversationEvent,
+    Delivery,
+    Direction,
+    Message,
+    OutboxJob,
+    Team,
+    Topic,
+    User,
+)
 from bot.engine import Evaluation
-from bot.store import repo
+from bot.store import queue, repo
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -16,7 +30,46 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def message_json(m: Message, tags: list[str]) -> dict[str, Any]:
-    return {"id": m.id, "direction": m.direction.value, "text": m.text, "tags": tags, "sent_at": _iso(m.sent_at)}
+    """A message; `author` and `delivery` only for ours (a contact's message has neither)."""
+    outbound = m.direction is Direction.OUTBOUND
+    return {
+        "id": m.id,
+        "direction": m.direction.value,
+        "text": m.text,
+        "tags": tags,
+        "sent_at": _iso(m.sent_at),
+        "author": m.author if outbound else None,
+        "delivery": _delivery(m) if outbound else None,
+    }
+
+
+def _delivery(m: Message) -> str:
+    if m.delivery is not None:
+        return m.delivery
+    # a reply stored before deliveries were recorded: delivered when the platform gave it an id
+    return Delivery.SENT.value if m.external_id else Delivery.PENDING.value
+
+
+# How each stored action reads in a conversation's history.
+EVENT_KINDS = {"resolve": "resolved", "reopen": "reopened", "assign": "assigned"}
+
+
+def events_json(conv: Conversation, stored: list[ConversationEvent], messages: list[Message]) -> list[dict[str, Any]]:
+    """The conversation's history, oldest first: its opening and each of our replies (derived
+    from the conversation and its messages: nothing is written for them) with what was recorded
+    (resolved, reopened, assigned, topics changed)."""
+    events: list[tuple[datetime, int, dict[str, Any]]] = [
+        (conv.created_at, 0, {"kind": "opened", "by": None, "detail": None, "at": _iso(conv.created_at)})
+    ]
+    for e in stored:
+        kind = EVENT_KINDS.get(e.action, e.action)
+        events.append((e.created_at, 1, {"kind": kind, "by": e.actor, "detail": e.reason, "at": _iso(e.created_at)}))
+    for m in messages:
+        if m.direction is Direction.OUTBOUND:
+            at = m.sent_at or m.created_at
+            events.append((at, 1, {"kind": "replied", "by": m.author, "detail": None, "at": _iso(at)}))
+    events.sort(key=lambda item: (item[0], item[1]))  # stable: same instant keeps the order above
+    return [e for _, _, e in events]
 
 
 def automation_json(a: Automation) -> dict[str, Any]:
@@ -68,6 +121,24 @@ def run_json(r: AutomationRun) -> dict[str, Any]:
     }
 
 
+def user_json(u: User) -> dict[str, Any]:
+    """A user as the API shows it: never the password (nor its hash), nor the session epoch."""
+    return {
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role.value,
+        "teams": list(u.teams),
+        "active": u.active,
+        "language": u.language,
+        "created_at": _iso(u.created_at),
+    }
+
+
+def team_json(t: Team) -> dict[str, Any]:
+    return {"name": t.name}
+
+
 def job_json(j: OutboxJob) -> dict[str, Any]:
     return {
         "id": j.id,
@@ -84,9 +155,16 @@ def job_json(j: OutboxJob) -> dict[str, Any]:
 
 
 def conversation_json(
-    c: Conversation, contact: Contact | None, *, topics: list[str], tags: list[str]
+    c: Conversation,
+    contact: Contact | None,
+    *,
+    topics: list[str],
+    tags: list[str],
+    team: str | None = None,
+    assignee: str | None = None,
 ) -> dict[str, Any]:
-    """One conversation as the list shows it (the detail adds messages and runs)."""
+    """One conversation as the list shows it (the detail adds messages, runs and events);
+    `team` and `assignee`: the names of its team and of who holds it."""
     return {
         "id": c.id,
         "channel": c.channel,
@@ -102,15 +180,31 @@ def conversation_json(
         "previous_id": c.previous_id,
         "created_at": _iso(c.created_at),
         "crm": {"case_id": c.crm_case_id, "case_number": c.crm_case_number} if c.crm_case_id else None,
+        "priority": PRIORITY_ORDER[c.priority].value,
+        "team": team,
+        "assignee": {"id": c.assignee_id, "name": assignee} if c.assignee_id is not None else None,
+        "waiting_since": _iso(c.waiting_since),
     }
 
 
 async def conversations_json(convs: list[Conversation]) -> list[dict[str, Any]]:
-    """Conversations with their contacts, topics and tags (three queries for the whole page)."""
+    """Conversations with their contacts, topics, tags, teams and assignees (a handful of queries
+    for the whole page)."""
     ids = [c.id for c in convs]
     topics, tags = await repo.conversation_labels(ids)
     contacts = await repo.get_contacts([c.contact_id for c in convs])
-    return [conversation_json(c, contacts.get(c.contact_id), topics=topics[c.id], tags=tags[c.id]) for c in convs]
+    teams, users = await queue.names([c.team_id for c in convs], [c.assignee_id for c in convs])
+    return [
+        conversation_json(
+            c,
+            contacts.get(c.contact_id),
+            topics=topics[c.id],
+            tags=tags[c.id],
+            team=teams.get(c.team_id) if c.team_id is not None else None,
+            assignee=users.get(c.assignee_id) if c.assignee_id is not None else None,
+        )
+        for c in convs
+    ]
 
 
 async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | None:
@@ -122,4 +216,9 @@ async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | Non
     messages, tags = await repo.conversation_messages(conversation_id)
     data["messages"] = [message_json(m, tags.get(m.id, [])) for m in messages]
     data["runs"] = [run_json(r) for r in await repo.conversation_runs(conversation_id)]
+    data["events"] = events_json(conv, await repo.conversation_events(conversation_id), messages)
     return data
+
+
+def topic_json(t: Topic) -> dict[str, Any]:
+    return {"name": t.name, "priority": t.priority.value, "team": t.team}

@@ -1,4 +1,5 @@
-"""Automations, tags, topics and resolution reasons: validation, plan gating and changes.
+"""Automations, tags, topics and resolution reasons: validation, plan gating and changes. A topic's
+priority and team route its conversations: changing them moves every open conversation with it.
 
 The one write path for automations and labels: the `/automation` chat command, the JSON API, the
 CLI (`serve --demo` seeding) and `check` all come here; they only parse and format. Refusals are
@@ -15,10 +16,13 @@ from typing import Any
 
 from bot import plans
 from bot.config import Settings
-from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationType, MatchMode
+from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationType, MatchMode, Priority, Topic
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
 from bot.engine.normalize import unclosed_quote
-from bot.errors import Conflict, Forbidden, Invalid, Missing, NotFound, UnknownField, UnknownLabel
+from bot.errors import Conflict, Forbidden, Invalid, Missing, NotFound, UnknownField, UnknownLabel, UnknownTeam
+from bot.store import labels as label_store
+from bot.store import people as people_store
+from bot.store import queue as queue_store
 from bot.store import repo
 
 log = logging.getLogger("inbox.admin")
@@ -222,6 +226,30 @@ def valid_types(value: object) -> list[ConversationType]:
     return [valid_type(t, field="types") for t in names]
 
 
+_PRIORITIES = frozenset(p.value for p in Priority)
+
+
+def valid_priority(value: object) -> Priority:
+    """One of urgent, high, normal, low (any case)."""
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _PRIORITIES:
+        return Priority(word)
+    raise Invalid("priority", f'unknown priority "{value}" — use urgent, high, normal or low')
+
+
+async def _team_id(value: object) -> int | None:
+    """The id of the team named `value` (any case); None for no team (None or blank)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise Invalid("team", "team must be a team's name, or null for none")
+    name = " ".join(value.split())
+    found = (await people_store.find_teams([name])).get(name.casefold()) if len(name) <= MAX_NAME else None
+    if found is None:
+        raise UnknownTeam(name, field="team")
+    return found.id
+
+
 def valid_enabled(value: object) -> bool:
     if not isinstance(value, bool):
         raise Invalid("enabled", "enabled must be true or false")
@@ -273,7 +301,8 @@ class Admin:
     async def list_labels(self, kind: str) -> list[str]:
         return [lab.name for lab in await repo.list_labels(kind)]
 
-    async def add_label(self, kind: str, name: str) -> str:
+    async def _new_label_name(self, kind: str, name: str) -> str:
+        """The name a new label of `kind` is stored under; refused when taken or malformed."""
         noun = LABEL_KINDS[kind].noun
         name = " ".join(name.split())
         if not name:
@@ -287,10 +316,16 @@ class Admin:
         existing = await repo.find_label(kind, name)
         if existing is not None:
             raise Conflict(f'{noun} "{existing.name}" already exists', field="name")
+        return name
+
+    async def add_label(self, kind: str, name: str) -> str:
+        if kind == "topic":
+            return (await self.add_topic(name)).name
+        name = await self._new_label_name(kind, name)
         try:
             label = await repo.create_label(kind, name)
         except repo.IntegrityError:
-            raise Conflict(f'{noun} "{name}" already exists', field="name") from None
+            raise Conflict(f'{LABEL_KINDS[kind].noun} "{name}" already exists', field="name") from None
         return str(label.name)
 
     async def delete_label(self, kind: str, name: str) -> str:
@@ -304,8 +339,56 @@ class Admin:
             raise Conflict(
                 f'{noun} "{label.name}" is used by automation {names} — change or delete that automation first'
             )
-        await repo.delete_label(label)
+        async with repo.transaction():
+            await repo.delete_label(label)
+            if kind == "topic":  # its conversations keep the name, but it no longer routes them
+                await queue_store.reroute(await queue_store.conversations_with_topic(label.name))
         return str(label.name)
+
+    # --- topics: labels that also route and prioritize conversations ----------------------------------
+    async def list_topics(self) -> list[Topic]:
+        return await label_store.list_topics()
+
+    async def find_topic(self, name: str) -> Topic:
+        clean = " ".join(name.split())
+        topic = await label_store.find_topic(clean) if len(clean) <= MAX_NAME else None  # longer: none is
+        if topic is None:
+            raise NotFound("topic", name.strip())
+        return topic
+
+    async def add_topic(self, name: str, *, priority: object = None, team: object = None) -> Topic:
+        """A new topic, `normal` and routed to no team unless said. Open conversations that kept
+        the name of a deleted topic of that name follow it."""
+        name = await self._new_label_name("topic", name)
+        rank = valid_priority(priority) if priority is not None else Priority.NORMAL
+        team_id = await _team_id(team)
+        try:
+            async with repo.transaction():
+                created = await label_store.create_topic(name, priority=rank, team_id=team_id)
+                await queue_store.reroute(await queue_store.conversations_with_topic(name))
+        except repo.IntegrityError:
+            if await label_store.find_topic(name) is None:  # not the name: the team went meanwhile
+                raise UnknownTeam(str(team), field="team") from None
+            raise Conflict(f'topic "{name}" already exists', field="name") from None
+        return created
+
+    async def change_topic(self, name: str, *, priority: object = None, team: object = ...) -> Topic:
+        """Change the topic's priority (None: unchanged) and team (a name, or None: no team; `...`:
+        unchanged). Every open conversation with the topic follows, in the same transaction."""
+        topic = await self.find_topic(name)
+        rank = valid_priority(priority) if priority is not None else None
+        team_id = await _team_id(team) if team is not ... else None
+        try:
+            async with repo.transaction():
+                changed = await label_store.update_topic(
+                    topic.id, priority=rank, team_id=team_id, clear_team=team is not ... and team_id is None
+                )
+                if changed is None:  # deleted meanwhile
+                    raise NotFound("topic", topic.name)
+                await queue_store.reroute(await queue_store.conversations_with_topic(changed.name))
+        except repo.IntegrityError:  # the team was deleted meanwhile
+            raise UnknownTeam(str(team), field="team") from None
+        return changed
 
     async def resolution_reason(self, reason: str | None) -> str | None:
         """The stored spelling of the resolution reason an agent gives when resolving (None: no

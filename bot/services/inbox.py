@@ -13,18 +13,41 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot import outbox_kinds
-from bot.domain import Direction, InboundMessage, NewJob, Status
-from bot.engine import RuleSet
+from bot.domain import (
+    Conversation,
+    ConversationFilter,
+    Delivery,
+    Direction,
+    InboundMessage,
+    NewJob,
+    Priority,
+    QueueKey,
+    Role,
+    Status,
+    User,
+)
+from bot.engine import RuleSet, search
 from bot.engine.effects import crm_sync_job, plan
-from bot.errors import ConversationConflict, ConversationNotFound
+from bot.errors import ConversationConflict, ConversationNotFound, Forbidden, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
-from bot.store import StoreBusy, StoreConflict, ingest, repo
+from bot.store import StoreBusy, StoreConflict, conversation_topics, ingest, people, queue, repo
 
 log = logging.getLogger("inbox.ingest")
+MAX_TOPIC = 100  # the longest topic name the store holds: a longer one names none
+MAX_DETAIL = 100  # the longest detail an event holds
+
+
+def topics_detail(added: Sequence[str], removed: Sequence[str]) -> str:
+    """What a topics change did, as its event says it: `+Refunds −Sales` (shortened to fit)."""
+    detail = " ".join([*(f"+{n}" for n in added), *(f"−{n}" for n in removed)])
+    return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
+
+
 # A burst of first messages on one thread across workers can conflict several times in a row:
 # retry with exponential backoff and jitter (about 2 s in all) before giving up.
 ALONE_ATTEMPTS = 12
@@ -41,7 +64,8 @@ _Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
 
 
 class Inbox:
-    """Stores inbound messages with their automation effects; resolves, reopens and replies."""
+    """Stores inbound messages with their automation effects; resolves, reopens, replies and
+    assigns; lists conversations (the queue)."""
 
     def __init__(
         self,
@@ -205,10 +229,48 @@ class Inbox:
                 if conv.status is Status.OPEN:
                     raise ConversationConflict(f"conversation {conversation_id} is already open")
                 await repo.set_reopened(conv, actor=actor)
+                await queue.refresh_waiting([conversation_id])
         except StoreConflict:
             raise ConversationConflict(
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
+
+    async def change_topics(
+        self, conversation_id: int, *, add: Sequence[str] = (), remove: Sequence[str] = (), actor: str
+    ) -> tuple[list[str], list[str]]:
+        """An agent adds and removes topics by hand; the conversation's priority and team follow and
+        the change is recorded (`topics_changed` by `actor`), all in one transaction. A topic to add
+        must exist; one to remove must exist or be on the conversation (a deleted topic's name
+        stays on its conversations). Returns (added, removed): what actually changed."""
+        add = [clean for clean in (" ".join(n.split()) for n in add) if clean]
+        remove = [clean for clean in (" ".join(n.split()) for n in remove) if clean]
+        if not add and not remove:
+            raise Missing("add", of="topics")
+        both = {n.casefold() for n in add} & {n.casefold() for n in remove}
+        if both:
+            name = next(n for n in add if n.casefold() in both)
+            raise Invalid("remove", f'topic "{name}" is both added and removed — keep it in one list')
+        async with repo.transaction():
+            # the conversation's row lock first: ingest holds it while its automations add topics,
+            # so the two never read each other's half-done topics and priority and team stay right
+            conv = await repo.get_conversation(conversation_id, for_update=True)
+            if conv is None:
+                raise ConversationNotFound(conversation_id)
+            known = await repo.find_labels("topic", [n for n in add + remove if len(n) <= MAX_TOPIC])
+            for n in add:
+                if n.casefold() not in known:
+                    raise UnknownLabel("topic", n, field="add")
+            on_it = {t.casefold() for t in await conversation_topics.topics_of(conversation_id)}
+            for n in remove:
+                if n.casefold() not in known and n.casefold() not in on_it:
+                    raise UnknownLabel("topic", n, field="remove")
+            added, removed = await conversation_topics.change_topics(
+                conversation_id, add=[known[n.casefold()].name for n in add], remove=remove
+            )
+            if added or removed:
+                await queue.reroute([conversation_id])
+                await repo.record_event(conversation_id, "topics_changed", actor, topics_detail(added, removed))
+        return added, removed
 
     async def reply(self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None) -> int:
         """Store an outbound message and enqueue its delivery through the conversation's channel.
@@ -222,6 +284,7 @@ class Inbox:
             problem = self.reply_problem(conv.channel)
             if problem is not None:
                 raise ConversationConflict(problem)
+            sends = self.delivers_replies(conv.channel)
             stored = await repo.add_message(
                 conversation_id=conv.id,
                 channel=conv.channel,
@@ -229,9 +292,12 @@ class Inbox:
                 text=text,
                 author=author,
                 crm_comment_id=crm_comment_id,
+                search_document=search.document(text),
+                delivery=Delivery.PENDING if sends else Delivery.STORED,
             )
+            await queue.refresh_waiting([conv.id])  # answered: the contact waits no more
             jobs: list[NewJob] = []
-            if self.delivers_replies(conv.channel):
+            if sends:
                 payload = {"message_id": stored.id, "conversation_id": conv.id, "channel": conv.channel}
                 jobs.append(
                     NewJob(outbox_kinds.REPLY, payload, conversation_id=conv.id, ordering_key=f"reply:{conv.id}")
@@ -241,6 +307,114 @@ class Inbox:
             await repo.enqueue_jobs(jobs)
         self.wake_outbox()
         return stored.id
+
+    async def assign(self, conversation_id: int, user_id: int | None, *, by: User | None, actor: str) -> Conversation:
+        """Give the conversation to `user_id` (None: to nobody), as `by` (None: a bearer token).
+
+        An agent may take a conversation for themselves, or let go of their own; one held by
+        someone else is a Conflict naming who holds it — decided in the same statement that
+        writes, so of two agents taking it at once exactly one wins. An admin (or a bearer token)
+        may assign anyone. The assignee must be an active user. Records an `assign` event."""
+        as_agent = by is not None and by.role is Role.AGENT
+        if as_agent and user_id is not None and by is not None and user_id != by.id:
+            raise Forbidden("an agent may take a conversation only for themselves — ask an admin to assign others")
+        async with repo.transaction():
+            conv = await repo.get_conversation(conversation_id)
+            if conv is None:
+                raise ConversationNotFound(conversation_id)
+            if user_id is not None:
+                assignee = await people.get_user(user_id)
+                if assignee is None:
+                    raise Invalid("user", f"unknown user {user_id}")
+                if not assignee.active:
+                    raise Invalid("user", f"user {user_id} ({assignee.email}) is deactivated")
+            guard = by.id if as_agent and by is not None else None
+            changed, holder = await queue.assign(conversation_id, user_id, unless_held_by_other=guard)
+            if not changed:
+                raise ConversationConflict(await self._held_by(conversation_id, holder))
+            if conv.assignee_id != user_id:
+                await repo.record_event(
+                    conversation_id, "assign", actor, f"user:{user_id}" if user_id is not None else None
+                )
+            done = await repo.get_conversation(conversation_id)
+        assert done is not None
+        return done
+
+    async def _held_by(self, conversation_id: int, holder: int | None) -> str:
+        user = await people.get_user(holder) if holder is not None else None
+        who = f"{user.name} ({user.email})" if user is not None else f"user {holder}"
+        return f"conversation {conversation_id} is assigned to {who}"
+
+    async def conversations(
+        self,
+        *,
+        status: str | None = None,
+        channel: str | None = None,
+        topic: str | None = None,
+        tag: str | None = None,
+        q: str | None = None,
+        team: str | None = None,
+        assignee: str | None = None,
+        priority: str | None = None,
+        contact: str | None = None,
+        me: User | None = None,
+        queue_order: bool = False,
+        after: QueueKey | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Conversation]:
+        """Conversations that pass every filter given: newest first, or in the queue's order
+        (priority, then the longest wait, then id) with `queue_order`. Values arrive as a person
+        typed them; an unknown one is refused naming the field (`team`, `assignee`, `priority`).
+        `assignee`: a user id, `none` (nobody holds it) or `me` (`me`: the signed-in user)."""
+        f = ConversationFilter(
+            status=self._status(status),
+            channel=channel or None,
+            topic=topic or None,
+            tag=tag or None,
+            words=tuple(search.terms(q)) if q else None,
+            team_id=await self._team_id(team) if team else None,
+            priority=self._priority(priority) if priority else None,
+            contact=contact or None,
+            **(await self._assignee(assignee, me) if assignee else {}),
+        )
+        return await repo.list_conversations(f, limit=limit, before_id=before_id, queue=queue_order, after=after)
+
+    @staticmethod
+    def _status(status: str | None) -> Status | None:
+        if not status:
+            return None
+        if status not in ("open", "resolved"):
+            raise Invalid("status", 'status must be "open" or "resolved"')
+        return Status(status)
+
+    @staticmethod
+    async def _team_id(name: str) -> int:
+        team = (await people.find_teams([name])).get(name.casefold())
+        if team is None:
+            raise Invalid("team", f'unknown team "{name}"')
+        return team.id
+
+    @staticmethod
+    def _priority(name: str) -> int:
+        try:
+            return Priority(name.casefold()).rank
+        except ValueError:
+            raise Invalid("priority", f'unknown priority "{name}" — use urgent, high, normal or low') from None
+
+    @staticmethod
+    async def _assignee(value: str, me: User | None) -> dict[str, Any]:
+        if value.casefold() == "none":
+            return {"unassigned": True}
+        if value.casefold() == "me":
+            if me is None:
+                raise Invalid("assignee", "assignee=me needs a signed-in user — give a user id instead")
+            return {"assignee_id": me.id}
+        if not value.isascii() or not value.isdigit() or len(value) > 9:
+            raise Invalid("assignee", f'unknown assignee "{value}" — give a user id, none or me')
+        if await people.get_user(int(value)) is None:
+            raise Invalid("assignee", f"unknown user {value}")
+        return {"assignee_id": int(value)}
 
 
 __all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

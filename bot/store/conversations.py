@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import Subquery
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from bot import domain
-from bot.domain import Direction, Status
-from bot.store import models, records
+from bot.domain import PRIORITY_ORDER, ConversationFilter, Delivery, Direction, QueueKey, Status
+from bot.store import models, records, search
 from bot.store.base import boundary, now
 
 
@@ -48,20 +49,22 @@ def mark_resolved(conv: domain.Conversation, *, actor: str, reason: str | None) 
 
 
 def resolved_columns(*, actor: str, reason: str | None, at: datetime) -> dict[str, Any]:
-    """The columns a resolve writes (the open key is freed: the thread may open a new one)."""
+    """The columns a resolve writes (the open key is freed: the thread may open a new one; a
+    resolved conversation waits for nobody)."""
     return {
         "status": Status.RESOLVED.value,
         "open_key": None,
         "resolution_reason": reason,
         "resolved_by": actor,
         "resolved_at": at,
+        "waiting_since": None,
     }
 
 
 @boundary
 async def set_resolved(conv: domain.Conversation, *, actor: str, reason: str | None) -> domain.Conversation:
     """Resolve and record who did it; returns the conversation as stored."""
-    done = mark_resolved(conv, actor=actor, reason=reason)
+    done = dataclasses.replace(mark_resolved(conv, actor=actor, reason=reason), waiting_since=None)
     assert done.resolved_at is not None
     await models.Conversation.filter(id=conv.id).update(
         **resolved_columns(actor=actor, reason=reason, at=done.resolved_at), updated_at=done.updated_at
@@ -95,38 +98,101 @@ async def record_event(conversation_id: int, action: str, actor: str, reason: st
 
 @boundary
 async def conversation_events(conversation_id: int) -> list[domain.ConversationEvent]:
-    """Who resolved and reopened the conversation, oldest first."""
+    """What was done to the conversation and by whom (resolve, reopen, assign, topics changes),
+    oldest first."""
     rows = await models.ConversationEvent.filter(conversation_id=conversation_id).order_by("id")
     return [records.event(r) for r in rows]
 
 
+def _filtered(f: ConversationFilter) -> QuerySet[models.Conversation] | None:
+    """Conversations that pass the filter, in no order; None when nothing can pass."""
+    # a filter longer than its column can match nothing (and Tortoise refuses to bind it)
+    if (
+        (f.channel and len(f.channel) > 64)
+        or (f.topic and len(f.topic) > 100)
+        or (f.tag and len(f.tag) > 100)
+        or (f.contact and len(f.contact) > 255)
+    ):
+        return None
+    qs = models.Conversation.all()
+    if f.status is not None:
+        qs = qs.filter(status=f.status.value)
+    if f.channel:
+        qs = qs.filter(channel=f.channel)
+    if f.topic:
+        topics = models.ConversationTopic.filter(key=f.topic.casefold()).values("conversation_id")
+        qs = qs.filter(id__in=Subquery(topics))
+    if f.tag:
+        qs = qs.filter(id__in=Subquery(models.MessageTag.filter(key=f.tag.casefold()).values("conversation_id")))
+    if f.words is not None:
+        qs = qs.filter(id__in=search.matching_conversations(f.words, dialect=qs._db.capabilities.dialect))
+    if f.team_id is not None:
+        qs = qs.filter(team_id=f.team_id)
+    if f.unassigned:
+        qs = qs.filter(assignee_id__isnull=True)
+    elif f.assignee_id is not None:
+        qs = qs.filter(assignee_id=f.assignee_id)
+    if f.priority is not None:
+        qs = qs.filter(priority=f.priority)
+    if f.contact:
+        contacts = models.Contact.filter(Q(platform_id=f.contact) | Q(name_key__contains=f.contact.casefold()))
+        qs = qs.filter(contact_id__in=Subquery(contacts.values("id")))
+    return qs
+
+
 @boundary
 async def list_conversations(
+    f: ConversationFilter,
     *,
-    status: str | None,
-    channel: str | None,
-    topic: str | None,
-    tag: str | None,
-    before_id: int | None,
     limit: int,
+    before_id: int | None = None,
+    queue: bool = False,
+    after: QueueKey | None = None,
 ) -> list[domain.Conversation]:
-    """Newest first, filtered; `before_id` is the page cursor."""
-    # a filter longer than its column can match nothing (and Tortoise refuses to bind it)
-    if (channel and len(channel) > 64) or (topic and len(topic) > 100) or (tag and len(tag) > 100):
+    """Conversations that pass the filter: newest first (`before_id`: the page cursor), or in the
+    queue's order with `queue` (`after`: the key of the previous page's last conversation)."""
+    qs = _filtered(f)
+    if qs is None:
         return []
-    qs = models.Conversation.all()
-    if status:
-        qs = qs.filter(status=status)
-    if channel:
-        qs = qs.filter(channel=channel)
-    if topic:
-        topics = models.ConversationTopic.filter(key=topic.casefold()).values("conversation_id")
-        qs = qs.filter(id__in=Subquery(topics))
-    if tag:
-        qs = qs.filter(id__in=Subquery(models.MessageTag.filter(key=tag.casefold()).values("conversation_id")))
-    if before_id is not None:
-        qs = qs.filter(id__lt=before_id)
-    return [records.conversation(c) for c in await qs.order_by("-id").limit(limit)]
+    if not queue:
+        if before_id is not None:
+            qs = qs.filter(id__lt=before_id)
+        return [records.conversation(c) for c in await qs.order_by("-id").limit(limit)]
+    return [records.conversation(c) for c in await _queue_page(qs, limit=limit, after=after, only=f.priority)]
+
+
+async def _queue_page(
+    qs: QuerySet[models.Conversation], *, limit: int, after: QueueKey | None, only: int | None
+) -> list[models.Conversation]:
+    """The queue's order, read segment by segment: for each priority, the waiting conversations
+    (oldest wait first), then those not waiting (by id). Each segment is one range of the index
+    (status, priority, waiting_since, id), on both databases alike: SQLite sorts NULL first where
+    the queue wants it last, so one ORDER BY could not use the index there. A page touches at most
+    two segments per priority and reads no further than it shows."""
+    out: list[models.Conversation] = []
+    ranks = [only] if only is not None else list(range(len(PRIORITY_ORDER)))
+    for rank in ranks:
+        if after is not None and rank < after.priority:
+            continue
+        here = after if after is not None and rank == after.priority else None
+        level = qs.filter(priority=rank)
+        if here is None or here.waiting_since is not None:
+            waiting = level.filter(waiting_since__isnull=False)
+            if here is not None:
+                # the range seeks the index; the rest only breaks ties on the same instant
+                waiting = waiting.filter(waiting_since__gte=here.waiting_since).filter(
+                    Q(waiting_since__gt=here.waiting_since) | Q(id__gt=here.id)
+                )
+            out += await waiting.order_by("waiting_since", "id").limit(limit - len(out))
+            if len(out) >= limit:
+                return out
+        idle = level.filter(waiting_since__isnull=True)
+        if here is not None and here.waiting_since is None:
+            idle = idle.filter(id__gt=here.id)
+        out += await idle.order_by("id").limit(limit - len(out))
+        if len(out) >= limit:
+            return out
+    return out
 
 
 @boundary
@@ -201,8 +267,11 @@ async def add_message(
     author: str | None = None,
     sent_at: datetime | None = None,
     crm_comment_id: str | None = None,
+    search_document: str | None = None,
+    delivery: Delivery | None = None,
 ) -> domain.Message:
-    """Store one message; a `crm_comment_id` already held by another raises StoreConflict."""
+    """Store one message (and index `search_document`, its searchable form); a `crm_comment_id`
+    already held by another raises StoreConflict. `delivery`: an outbound message's state."""
     row = await models.Message.create(
         conversation_id=conversation_id,
         channel=channel,
@@ -212,7 +281,10 @@ async def add_message(
         author=author,
         sent_at=sent_at or now(),
         crm_comment_id=crm_comment_id,
+        delivery=delivery.value if delivery is not None else None,
     )
+    if search_document is not None:
+        await search.index_messages([(row.id, conversation_id, search_document)])
     return records.message(row)
 
 
@@ -225,7 +297,13 @@ async def get_message(message_id: int) -> domain.Message | None:
 @boundary
 async def mark_sent(message_id: int, external_id: str | None) -> None:
     """Record the id the platform gave a delivered outbound message."""
-    await models.Message.filter(id=message_id).update(external_id=external_id)
+    await models.Message.filter(id=message_id).update(external_id=external_id, delivery=Delivery.SENT.value)
+
+
+@boundary
+async def set_delivery(message_id: int, delivery: Delivery) -> None:
+    """Where an outbound message's delivery stands (pending again after a retry, failed for good)."""
+    await models.Message.filter(id=message_id, direction=Direction.OUTBOUND.value).update(delivery=delivery.value)
 
 
 # --- CRM sync progress ------------------------------------------------------------------------------

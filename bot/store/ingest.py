@@ -17,10 +17,11 @@ from tortoise.functions import Max
 
 from bot import domain
 from bot.domain import Direction, Effects, InboundMessage, NewJob, Received, Status
-from bot.store import models, records
+from bot.store import models, queue, records, search
 from bot.store.base import boundary, now
 from bot.store.conversations import open_key, resolved_columns
 from bot.store.outbox import enqueue_jobs
+from bot.store.queue import refresh_waiting
 
 
 class ContactCache:
@@ -120,14 +121,22 @@ async def contacts_many(wanted: Sequence[tuple[str, str, str | None]]) -> dict[t
     missing = [k for k in keys if k not in found]
     if missing:
         await models.Contact.bulk_create(
-            [models.Contact(channel=c, platform_id=p, name=keys[(c, p)]) for c, p in missing], ignore_conflicts=True
+            [
+                models.Contact(channel=c, platform_id=p, name=keys[(c, p)], name_key=_key(keys[(c, p)]))
+                for c, p in missing
+            ],
+            ignore_conflicts=True,
         )
         found = await fetch()
     for k, name in keys.items():
         if name and k in found and found[k][1] != name:
-            await models.Contact.filter(id=found[k][0]).update(name=name)
+            await models.Contact.filter(id=found[k][0]).update(name=name, name_key=_key(name))
             found[k] = (found[k][0], name)
     return found
+
+
+def _key(name: str | None) -> str | None:
+    return name.casefold()[:255] if name else None
 
 
 @boundary
@@ -209,7 +218,8 @@ async def add_inbound_many(items: Sequence[tuple[InboundMessage, int]]) -> dict[
 @boundary
 async def apply(effects: Sequence[Effects]) -> bool:
     """Write one round's effects: each changed conversation, then one insert per kind (tags,
-    topics, runs, status events, outbox jobs). Returns whether outbox work was asked for."""
+    topics — and the priority and team they give —, runs, status events, outbox jobs). Returns
+    whether outbox work was asked for."""
     t = now()
     tags: list[models.MessageTag] = []
     topics: list[models.ConversationTopic] = []
@@ -250,10 +260,17 @@ async def apply(effects: Sequence[Effects]) -> bool:
                 )
             )
         jobs += e.jobs
+    # the contact waits from their first message after our last reply: only conversations not
+    # waiting yet can change (one statement for the round; resolved ones hold NULL)
+    await refresh_waiting([e.conversation_id for e in effects if e.resolve is None], only_unset=True)
+    await search.index_messages([(e.message_id, e.conversation_id, e.search_document) for e in effects])
     if tags:
         await models.MessageTag.bulk_create(tags, ignore_conflicts=True)
     if topics:
         await models.ConversationTopic.bulk_create(topics, ignore_conflicts=True)
+        # priority and team follow the new topics, in the same transaction; the conversations
+        # are locked since `receive`, so an agent changing their topics waits for this commit
+        await queue.reroute([e.conversation_id for e in effects if e.topics])
     if runs:
         await models.AutomationRun.bulk_create(runs)
     if events:

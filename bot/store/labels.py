@@ -1,10 +1,13 @@
-"""Labels: the tags, topics and resolution reasons an admin manages (`kind`: tag, topic, reason)."""
+"""Labels: the tags, topics and resolution reasons an admin manages (`kind`: tag, topic, reason).
+A topic also has a queue priority and may route its conversations to a team."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from bot import domain
+from bot.domain import Priority
 from bot.store import models, records
 from bot.store.base import boundary
 
@@ -38,3 +41,46 @@ async def create_label(kind: str, name: str) -> domain.Label:
 @boundary
 async def delete_label(label: domain.Label) -> None:
     await models.Label.filter(id=label.id).delete()
+
+
+# --- topics: labels that also say where a conversation stands in the queue --------------------------
+
+
+@boundary
+async def list_topics() -> list[domain.Topic]:
+    """Topics with their priority and team, in name order (case-insensitive)."""
+    rows = await models.Label.filter(kind="topic").select_related("team").order_by("key")
+    return [records.topic(r) for r in rows]
+
+
+@boundary
+async def find_topic(name: str) -> domain.Topic | None:
+    """The topic of that name, compared case-insensitively, or None."""
+    row = await models.Label.filter(kind="topic", key=name.casefold()).select_related("team").first()
+    return records.topic(row) if row else None
+
+
+@boundary
+async def create_topic(name: str, *, priority: Priority, team_id: int | None) -> domain.Topic:
+    """Raises StoreConflict when the name exists (case-insensitively)."""
+    await models.Label.create(kind="topic", name=name, key=name.casefold(), priority=priority.rank, team_id=team_id)
+    created = await find_topic(name)
+    assert created is not None  # in the caller's transaction, or just committed
+    return created
+
+
+@boundary
+async def update_topic(
+    topic_id: int, *, priority: Priority | None = None, team_id: int | None = None, clear_team: bool = False
+) -> domain.Topic | None:
+    """Change what is given (`clear_team`: route to no team); None when the topic is gone."""
+    columns: dict[str, Any] = {}
+    if priority is not None:
+        columns["priority"] = priority.rank
+    if team_id is not None or clear_team:
+        columns["team_id"] = team_id
+    qs = models.Label.filter(id=topic_id, kind="topic")
+    if columns:
+        await qs.update(**columns)
+    row = await qs.select_related("team").first()
+    return records.topic(row) if row else None

@@ -18,6 +18,9 @@ class Contact(Model):
     channel = fields.CharField(max_length=64)
     platform_id = fields.CharField(max_length=255)
     name = fields.CharField(max_length=255, null=True)
+    # the name case-folded (Python's casefold: any script), so the queue's `contact=` filter finds
+    # part of a name the same way on SQLite and PostgreSQL, whose lower() disagree beyond ASCII
+    name_key = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -59,12 +62,24 @@ class Conversation(Model):
     crm_transcript_upto = fields.BigIntField(null=True)
     crm_pending_message_id = fields.BigIntField(null=True)
     crm_closed = fields.BooleanField(null=True)
+    # the queue: derived from the topics (priority 0 urgent … 3 low), who holds it, since when the
+    # contact waits for an answer (NULL: resolved, or the last message is ours)
+    priority = fields.SmallIntField(default=2, db_default=2)
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="conversations", null=True, on_delete=fields.SET_NULL
+    )
+    team_id: int | None
+    assignee: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "inbox.User", related_name="assigned", null=True, on_delete=fields.SET_NULL
+    )
+    assignee_id: int | None
+    waiting_since = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "conversations"
-        indexes = (("channel", "thread_key"),)
+        indexes = (("channel", "thread_key"), ("status", "priority", "waiting_since", "id"))
 
 
 class Message(Model):
@@ -87,11 +102,15 @@ class Message(Model):
     # The Salesforce CaseComment that mirrors this message (or that it came from, for an agent's
     # comment sent back through the channel). Unique: a comment is never sent or stored twice.
     crm_comment_id = fields.CharField(max_length=64, null=True, unique=True)
+    # outbound only: stored (the channel sends nothing) | pending | sent | failed
+    delivery = fields.CharField(max_length=8, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "messages"
         unique_together = (("channel", "platform_id"),)
+        # a conversation's messages in order: its view, waiting_since, the CRM transcript
+        indexes = (("conversation_id", "id"),)
 
 
 class MessageTag(Model):
@@ -102,12 +121,14 @@ class MessageTag(Model):
     conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
         "inbox.Conversation", related_name="message_tags", on_delete=fields.CASCADE
     )
+    conversation_id: int
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100, db_index=True)
 
     class Meta:
         table = "message_tags"
         unique_together = (("message", "key"),)
+        indexes = (("conversation_id", "id"),)  # a page of conversations with their tags
 
 
 class ConversationTopic(Model):
@@ -138,6 +159,7 @@ class ConversationEvent(Model):
 
     class Meta:
         table = "conversation_events"
+        indexes = (("conversation_id", "id"),)
 
 
 class Label(Model):
@@ -147,6 +169,11 @@ class Label(Model):
     kind = fields.CharField(max_length=8)  # tag | topic | reason
     name = fields.CharField(max_length=100)
     key = fields.CharField(max_length=100)
+    # topics only: the queue priority (0 urgent … 3 low) and the team they route conversations to
+    priority = fields.SmallIntField(default=2, db_default=2)
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="topics", null=True, on_delete=fields.RESTRICT
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -225,3 +252,62 @@ class KeyValue(Model):
 
     class Meta:
         table = "key_values"
+
+
+class Team(Model):
+    """A group of agents that topics route conversations to. Names compare case-insensitively."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    key = fields.CharField(max_length=100, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "teams"
+
+
+class User(Model):
+    """A person who signs in to the web inbox: an admin or an agent."""
+
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254)
+    email_key = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=100)
+    role = fields.CharField(max_length=8)  # admin | agent
+    active = fields.BooleanField(default=True)
+    language = fields.CharField(max_length=8, null=True)
+    password_hash = fields.CharField(max_length=255)
+    # Bumped when the user's sessions must end (deactivation, new password): a session remembers
+    # the epoch it was opened in.
+    session_epoch = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "users"
+
+
+class UserTeam(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "inbox.User", related_name="team_links", on_delete=fields.CASCADE
+    )
+    team: fields.ForeignKeyRelation[Team] = fields.ForeignKeyField(
+        "inbox.Team", related_name="user_links", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "user_teams"
+        unique_together = (("user", "team"),)
+
+
+class SignInLock(Model):
+    """Failed sign-ins per email (not per IP, so it holds behind a proxy) and the lock they set."""
+
+    email_key = fields.CharField(max_length=254, primary_key=True)
+    failures = fields.IntField(default=0)
+    window_start = fields.DatetimeField()
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sign_in_locks"

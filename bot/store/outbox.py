@@ -10,8 +10,8 @@ from typing import Any
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 
-from bot import domain
-from bot.domain import NewJob
+from bot import domain, outbox_kinds
+from bot.domain import Delivery, NewJob
 from bot.store import models, records
 from bot.store.base import boundary, now, transaction
 
@@ -119,9 +119,10 @@ async def finish_job(job: domain.OutboxJob) -> bool:
 
 @boundary
 async def retry_job(job: domain.OutboxJob, *, attempts: int, delay: float, error: str, failed: bool) -> bool:
-    """Back off (or fail for good), if this worker still holds the job's lease."""
-    return bool(
-        await models.OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
+    """Back off (or fail for good), if this worker still holds the job's lease. A reply that fails
+    for good says so on its message (`delivery`), in the same transaction."""
+    async with transaction():
+        held = await models.OutboxJob.filter(id=job.id, status="running", locked_until=job.locked_until).update(
             status="failed" if failed else "pending",
             attempts=attempts,
             run_after=now() + timedelta(seconds=delay),
@@ -129,7 +130,15 @@ async def retry_job(job: domain.OutboxJob, *, attempts: int, delay: float, error
             last_error=error[:2000],
             updated_at=now(),
         )
-    )
+        if held and failed:
+            await _reply_delivery(job, Delivery.FAILED)
+    return bool(held)
+
+
+async def _reply_delivery(job: domain.OutboxJob, delivery: Delivery) -> None:
+    message_id = job.payload.get("message_id") if job.kind == outbox_kinds.REPLY else None
+    if isinstance(message_id, int):
+        await models.Message.filter(id=message_id, direction="outbound").update(delivery=delivery.value)
 
 
 @boundary
@@ -171,9 +180,13 @@ async def get_job(job_id: int) -> domain.OutboxJob | None:
 
 @boundary
 async def requeue_job(job_id: int) -> bool:
-    """Give a failed job a fresh set of attempts; False when it is not failed."""
-    return bool(
-        await models.OutboxJob.filter(id=job_id, status="failed").update(
+    """Give a failed job a fresh set of attempts (its reply is pending again); False when it is
+    not failed."""
+    async with transaction():
+        requeued = await models.OutboxJob.filter(id=job_id, status="failed").update(
             status="pending", attempts=0, run_after=now(), updated_at=now()
         )
-    )
+        row = await models.OutboxJob.filter(id=job_id).first() if requeued else None
+        if row is not None:
+            await _reply_delivery(records.job(row), Delivery.PENDING)
+    return bool(requeued)

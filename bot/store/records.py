@@ -45,6 +45,10 @@ def conversation(row: models.Conversation) -> domain.Conversation:
         crm_closed=row.crm_closed,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        priority=row.priority,
+        team_id=row.team_id,
+        assignee_id=row.assignee_id,
+        waiting_since=row.waiting_since,
     )
 
 
@@ -75,11 +79,23 @@ def message(row: models.Message) -> domain.Message:
         sent_at=row.sent_at,
         crm_comment_id=row.crm_comment_id,
         created_at=row.created_at,
+        delivery=row.delivery,
     )
 
 
 def label(row: models.Label) -> domain.Label:
     return domain.Label(id=row.id, kind=row.kind, name=row.name, created_at=row.created_at)
+
+
+def topic(row: models.Label) -> domain.Topic:
+    """From a topic's row loaded with `.select_related("team")`."""
+    return domain.Topic(
+        id=row.id,
+        name=row.name,
+        priority=domain.PRIORITY_ORDER[row.priority],
+        team=row.team.name if row.team is not None else None,
+        created_at=row.created_at,
+    )
 
 
 def actions(stored: Iterable[Mapping[str, Any]]) -> tuple[Action, ...]:

@@ -1,0 +1,82 @@
+"""The full-text index of message text: SQLite FTS5 or PostgreSQL tsvector + GIN.
+
+The index holds `bot.engine.search.document(text)` for every message (the matcher's normal form),
+so both databases see the same words; a search asks the database's own index, never scans text.
+The tables are created by migrations/0004_search.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import RawSQL
+
+from bot.store.base import boundary
+
+SQLITE_TABLE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
+    "body, content='', tokenize = \"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\")"
+)
+POSTGRES_TABLE = (
+    "CREATE TABLE IF NOT EXISTS message_search ("
+    "message_id BIGINT PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE, "
+    "conversation_id BIGINT NOT NULL, body TSVECTOR NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS message_search_body ON message_search USING GIN (body)",
+)
+
+
+def _conn() -> BaseDBAsyncClient:
+    conn: BaseDBAsyncClient = connections.get("default")
+    return conn
+
+
+def _is_sqlite(conn: BaseDBAsyncClient) -> bool:
+    return conn.capabilities.dialect == "sqlite"
+
+
+async def create_index(conn: BaseDBAsyncClient) -> None:
+    """The index table for this database (a migration calls it)."""
+    for sql in (SQLITE_TABLE,) if _is_sqlite(conn) else POSTGRES_TABLE:
+        await conn.execute_script(sql)
+
+
+@boundary
+async def index_messages(rows: Sequence[tuple[int, int, str]], *, conn: BaseDBAsyncClient | None = None) -> None:
+    """Index (message id, conversation id, document) rows, in the caller's transaction."""
+    if not rows:
+        return
+    conn = conn or _conn()
+    if _is_sqlite(conn):
+        await conn.execute_many(
+            "INSERT INTO message_search (rowid, body) VALUES (?, ?)", [[mid, body] for mid, _, body in rows]
+        )
+    else:
+        await conn.execute_many(
+            "INSERT INTO message_search (message_id, conversation_id, body) "
+            "VALUES ($1, $2, to_tsvector('simple', $3)) ON CONFLICT DO NOTHING",
+            [[mid, cid, body] for mid, cid, body in rows],
+        )
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def matching_conversations(terms: Sequence[str], *, dialect: str) -> RawSQL:
+    """A sub-query of the ids of conversations holding every term (each somewhere in their
+    messages), for `Conversation.filter(id__in=…)`. Terms come from `bot.engine.search.terms`."""
+    parts = []
+    for term in terms:
+        if dialect == "sqlite":
+            phrase = '"' + term.replace('"', '""') + '"'
+            parts.append(
+                "SELECT m.conversation_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
+                f"WHERE message_search MATCH {_literal(phrase)}"
+            )
+        else:
+            parts.append(
+                f"SELECT conversation_id FROM message_search WHERE body @@ phraseto_tsquery('simple', {_literal(term)})"
+            )
+    return RawSQL("(" + (" INTERSECT ".join(parts) if parts else "SELECT NULL WHERE 1 = 0") + ")")

@@ -1,0 +1,123 @@
+"""Upgrading a store that already holds conversations: every migration applies over real data."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+
+from bot.store import db
+from tests import conftest
+
+SEED = [
+    "INSERT INTO contacts (channel, platform_id, created_at) VALUES ('shop', 'c1', CURRENT_TIMESTAMP)",
+    "INSERT INTO conversations (channel, thread_key, type, status, contact_id, keyword_progress, reply_to,"
+    " created_at, updated_at) VALUES ('shop', 't', 'direct', 'open', 1, '[]', '{}', CURRENT_TIMESTAMP,"
+    " CURRENT_TIMESTAMP)",
+    "INSERT INTO messages (conversation_id, channel, platform_id, direction, text, created_at)"
+    " VALUES (1, 'shop', 'm1', 'inbound', 'Demande de Remboursement', CURRENT_TIMESTAMP)",
+]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_upgrade_from_the_first_release_keeps_and_indexes_stored_messages(kind: str, tmp_path: Path) -> None:
+    if kind == "postgres":
+        server, why_not = await asyncio.to_thread(conftest.pg_url)
+        if server is None:
+            pytest.skip(why_not)
+        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
+        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
+        url = conftest._pg_url(name)
+    else:
+        url = f"sqlite://{tmp_path}/old.sqlite3"
+    try:
+        await migrate(config=db.tortoise_config(url), target="inbox.0002_crm")
+        conn = Tortoise.get_connection("default")
+        for sql in SEED:
+            await conn.execute_script(sql)
+        await Tortoise.close_connections()
+
+        await db.migrate(url)
+        async with db.open_store(url):
+            conn = Tortoise.get_connection("default")
+            [row] = await conn.execute_query_dict("SELECT priority, waiting_since, assignee_id FROM conversations")
+            assert row == {"priority": 2, "waiting_since": None, "assignee_id": None}
+            from bot.engine.search import terms
+            from bot.store.models import Conversation
+            from bot.store.search import matching_conversations
+
+            dialect = conn.capabilities.dialect
+            found = await Conversation.filter(
+                id__in=matching_conversations(terms("remboursement"), dialect=dialect)
+            ).values_list("id", flat=True)
+            assert list(found) == [1]
+    finally:
+        if kind == "postgres":
+            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+QUEUE_SEED = [
+    "INSERT INTO contacts (channel, platform_id, name, created_at) VALUES ('shop', 'c1', 'Große Straße', "
+    "CURRENT_TIMESTAMP)",
+    *[
+        "INSERT INTO conversations (channel, thread_key, type, status, contact_id, keyword_progress, reply_to,"
+        f" created_at, updated_at) VALUES ('shop', 't{i}', 'direct', '{status}', 1, '[]', '{{}}', CURRENT_TIMESTAMP,"
+        " CURRENT_TIMESTAMP)"
+        for i, status in enumerate(["open", "open", "resolved"], start=1)
+    ],
+    # 1: waits since its first message; 2: answered, its reply delivered; 3: resolved
+    *[
+        "INSERT INTO messages (conversation_id, channel, platform_id, direction, text, sent_at, external_id,"
+        f" created_at) VALUES ({cid}, 'shop', {pid}, '{direction}', 'x', '2026-11-24 10:0{minute}:00+00:00',"
+        f" {external}, CURRENT_TIMESTAMP)"
+        for cid, pid, direction, minute, external in [
+            (1, "'m1'", "inbound", 1, "NULL"),
+            (1, "'m2'", "inbound", 2, "NULL"),
+            (2, "'m3'", "inbound", 3, "NULL"),
+            (2, "NULL", "outbound", 4, "'ext-1'"),
+            (2, "NULL", "outbound", 5, "NULL"),
+            (3, "'m4'", "inbound", 6, "NULL"),
+        ]
+    ],
+    "INSERT INTO outbox_jobs (kind, payload, status, attempts, run_after, created_at, updated_at) VALUES"
+    " ('reply', '{\"message_id\": 5}', 'failed', 8, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_upgrade_fills_the_queue_columns_of_what_was_stored_before(kind: str, tmp_path: Path) -> None:
+    if kind == "postgres":
+        server, why_not = await asyncio.to_thread(conftest.pg_url)
+        if server is None:
+            pytest.skip(why_not)
+        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
+        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
+        url = conftest._pg_url(name)
+    else:
+        url = f"sqlite://{tmp_path}/old.sqlite3"
+    try:
+        await migrate(config=db.tortoise_config(url), target="inbox.0002_crm")
+        conn = Tortoise.get_connection("default")
+        for sql in QUEUE_SEED:
+            await conn.execute_script(sql)
+        await Tortoise.close_connections()
+
+        await db.migrate(url)
+        async with db.open_store(url):
+            conn = Tortoise.get_connection("default")
+            [contact] = await conn.execute_query_dict("SELECT name_key FROM contacts")
+            assert contact["name_key"] == "große straße".casefold() == "grosse strasse"
+            rows = await conn.execute_query_dict("SELECT direction, delivery FROM messages ORDER BY id")
+            assert [r["delivery"] for r in rows] == [None, None, None, "sent", "failed", None]
+            from bot.store.models import Conversation
+
+            waits = dict(await Conversation.all().order_by("id").values_list("id", "waiting_since"))
+            assert waits[1] is not None and (waits[1].hour, waits[1].minute) == (10, 1)
+            assert waits[2] is None and waits[3] is None
+    finally:
+        if kind == "postgres":
+            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
