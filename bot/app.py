@@ -19,7 +19,7 @@ from bot.services.admin import Admin, RuleCache
 from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
 from bot.services.people import People
-from bot.store import StoreConflict, StoreInvalid, StoreUnavailable, db, repo
+from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
 
 log = logging.getLogger("inbox.app")
@@ -226,10 +226,13 @@ async def error_middleware(
     except StoreInvalid as exc:  # a value the store cannot hold: the caller's input
         log.info("refused on %s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": f"invalid value: {exc}"}, status=400)
-    except (StoreUnavailable, StoreConflict, ConnectionError, OSError) as exc:
-        # a conflict no handler expected is a race with another writer: trying again resolves it
+    except (StoreUnavailable, StoreConflict, StoreBusy, ConnectionError, OSError) as exc:
+        # a conflict no handler expected, or a lock race lost again and again, is a race with
+        # another writer: trying again resolves it
         log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
-        return web.json_response({"error": "the store is unavailable — try again shortly"}, status=503)
+        return web.json_response(
+            {"error": "the store is unavailable — try again shortly"}, status=503, headers={"Retry-After": "1"}
+        )
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return web.json_response({"error": "internal error — the bot's log has the details"}, status=500)

@@ -671,9 +671,10 @@ async def routing_mismatches(db_url: str) -> tuple[int, list[str]]:
 async def test_priority_and_team_stay_right_when_automations_and_agents_change_topics_at_once(
     db_url: str, tmp_path: Path, report_figures: Callable[[str], None]
 ) -> None:
-    """Webhook messages that fire topic automations and agents adding and removing topics by hand,
-    on the same conversations at the same moment, across `serve --workers 2`: afterwards every
-    conversation's priority and team are what its final topics give."""
+    """Webhook messages that fire topic automations, agents adding and removing topics by hand and
+    an admin changing the topics' priority and team, on the same conversations at the same moment,
+    across `serve --workers 2`: afterwards every conversation's priority and team are what its
+    final topics give."""
     await seed_routing_topics(db_url)
     srv = Server(tmp_path, db_url, workers=2)
     n_conv, per_conv = 16, 10
@@ -682,6 +683,11 @@ async def test_priority_and_team_stay_right_when_automations_and_agents_change_t
         {"add": ["Outage"]}, {"remove": ["Outage"]}, {"add": ["Later"]}, {"remove": ["Later"]},
         {"remove": ["Refunds"]}, {"remove": ["Leads"]}, {"add": ["Leads"], "remove": ["Later"]},
         {"add": ["Later", "Refunds"]},
+    )  # fmt: skip
+    topic_changes = (
+        ("Refunds", {"priority": "urgent"}), ("Refunds", {"priority": "low", "team": "Sales"}),
+        ("Refunds", {"priority": "high", "team": "Billing"}), ("Leads", {"team": None}),
+        ("Leads", {"priority": "normal", "team": "Billing"}), ("Leads", {"priority": "high", "team": "Sales"}),
     )  # fmt: skip
     rng = random.Random(11)
     try:
@@ -696,6 +702,7 @@ async def test_priority_and_team_stay_right_when_automations_and_agents_change_t
             for k, cid in enumerate(conv_ids):
                 jobs += [("message", k, (f"rt-{k}-{j + 1}", rng.choice(texts))) for j in range(per_conv)]
                 jobs += [("agent", cid, rng.choice(changes)) for _ in range(per_conv)]
+            jobs += [("admin", 0, topic_changes[i % len(topic_changes)]) for i in range(n_conv * 2)]
             rng.shuffle(jobs)
 
             async def run(job: tuple[str, int, Any]) -> int | None:
@@ -703,6 +710,10 @@ async def test_priority_and_team_stay_right_when_automations_and_agents_change_t
                 if kind == "message":
                     status, _ = await post_text(session, srv.url, what[0], f"rt{target}", what[1])
                     return status
+                if kind == "admin":
+                    name, change = what
+                    async with session.patch(f"{srv.url}/api/topics/{name}", json=change, headers=api_headers()) as r:
+                        return r.status
                 url = f"{srv.url}/api/conversations/{target}/topics"
                 async with session.post(url, json={**what, "agent": "racer"}, headers=api_headers()) as resp:
                     return resp.status
@@ -718,7 +729,8 @@ async def test_priority_and_team_stay_right_when_automations_and_agents_change_t
     assert changed > 0 and routed > 0  # the race did happen: agents changed topics, topics routed
     report_figures(
         f"[{store_kind(db_url)}] topic race, 2 workers: {n_conv} conversations, {n_conv * per_conv} webhook "
-        f"messages firing topic automations and {n_conv * per_conv} agent topic changes at once, "
+        f"messages firing topic automations, {n_conv * per_conv} agent topic changes and {n_conv * 2} admin "
+        f"topic priority/team changes at once, "
         f"{changed} changes recorded, {routed} conversations routed to a team; priority/team wrong = {len(wrong)}"
     )
 

@@ -20,6 +20,7 @@ from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationTy
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
 from bot.engine.normalize import unclosed_quote
 from bot.errors import Conflict, Forbidden, Invalid, Missing, NotFound, UnknownField, UnknownLabel, UnknownTeam
+from bot.services.retry import when_busy
 from bot.store import labels as label_store
 from bot.store import people as people_store
 from bot.store import queue as queue_store
@@ -328,6 +329,7 @@ class Admin:
             raise Conflict(f'{LABEL_KINDS[kind].noun} "{name}" already exists', field="name") from None
         return str(label.name)
 
+    @when_busy
     async def delete_label(self, kind: str, name: str) -> str:
         noun = LABEL_KINDS[kind].noun
         label = await repo.find_label(kind, name.strip())
@@ -339,7 +341,7 @@ class Admin:
             raise Conflict(
                 f'{noun} "{label.name}" is used by automation {names} — change or delete that automation first'
             )
-        async with repo.transaction():
+        async with repo.transaction(topics="change" if kind == "topic" else None):
             await repo.delete_label(label)
             if kind == "topic":  # its conversations keep the name, but it no longer routes them
                 await queue_store.reroute(await queue_store.conversations_with_topic(label.name))
@@ -356,6 +358,7 @@ class Admin:
             raise NotFound("topic", name.strip())
         return topic
 
+    @when_busy
     async def add_topic(self, name: str, *, priority: object = None, team: object = None) -> Topic:
         """A new topic, `normal` and routed to no team unless said. Open conversations that kept
         the name of a deleted topic of that name follow it."""
@@ -363,7 +366,7 @@ class Admin:
         rank = valid_priority(priority) if priority is not None else Priority.NORMAL
         team_id = await _team_id(team)
         try:
-            async with repo.transaction():
+            async with repo.transaction(topics="change"):
                 created = await label_store.create_topic(name, priority=rank, team_id=team_id)
                 await queue_store.reroute(await queue_store.conversations_with_topic(name))
         except repo.IntegrityError:
@@ -372,6 +375,7 @@ class Admin:
             raise Conflict(f'topic "{name}" already exists', field="name") from None
         return created
 
+    @when_busy
     async def change_topic(self, name: str, *, priority: object = None, team: object = ...) -> Topic:
         """Change the topic's priority (None: unchanged) and team (a name, or None: no team; `...`:
         unchanged). Every open conversation with the topic follows, in the same transaction."""
@@ -379,7 +383,7 @@ class Admin:
         rank = valid_priority(priority) if priority is not None else None
         team_id = await _team_id(team) if team is not ... else None
         try:
-            async with repo.transaction():
+            async with repo.transaction(topics="change"):
                 changed = await label_store.update_topic(
                     topic.id, priority=rank, team_id=team_id, clear_team=team is not ... and team_id is None
                 )

@@ -35,6 +35,7 @@ from bot.engine import RuleSet, search
 from bot.engine.effects import crm_sync_job, plan
 from bot.errors import ConversationConflict, ConversationNotFound, Forbidden, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
+from bot.services.retry import when_busy
 from bot.store import StoreBusy, StoreConflict, conversation_topics, ingest, people, queue, repo
 
 log = logging.getLogger("inbox.ingest")
@@ -133,7 +134,7 @@ class Inbox:
     async def _run_batch(self, batch: list[_Item]) -> None:
         self._metrics.batch_size.observe(len(batch))
         try:
-            async with repo.transaction():
+            async with repo.transaction(topics="route"):
                 results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
             self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
@@ -166,7 +167,7 @@ class Inbox:
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
         for attempt in range(ALONE_ATTEMPTS):
             try:
-                async with repo.transaction():
+                async with repo.transaction(topics="route"):
                     (result,), enqueued = await self._process([msg], self._rules())
                 if enqueued:
                     self.wake_outbox()
@@ -211,6 +212,7 @@ class Inbox:
         return [IngestResult(r.conversation_id, r.message_id, r.duplicate) for r in received], enqueued
 
     # --- agent actions -----------------------------------------------------------------------
+    @when_busy
     async def resolve(self, conversation_id: int, *, actor: str, reason: str | None) -> None:
         async with repo.transaction():
             conv = await repo.get_conversation(conversation_id, for_update=True)
@@ -220,6 +222,7 @@ class Inbox:
                 raise ConversationConflict(f"conversation {conversation_id} is already resolved")
             await repo.set_resolved(conv, actor=actor, reason=reason)
 
+    @when_busy
     async def reopen(self, conversation_id: int, *, actor: str) -> None:
         try:
             async with repo.transaction():
@@ -235,6 +238,7 @@ class Inbox:
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
 
+    @when_busy
     async def change_topics(
         self, conversation_id: int, *, add: Sequence[str] = (), remove: Sequence[str] = (), actor: str
     ) -> tuple[list[str], list[str]]:
@@ -250,7 +254,7 @@ class Inbox:
         if both:
             name = next(n for n in add if n.casefold() in both)
             raise Invalid("remove", f'topic "{name}" is both added and removed — keep it in one list')
-        async with repo.transaction():
+        async with repo.transaction(topics="route"):
             # the conversation's row lock first: ingest holds it while its automations add topics,
             # so the two never read each other's half-done topics and priority and team stay right
             conv = await repo.get_conversation(conversation_id, for_update=True)
@@ -272,6 +276,7 @@ class Inbox:
                 await repo.record_event(conversation_id, "topics_changed", actor, topics_detail(added, removed))
         return added, removed
 
+    @when_busy
     async def reply(self, conversation_id: int, *, text: str, author: str, crm_comment_id: str | None = None) -> int:
         """Store an outbound message and enqueue its delivery through the conversation's channel.
 
@@ -308,6 +313,7 @@ class Inbox:
         self.wake_outbox()
         return stored.id
 
+    @when_busy
     async def assign(self, conversation_id: int, user_id: int | None, *, by: User | None, actor: str) -> Conversation:
         """Give the conversation to `user_id` (None: to nobody), as `by` (None: a bearer token).
 
