@@ -12,7 +12,7 @@ HOST ?=
 PORT ?=
 SERVE_FLAGS := $(if $(strip $(HOST)),--host $(strip $(HOST))) $(if $(strip $(PORT)),--port $(strip $(PORT)))
 
-.PHONY: run test lint bench migrate check clean lock
+.PHONY: run test lint bench migrate check clean lock messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,12 @@ check: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
+
+# extract new page and chat wording into the French catalogue (then translate what it added)
+messages: $(TEST_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k plural:2,3 --no-location --omit-header -o .messages.pot .
+	$(BIN)/pybabel update -i .messages.pot -d bot/locale -D messages -l fr --no-fuzzy-matching --ignore-obsolete
+	@rm -f .messages.pot
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
