@@ -13,6 +13,7 @@ from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
 from bot.front import api
 from bot.front.commands import CommandRunner
+from bot.front.web import setup_web
 from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
@@ -255,6 +256,7 @@ def build_app(settings: Settings) -> web.Application:
     if not settings.api_tokens():
         log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
     app.add_routes(api.routes())
+    setup_web(app, settings=settings, people=state.people, inbox=state.inbox, admin=state.admin)
     kinds = {*ALWAYS_SERVED, *(ch.kind for ch in settings.channels)}
     mount_routes(
         app, state.connectors.values(), kinds=[CONNECTOR_KINDS[k]() for k in sorted(kinds)], off=state.left_off.get

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.config import ConfigError, Settings, WebhookChannel, load_settings
+from bot.config import ConfigError, Settings, WebhookChannel, generate_session_key, load_settings
 from bot.front import users_cli
 from bot.logs import setup_logging
 
@@ -75,10 +75,13 @@ def _write_local_env(values: dict[str, str], path: Path = LOCAL_ENV) -> None:
 
 
 def _ensure_demo_secrets(settings: Settings) -> Settings:
-    """First `make run`: generate the demo channel secret and an API token into .env.local."""
+    """First `make run`: generate the demo channel secret, an API token and the web inbox's session
+    key into .env.local."""
     wanted: dict[str, str] = {}
     if not settings.api_tokens():
         wanted[settings.api.tokens_env] = "tok_" + secrets.token_urlsafe(24)
+    if settings.session_key() is None:
+        wanted[settings.server.session_key_env] = generate_session_key()
     for ch in settings.channels:
         if isinstance(ch, WebhookChannel) and not settings.secret(ch.secret_env):
             wanted[ch.secret_env] = secrets.token_urlsafe(32)
@@ -305,8 +308,14 @@ def _run_workers(args: argparse.Namespace, workers: int, host: str, port: int, s
         cmd += ["--config", args.config]
     stopping = False
 
+    env = dict(os.environ)
+    if settings.session_key() is None:
+        # one key for every worker, so a browser's session works whichever worker answers
+        env[settings.server.session_key_env] = generate_session_key()
+        print(f"inbox-bot: sessions end when the server restarts; set {settings.server.session_key_env}")
+
     def spawn() -> tuple[subprocess.Popen[bytes], float]:
-        return subprocess.Popen(cmd), time.monotonic()
+        return subprocess.Popen(cmd, env=env), time.monotonic()
 
     procs = [spawn() for _ in range(workers)]
 

@@ -7,8 +7,10 @@ environment is reported and left off; the others still start.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import secrets
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +40,23 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_timeout: float = Field(default=10.0, ge=0)
+    # where people reach the web inbox; https makes the session cookie Secure
+    public_url: str | None = None
+    # the environment variable holding the key that encrypts the web inbox's session cookie
+    session_key_env: str = "INBOX_SESSION_KEY"
+    _v = field_validator("session_key_env")(_env_name)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError('must start with http:// or https://, e.g. "https://inbox.example.com"')
+        return v.rstrip("/") if v else None
+
+    @property
+    def https(self) -> bool:
+        """Whether people reach the server over https (the session cookie is then Secure)."""
+        return bool(self.public_url and self.public_url.startswith("https://"))
 
 
 class DatabaseSettings(_Section):
@@ -61,6 +80,8 @@ class OrganizationSettings(_Section):
     plan: Literal["business", "enterprise"] = "enterprise"
     advanced_inbox: bool = False
     resolution_reasons: bool = True
+    # web pages and chat replies when neither the user nor the browser says otherwise
+    language: Literal["en", "fr"] = "en"
 
 
 class AdminSettings(_Section):
@@ -133,6 +154,22 @@ class Settings(_Section):
         raw = self.secret(self.api.tokens_env) or ""
         return frozenset(t.strip() for t in raw.split(",") if t.strip())
 
+    def session_key(self) -> bytes | None:
+        """The 32-byte key that encrypts session cookies (from `[server] session_key_env`), or None
+        when the variable is unset; `session_key_problem` says when its value is not a key."""
+        raw = self.secret(self.server.session_key_env)
+        return decode_session_key(raw) if raw else None
+
+    def session_key_problem(self) -> str | None:
+        raw = self.secret(self.server.session_key_env)
+        if raw and decode_session_key(raw) is None:
+            return (
+                f"server.session_key_env: the value of {self.server.session_key_env} is not a key — give 32 bytes "
+                "in URL-safe base64 (python -c 'import secrets,base64;"
+                "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')"
+            )
+        return None
+
     def channel(self, name: str) -> WebhookChannel | SlackChannel | TelegramChannel | None:
         return next((c for c in self.channels if c.name == name), None)
 
@@ -142,7 +179,7 @@ class Settings(_Section):
 
     def secret_values(self) -> list[str]:
         """Every configured secret's value (for log redaction)."""
-        names: list[str | None] = [self.api.tokens_env]
+        names: list[str | None] = [self.api.tokens_env, self.server.session_key_env]
         for ch in self.channels:
             for key, value in ch.model_dump().items():
                 if key.endswith("_env"):
@@ -153,6 +190,20 @@ class Settings(_Section):
         values = [v for n in names if (v := self.secret(n))]
         values += list(self.api_tokens())
         return values
+
+
+def generate_session_key() -> str:
+    """A new session key as the environment holds it: 32 random bytes in URL-safe base64."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def decode_session_key(raw: str) -> bytes | None:
+    """The 32 bytes of a session key written in URL-safe base64, or None when it is not one."""
+    try:
+        key = base64.urlsafe_b64decode(raw.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return key if len(key) == 32 else None
 
 
 def _format_errors(err: ValidationError) -> list[str]:
@@ -242,6 +293,9 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], path: 
         # Duplicate names are checked only once every channel is valid; report them with the rest.
         problems += [p for p in _duplicate_channels(data.get("channels")) if p not in problems]
         raise ConfigError(unknown + problems) from None
+    problem = settings.session_key_problem()
+    if problem is not None:
+        raise ConfigError([problem])
     if path is None:
         return settings
     return _paths_relative_to(settings, Path(os.path.abspath(path)).parent)

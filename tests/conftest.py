@@ -32,6 +32,9 @@ hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis.settings.load_profile("ci")
 
+# the browser tests' fixtures (`browser`, `web`): Chromium driven by Playwright
+pytest_plugins = ["tests.browser"]
+
 PG_ENV = "INBOX_TEST_POSTGRES_URL"
 PG_DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test"
 TOKEN = "test-token-123"
