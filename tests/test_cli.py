@@ -3,6 +3,8 @@ and logs that never show a configured secret."""
 
 from __future__ import annotations
 
+import base64
+
 import http.server
 import json
 import os
@@ -713,7 +715,8 @@ def test_make_run_prints_the_demo_admin_password_on_every_start(tmp_path: Path, 
     local = tmp_path / ".env.local"
     assert local.stat().st_mode & 0o777 == 0o600
     saved = dict(line.split("=", 1) for line in local.read_text(encoding="utf-8").splitlines())
-    assert set(saved) == {"CLI_DEMO", "INBOX_DEMO_ADMIN_PASSWORD"}
+    assert set(saved) == {"CLI_DEMO", "INBOX_DEMO_ADMIN_PASSWORD", "INBOX_SESSION_KEY"}
+    assert len(base64.urlsafe_b64decode(saved["INBOX_SESSION_KEY"])) == 32  # the web inbox's cookie key
     password = saved["INBOX_DEMO_ADMIN_PASSWORD"]
     shown = f"Demo admin: admin@example.com, password {password} (kept in .env.local as INBOX_DEMO_ADMIN_PASSWORD)"
     assert shown in first
@@ -722,3 +725,5 @@ def test_make_run_prints_the_demo_admin_password_on_every_start(tmp_path: Path, 
     assert shown in second
     assert not any(line.startswith("Created the demo admin") for line in second)
     assert local.read_text(encoding="utf-8").count("INBOX_DEMO_ADMIN_PASSWORD=") == 1
+    # the same session key on the next start: people stay signed in across restarts
+    assert f"INBOX_SESSION_KEY={saved['INBOX_SESSION_KEY']}" in local.read_text(encoding="utf-8").splitlines()

@@ -3,6 +3,8 @@ secrets are missing is left off while the others start; `serve` refuses a bad co
 
 from __future__ import annotations
 
+import base64
+
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -381,3 +383,33 @@ def test_absolute_ca_file_and_dicts_without_a_file_are_left_as_written() -> None
     s = settings_from_dict({"crm": {"salesforce": sf}}, env={}, path="/srv/inbox/config.toml")
     assert s.database.url == "sqlite:///srv/inbox/data/inbox.sqlite3"
     assert s.crm.salesforce is not None and s.crm.salesforce.ca_file == "/etc/ssl/corp.pem"
+
+
+# --- the web inbox's keys ---------------------------------------------------------------------------------
+
+
+def test_the_session_key_comes_from_the_variable_the_config_names() -> None:
+    key = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    settings = settings_from_dict({"server": {"session_key_env": "MY_KEY"}}, env={"MY_KEY": key})
+    assert settings.session_key() == bytes(range(32))
+    assert key in settings.secret_values()  # redacted from logs like every secret
+    assert settings_from_dict({}, env={}).session_key() is None  # unset: the server makes one per run
+
+
+@pytest.mark.parametrize("value", ["too-short", "x" * 44, base64.urlsafe_b64encode(b"k" * 16).decode()])
+def test_a_session_key_that_is_not_32_bytes_stops_start_up_naming_the_key(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict({}, env={"INBOX_SESSION_KEY": value})
+    (problem,) = info.value.problems
+    assert problem.startswith("server.session_key_env: the value of INBOX_SESSION_KEY is not a key")
+    assert value not in problem  # never echo a secret
+
+
+def test_public_url_and_organization_language() -> None:
+    https = settings_from_dict({"server": {"public_url": "https://inbox.example.com/"}}, env={})
+    assert https.server.https and https.server.public_url == "https://inbox.example.com"
+    assert not settings_from_dict({"server": {"public_url": "http://127.0.0.1:8080"}}, env={}).server.https
+    assert settings_from_dict({}, env={}).organization.language == "en"
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict({"server": {"public_url": "inbox.example.com"}, "organization": {"language": "de"}}, env={})
+    assert [p.split(":", 1)[0] for p in info.value.problems] == ["server.public_url", "organization.language"]
