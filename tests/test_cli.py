@@ -4,7 +4,6 @@ and logs that never show a configured secret."""
 from __future__ import annotations
 
 import base64
-
 import http.server
 import json
 import os

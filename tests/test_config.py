@@ -4,7 +4,6 @@ secrets are missing is left off while the others start; `serve` refuses a bad co
 from __future__ import annotations
 
 import base64
-
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
