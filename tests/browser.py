@@ -83,6 +83,7 @@ class WebInbox:
     async def page(self, who: Person | None = None, *, locale: str = "en-US") -> Page:
         """A new browser (own cookies) with `locale` as its language, signed in as `who`."""
         context = await self.browser.new_context(locale=locale, base_url=self.url)
+        context.set_default_timeout(15_000)  # an upper bound on waiting for a control, not a timing assertion
         self.contexts.append(context)
         page = await context.new_page()
         if who is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tortoise.expressions import Q, Subquery
+from tortoise.functions import Max
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -360,3 +361,19 @@ async def crm_linked_conversations(target: str) -> list[domain.Conversation]:
     """Conversations linked to a CRM record (newest last)."""
     rows = await models.Conversation.filter(crm_target=target, crm_case_id__isnull=False).order_by("id")
     return [records.conversation(c) for c in rows]
+
+
+@boundary
+async def last_messages(conversation_ids: Sequence[int]) -> dict[int, domain.Message]:
+    """The latest message of each conversation that has one (a queue page's previews): one
+    grouped read over the (conversation, id) index, then those messages."""
+    if not conversation_ids:
+        return {}
+    last_ids = (
+        await models.Message.filter(conversation_id__in=list(conversation_ids))
+        .group_by("conversation_id")
+        .annotate(last=Max("id"))
+        .values_list("last", flat=True)
+    )
+    rows = await models.Message.filter(id__in=[i for i in last_ids if i is not None])
+    return {r.conversation_id: records.message(r) for r in rows}

@@ -1,17 +1,403 @@
-"""The agents' pages: the queue (`/inbox`) and one conversation (`/inbox/{id}`)."""
+"""The agents' pages: the queue (`/inbox`) and one conversation (`/inbox/{id}`), and the forms a
+conversation page posts (reply, resolve, reopen, assign to me, topics). Every change goes through
+the inbox service as the signed-in user (`user:<id>`); each form POST answers with a redirect back
+to the page (POST → redirect → GET)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
-from bot.front.web.auth import require_user
-from bot.front.web.render import render
+from aiohttp import web
+from babel.dates import format_timedelta
+
+from bot.domain import Priority
+from bot.errors import InboxError, Invalid, NotFound
+from bot.front import views
+from bot.front.api import decode_cursor, decode_queue_cursor, encode_cursor, encode_queue_cursor
+from bot.front.web.auth import current_user, require_user
+from bot.front.web.context import WEB_KEY, WebContext
+from bot.front.web.render import flash, page_language, render, wording_for
+from bot.i18n import Wording
+from bot.store import repo
+
+PAGE_SIZE = 50
+FILTERS = ("status", "channel", "topic", "team", "assignee", "priority", "q")
+MAX_FILTER = 200  # longer than any name or search a person types
+MAX_REPLY = 20_000
+FIRST_LINE = 140
+PRIORITIES = tuple(p.value for p in Priority)
+ACTOR = re.compile(r"(user|agent|automation):(.+)")
+
+
+# --- wording shared by both pages ---------------------------------------------------------------------
+
+
+def priority_words(_: Wording) -> dict[str, str]:
+    return {"urgent": _("urgent"), "high": _("high"), "normal": _("normal"), "low": _("low")}
+
+
+def type_words(_: Wording) -> dict[str, str]:
+    return {"direct": _("direct"), "group": _("group"), "public": _("public")}
+
+
+def delivery_words(_: Wording) -> dict[str, str]:
+    return {
+        "stored": _("stored (this channel does not send replies)"),
+        "pending": _("sending"),
+        "sent": _("sent"),
+        "failed": _("not delivered"),
+    }
+
+
+def when(iso: str | None) -> str:
+    """An instant as the pages show it: `2026-11-24 10:00 UTC`."""
+    return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
+
+
+def waited(iso: str | None, lang: str, now: datetime) -> str:
+    """How long the contact has waited, in words of the page's language (`3 hours`), or ''."""
+    if not iso:
+        return ""
+    since = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return format_timedelta(max(now - since, now - now), locale=lang, threshold=1.0)
+
+
+def first_line(text: str) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= FIRST_LINE else line[: FIRST_LINE - 1] + "…"
+
+
+# --- the queue -------------------------------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> dict[str, str]:
+    return {k: request.query.get(k, "").strip()[:MAX_FILTER] for k in FILTERS}
+
+
+def _query(filters: dict[str, str], **changes: str) -> str:
+    """The query string of the queue with `filters` (blank ones left out) and `changes`."""
+    values = {k: v for k, v in {**filters, **changes}.items() if v}
+    return "?" + urlencode(values) if values else ""
 
 
 @require_user
 async def queue_page(request: web.Request) -> web.StreamResponse:
-    return await render(request, "inbox.html", {})
+    """Open conversations in the queue's order (priority, then the longest wait), or the resolved
+    ones newest first; filtered, searched, a page at a time."""
+    ctx = request.app[WEB_KEY]
+    user = current_user(request)
+    f = _filters(request)
+    status = "resolved" if f["status"] == "resolved" else "open"
+    f["status"] = "" if status == "open" else status
+    in_queue_order = status == "open"
+    cursor = request.query.get("cursor", "")
+    problem: str | None = None
+    convs = []
+    try:
+        convs = await ctx.inbox.conversations(
+            status=status,
+            channel=f["channel"] or None,
+            topic=f["topic"] or None,
+            team=f["team"] or None,
+            assignee=f["assignee"] or None,
+            priority=f["priority"] or None,
+            q=f["q"] or None,
+            me=user,
+            queue_order=in_queue_order,
+            after=decode_queue_cursor(cursor) if in_queue_order else None,
+            before_id=None if in_queue_order else decode_cursor(cursor),
+            limit=PAGE_SIZE + 1,
+        )
+    except Invalid as exc:
+        problem = _filter_problem(wording_for(request), exc)
+    more = len(convs) > PAGE_SIZE
+    convs = convs[:PAGE_SIZE]
+    rows = await views.conversations_json(convs)
+    lasts = await repo.last_messages([c.id for c in convs])
+    lang = page_language(request, user)
+    now = datetime.now(UTC)
+    for row in rows:
+        last = lasts.get(row["id"])
+        row["last_line"] = first_line(last.text) if last is not None else ""
+        row["waited"] = waited(row["waiting_since"], lang, now)
+    next_url = None
+    if more:
+        last_conv = convs[-1]
+        token = encode_queue_cursor(last_conv.queue_key) if in_queue_order else encode_cursor(last_conv.id)
+        next_url = "/inbox" + _query(f, cursor=token)
+    _ = wording_for(request)
+    return await render(
+        request,
+        "inbox.html",
+        {
+            "status": status,
+            "filters": f,
+            "rows": rows,
+            "problem": problem,
+            "next_url": next_url,
+            "first_url": ("/inbox" + _query(f)) if cursor else None,
+            "open_url": "/inbox" + _query({**f, "status": ""}),
+            "resolved_url": "/inbox" + _query({**f, "status": "resolved"}),
+            "choices": await _choices(ctx),
+            "priorities": priority_words(_),
+            "types": type_words(_),
+        },
+        status=400 if problem else 200,
+    )
+
+
+def _filter_problem(_: Wording, exc: Invalid) -> str:
+    field = {
+        "team": _("Team"),
+        "assignee": _("Assignee"),
+        "priority": _("Priority"),
+        "status": _("Status"),
+        "cursor": _("Page"),
+    }.get(exc.field or "", exc.field or "")
+    return _("{field}: {problem}", field=field, problem=str(exc))
+
+
+async def _choices(ctx: WebContext) -> dict[str, Any]:
+    """What the filters offer: every channel, topic, team and active user."""
+    users = [u for u in await ctx.people.list_users(limit=500) if u.active]
+    return {
+        "channels": [c.name for c in ctx.settings.channels],
+        "topics": await ctx.admin.list_labels("topic"),
+        "teams": [t.name for t in await ctx.people.list_teams()],
+        "users": [(str(u.id), u.name) for u in users],
+    }
+
+
+# --- one conversation ---------------------------------------------------------------------------------
+
+
+def _conversation_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise NotFound("conversation", raw)
+    return int(raw)
+
+
+async def _user_names(ctx: WebContext, ids: Iterable[int]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for user_id in set(ids):
+        try:
+            names[user_id] = (await ctx.people.get_user(user_id)).name
+        except NotFound:
+            continue
+    return names
+
+
+def _actors(data: dict[str, Any]) -> list[str]:
+    found = [data.get("resolved_by")]
+    found += [m.get("author") for m in data["messages"]]
+    found += [e.get("by") for e in data["events"]]
+    found += [e.get("detail") for e in data["events"] if e["kind"] == "assigned"]
+    return [a for a in found if isinstance(a, str)]
+
+
+def actor_words(_: Wording, actor: str | None, *, users: dict[int, str], automations: dict[int, str]) -> str:
+    """Who did something, as a person reads it: a user's name, an automation's, Salesforce."""
+    if actor is None:
+        return ""
+    if actor == "salesforce":
+        return "Salesforce"
+    match = ACTOR.fullmatch(actor)
+    if match is None:
+        return actor
+    kind, ref = match.groups()
+    if kind == "user" and ref.isdigit():
+        return users.get(int(ref), _("user #{id}", id=ref))
+    if kind == "automation" and ref.isdigit():
+        return automations.get(int(ref), _("automation #{id}", id=ref))
+    return ref  # an agent named by an integration (`agent:<id>`)
+
+
+def run_words(_: Wording, run: dict[str, Any]) -> str:
+    """What one automation run did and why, after its name: `resolved this conversation: found
+    “au revoir”`."""
+    done = []
+    for action in run["actions"]:
+        match action.get("type"):
+            case "tag":
+                done.append(_("tagged the message “{tag}”", tag=action.get("tag", "")))
+            case "topic":
+                done.append(_("applied the topic “{topic}”", topic=action.get("topic", "")))
+            case "resolve" if action.get("reason"):
+                done.append(_("resolved this conversation (“{reason}”)", reason=action["reason"]))
+            case "resolve":
+                done.append(_("resolved this conversation"))
+            case "crm":
+                done.append(_("sent this conversation to Salesforce"))
+    keywords = ", ".join(f"“{k}”" for k in run["keywords"])
+    return _("{actions}: found {keywords}", actions=", ".join(done), keywords=keywords)
+
+
+def event_words(_: Wording, kind: str) -> str:
+    return {
+        "opened": _("opened"),
+        "resolved": _("resolved"),
+        "reopened": _("reopened"),
+        "assigned": _("assigned"),
+        "topics_changed": _("topics changed"),
+        "replied": _("replied"),
+    }.get(kind, kind)
+
+
+def case_link(ctx: WebContext, crm: dict[str, Any] | None) -> str | None:
+    """Where the Salesforce Case opens, when the instance is known."""
+    sf = ctx.settings.crm.salesforce
+    if crm is None or sf is None or not crm.get("case_id"):
+        return None
+    return f"{sf.instance_url.rstrip('/')}/lightning/r/Case/{crm['case_id']}/view"
+
+
+@require_user
+async def conversation_page(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[WEB_KEY]
+    cid = _conversation_id(request)
+    data = await views.conversation_detail_json(cid)
+    if data is None:
+        raise NotFound("conversation", cid)
+    _ = wording_for(request)
+    automations = {r["automation_id"]: r["automation_name"] for r in data["runs"]}
+    user_ids = [int(m.group(2)) for a in _actors(data) if (m := ACTOR.fullmatch(a)) and m.group(1) == "user"]
+    user_ids += [data["assignee"]["id"]] if data["assignee"] else []
+    users = await _user_names(ctx, [i for i in user_ids if i < 2**62])
+
+    def who(actor: str | None) -> str:
+        return actor_words(_, actor, users=users, automations=automations)
+
+    for m in data["messages"]:
+        m["who"] = who(m["author"]) if m["direction"] == "outbound" else (data["contact"]["name"] or "")
+        m["when"] = when(m["sent_at"])
+    for r in data["runs"]:
+        r["words"] = run_words(_, r)
+    for e in data["events"]:
+        e["words"] = event_words(_, e["kind"])
+        e["who"] = who(e["by"])
+        e["when"] = when(e["at"])
+        e["shown_detail"] = who(e["detail"]) if e["kind"] == "assigned" else (e["detail"] or "")
+    me = current_user(request)
+    reasons_on = ctx.settings.organization.resolution_reasons
+    topics = await ctx.admin.list_labels("topic")
+    return await render(
+        request,
+        "conversation.html",
+        {
+            "c": data,
+            "contact": data["contact"]["name"] or data["contact"]["id"] or "",
+            "resolved_by": who(data["resolved_by"]),
+            "resolved_at": when(data["resolved_at"]),
+            "reasons": await ctx.admin.list_labels("reason") if reasons_on else [],
+            "reasons_on": reasons_on,
+            "addable_topics": [t for t in topics if t.casefold() not in {x.casefold() for x in data["topics"]}],
+            "case_url": case_link(ctx, data["crm"]),
+            "mine": data["assignee"] is not None and data["assignee"]["id"] == me.id,
+            "priorities": priority_words(_),
+            "types": type_words(_),
+            "deliveries": delivery_words(_),
+        },
+    )
+
+
+# --- what a conversation page posts -----------------------------------------------------------------
+
+
+async def _act(request: web.Request, done: str | None = None) -> web.StreamResponse:
+    """Back to the conversation (POST → redirect → GET), with a note when there is one."""
+    if done:
+        await flash(request, done)
+    raise web.HTTPSeeOther(f"/inbox/{_conversation_id(request)}")
+
+
+async def _refused(request: web.Request, exc: InboxError) -> web.StreamResponse:
+    _ = wording_for(request)
+    return await _act(request, _("Not done: {why}", why=str(exc)))
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+@require_user
+async def reply(request: web.Request) -> web.StreamResponse:
+    ctx, user, _ = request.app[WEB_KEY], current_user(request), wording_for(request)
+    text = _field(await request.post(), "text")
+    if not text.strip():
+        return await _act(request, _("Write a reply before sending it."))
+    if len(text) > MAX_REPLY or "\x00" in text:
+        return await _act(request, _("A reply has at most {n} characters.", n=MAX_REPLY))
+    try:
+        await ctx.inbox.reply(_conversation_id(request), text=text, author=user.actor)
+    except InboxError as exc:
+        return await _refused(request, exc)
+    return await _act(request, _("Reply sent."))
+
+
+@require_user
+async def resolve(request: web.Request) -> web.StreamResponse:
+    ctx, user, _ = request.app[WEB_KEY], current_user(request), wording_for(request)
+    given = _field(await request.post(), "reason").strip()
+    try:
+        reason = await ctx.admin.resolution_reason(given or None)
+        await ctx.inbox.resolve(_conversation_id(request), actor=user.actor, reason=reason)
+    except InboxError as exc:
+        return await _refused(request, exc)
+    return await _act(request, _("Conversation resolved."))
+
+
+@require_user
+async def reopen(request: web.Request) -> web.StreamResponse:
+    ctx, user, _ = request.app[WEB_KEY], current_user(request), wording_for(request)
+    try:
+        await ctx.inbox.reopen(_conversation_id(request), actor=user.actor)
+    except InboxError as exc:
+        return await _refused(request, exc)
+    return await _act(request, _("Conversation reopened."))
+
+
+@require_user
+async def assign_to_me(request: web.Request) -> web.StreamResponse:
+    ctx, user, _ = request.app[WEB_KEY], current_user(request), wording_for(request)
+    try:
+        await ctx.inbox.assign(_conversation_id(request), user.id, by=user, actor=user.actor)
+    except InboxError as exc:
+        return await _refused(request, exc)
+    return await _act(request, _("Assigned to you."))
+
+
+@require_user
+async def topics(request: web.Request) -> web.StreamResponse:
+    """Add one topic (`add`) or remove one (`remove`) by hand."""
+    ctx, user, _ = request.app[WEB_KEY], current_user(request), wording_for(request)
+    form = await request.post()
+    add, remove = _field(form, "add").strip(), _field(form, "remove").strip()
+    try:
+        added, removed = await ctx.inbox.change_topics(
+            _conversation_id(request), add=[add] if add else [], remove=[remove] if remove else [], actor=user.actor
+        )
+    except InboxError as exc:
+        return await _refused(request, exc)
+    if added:
+        return await _act(request, _("Topic “{name}” added.", name=added[0]))
+    if removed:
+        return await _act(request, _("Topic “{name}” removed.", name=removed[0]))
+    return await _act(request)
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/inbox", queue_page)]
+    return [
+        web.get("/inbox", queue_page),
+        web.get(r"/inbox/{id}", conversation_page),
+        web.post(r"/inbox/{id}/reply", reply),
+        web.post(r"/inbox/{id}/resolve", resolve),
+        web.post(r"/inbox/{id}/reopen", reopen),
+        web.post(r"/inbox/{id}/assign", assign_to_me),
+        web.post(r"/inbox/{id}/topics", topics),
+    ]
