@@ -4,15 +4,20 @@ CSRF on form POSTs, and admins' pages refused to agents."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import ClientSession
+from cryptography.fernet import Fernet
 
+from bot.front.web import SESSION_COOKIE
 from tests.browser import WebInbox
-from tests.conftest import STORES
+from tests.conftest import STORES, make_settings
 
 # Sign-in's lockout and the sessions' end hold in the store: those run on both stores.
 both_stores = pytest.mark.parametrize("db_url", STORES, indirect=True)
@@ -26,7 +31,7 @@ async def test_a_page_asks_to_sign_in_and_comes_back_after(web: WebInbox) -> Non
     await page.get_by_label("Password").fill(web.agent.password)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/inbox?status=resolved")
-    assert await page.get_by_text(web.agent.user.name).is_visible()
+    assert await page.locator("header .who").inner_text() == web.agent.user.name
 
 
 async def test_a_wrong_password_says_so_and_signs_nobody_in(web: WebInbox) -> None:
@@ -129,3 +134,40 @@ async def test_a_deactivated_user_is_signed_out_at_once(web: WebInbox) -> None:
     await web.bot.state.people.update_user(web.agent.user.id, active=False)
     await page.goto("/inbox")
     assert urlsplit(page.url).path == "/login"
+
+
+# --- the cookie, without a browser: Secure behind https, and the idle expiry -----------------------------
+
+SESSION_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+
+
+async def test_the_cookie_is_secure_when_people_reach_the_inbox_over_https(make_bot: Any, db_url: str) -> None:
+    bot = await make_bot(
+        make_settings(
+            db_url, server={"public_url": "https://inbox.example.com"}, env={"INBOX_SESSION_KEY": SESSION_KEY}
+        )
+    )
+    resp = await bot.client.get("/login")
+    cookie = resp.cookies[SESSION_COOKIE]
+    assert cookie["secure"] is True and cookie["httponly"] is True and cookie["samesite"] == "Lax"
+
+
+async def test_a_session_idle_for_more_than_12_hours_is_over(make_bot: Any, db_url: str) -> None:
+    bot = await make_bot(make_settings(db_url, env={"INBOX_SESSION_KEY": SESSION_KEY}))
+    user = (await bot.state.people.add_user(email="ana@example.com", role="agent", password="correct horse")).user
+
+    def cookie(seen_ago: int) -> str:
+        """A session cookie as the server writes it, last used `seen_ago` seconds ago."""
+        at = int(time.time()) - seen_ago
+        session = {"user_id": user.id, "epoch": user.session_epoch, "sid": "s", "csrf": "c", "seen": at}
+        data = json.dumps({"created": at, "session": session}).encode()
+        return Fernet(SESSION_KEY).encrypt_at_time(data, at).decode()
+
+    for seen_ago, signed_in in ((11 * 3600, True), (12 * 3600 + 60, False)):
+        bot.client.session.cookie_jar.clear()  # only the cookie made here
+        resp = await bot.client.get(
+            "/inbox", headers={"Cookie": f"{SESSION_COOKIE}={cookie(seen_ago)}"}, allow_redirects=False
+        )
+        assert (resp.status == 200) is signed_in, (seen_ago, resp.status)
+        if not signed_in:
+            assert resp.headers["Location"] == "/login"
