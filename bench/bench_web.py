@@ -216,6 +216,12 @@ async def sse_memory(base: str, cookie: str, pid: int, clients: int) -> str:
     )
 
 
+def store_path(given: str | None, tmp: Path) -> tuple[Path, bool]:
+    """Where the store is, and whether it was built by an earlier run."""
+    store = Path(given).resolve() if given else tmp / "bench-web.sqlite3"
+    return store, store.exists()
+
+
 def load_round(
     wrk: str, script: Path, base: str, cookie: str, long_id: int, *, duration: int, connections: int
 ) -> list[str]:
@@ -251,14 +257,20 @@ async def main() -> None:
     p.add_argument("--duration", type=int, default=10, help="seconds of load per page")
     p.add_argument("--connections", default="1,8", help="comma-separated: one round of load per value")
     p.add_argument("--sse-clients", type=int, default=200)
+    p.add_argument("--store", help="a SQLite file to build once and reuse on later runs (default: a temporary one)")
     args = p.parse_args()
     wrk = need_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp_name:
         tmp = Path(tmp_name)
-        url = f"sqlite://{tmp}/bench-web.sqlite3"
-        print(f"building {args.conversations:,} conversations ...", flush=True)
-        await build(url, conversations=args.conversations, per_conversation=args.messages_per_conversation)
-        long_id = await add_long_conversation_and_agent(url, args.conversations)
+        store, built = store_path(args.store, tmp)
+        url = f"sqlite://{store}"
+        long_id = args.conversations + 1
+        if built:
+            print(f"reusing {store} (built with --conversations {args.conversations:,})", flush=True)
+        else:
+            print(f"building {args.conversations:,} conversations ...", flush=True)
+            await build(url, conversations=args.conversations, per_conversation=args.messages_per_conversation)
+            long_id = await add_long_conversation_and_agent(url, args.conversations)
         script = tmp / "report.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
         port = free_port()

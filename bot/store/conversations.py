@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import Q, Subquery
-from tortoise.functions import Max
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -224,13 +224,61 @@ async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]],
 @boundary
 async def conversation_messages(conversation_id: int) -> tuple[list[domain.Message], dict[int, list[str]]]:
     """The conversation's messages, oldest first, and each message's tags."""
-    messages = [records.message(m) for m in await models.Message.filter(conversation_id=conversation_id).order_by("id")]
+    # One plain SELECT: building ORM rows (and parsing their timestamps through the ORM) cost ten
+    # times the query for a long conversation's page.
+    _, rows = await connections.get("default").execute_query(
+        f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE conversation_id = {int(conversation_id)} ORDER BY id"
+    )
+    messages = [_message(dict(row)) for row in rows]
     tags: dict[int, list[str]] = {m.id: [] for m in messages}
     for mid, name in (
         await models.MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list("message_id", "name")
     ):
         tags.setdefault(mid, []).append(name)
     return messages, tags
+
+
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "channel",
+    "platform_id",
+    "external_id",
+    "direction",
+    "text",
+    "author",
+    "sent_at",
+    "crm_comment_id",
+    "created_at",
+    "delivery",
+)
+
+
+def _timestamp(value: object) -> datetime | None:
+    """A timestamp as the driver returns it: a datetime (PostgreSQL) or the stored text (SQLite)."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _message(row: dict[str, Any]) -> domain.Message:
+    created = _timestamp(row["created_at"])
+    assert created is not None  # NOT NULL
+    return domain.Message(
+        id=int(row["id"]),
+        conversation_id=int(row["conversation_id"]),
+        channel=row["channel"],
+        platform_id=row["platform_id"],
+        external_id=row["external_id"],
+        direction=Direction(row["direction"]),
+        text=row["text"],
+        author=row["author"],
+        sent_at=_timestamp(row["sent_at"]),
+        crm_comment_id=row["crm_comment_id"],
+        created_at=created,
+        delivery=row["delivery"],
+    )
 
 
 @boundary
@@ -366,14 +414,12 @@ async def crm_linked_conversations(target: str) -> list[domain.Conversation]:
 @boundary
 async def last_messages(conversation_ids: Sequence[int]) -> dict[int, domain.Message]:
     """The latest message of each conversation that has one (a queue page's previews): one
-    grouped read over the (conversation, id) index, then those messages."""
+    grouped read over the (conversation, id) index."""
     if not conversation_ids:
         return {}
-    last_ids = (
-        await models.Message.filter(conversation_id__in=list(conversation_ids))
-        .group_by("conversation_id")
-        .annotate(last=Max("id"))
-        .values_list("last", flat=True)
+    ids = ", ".join(str(int(i)) for i in sorted(set(conversation_ids)))  # ints only: safe to inline
+    _, rows = await connections.get("default").execute_query(
+        f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE id IN"
+        f" (SELECT MAX(id) FROM messages WHERE conversation_id IN ({ids}) GROUP BY conversation_id)"
     )
-    rows = await models.Message.filter(id__in=[i for i in last_ids if i is not None])
-    return {r.conversation_id: records.message(r) for r in rows}
+    return {m.conversation_id: m for m in (_message(dict(row)) for row in rows)}
