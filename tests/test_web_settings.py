@@ -170,11 +170,9 @@ async def test_options_the_plan_lacks_are_disabled_with_the_plan_they_need(
         await expect(page.get_by_role("group", name="Tags").get_by_label("closing")).to_be_enabled()
         topics = page.get_by_role("group", name="Topics")
         await expect(topics.get_by_label("Refunds")).to_be_disabled()
-        await expect(topics).to_contain_text("Needs the enterprise plan.")
+        await expect(topics).to_contain_text("Needs enterprise.")
         await expect(page.get_by_label("Resolve the conversation")).to_be_disabled()
-        await expect(page.get_by_label("Resolve the conversation")).to_have_accessible_description(
-            "Needs the enterprise plan."
-        )
+        await expect(page.get_by_label("Resolve the conversation")).to_have_accessible_description("Needs enterprise.")
         await expect(page.get_by_label("Send to Salesforce")).to_be_disabled()
         await expect(page.get_by_label("Resolution reason")).to_have_count(0)  # reasons are off
         # the tag still works on this plan

@@ -8,12 +8,11 @@ path; a refusal is shown on the form, next to the field it names, with what was 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from bot import plans
 from bot.config import OrganizationSettings
@@ -99,12 +98,21 @@ def needs_plan(org: OrganizationSettings, action_type: ActionType) -> str | None
     return why.needs if isinstance(why, PlanRefused) else None
 
 
-def _texts(form: MultiDictProxy[Any], name: str) -> list[str]:
+class Posted(Protocol):
+    """A posted form (aiohttp's multidict): one value per name, or all of them."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+    def get(self, key: str, /) -> object: ...
+    def getall(self, key: str, /) -> Sequence[object]: ...
+
+
+def _texts(form: Posted, name: str) -> list[str]:
     """Every text value posted under `name` (a checkbox group, a multi-select), blanks dropped."""
-    return [v.strip() for v in form.getall(name, []) if isinstance(v, str) and v.strip()]
+    values = form.getall(name) if name in form else []
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
-def _text(form: Mapping[str, Any], name: str) -> str:
+def _text(form: Posted, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
@@ -148,7 +156,7 @@ class AutomationForm:
         )
 
     @classmethod
-    def posted(cls, form: MultiDictProxy[Any]) -> AutomationForm:
+    def posted(cls, form: Posted) -> AutomationForm:
         reason = _text(form, "reason").strip()
         return cls(
             name=_text(form, "name"),
