@@ -12,7 +12,7 @@ HOST ?=
 PORT ?=
 SERVE_FLAGS := $(if $(strip $(HOST)),--host $(strip $(HOST))) $(if $(strip $(PORT)),--port $(strip $(PORT)))
 
-.PHONY: run test lint bench migrate check clean lock messages
+.PHONY: run test lint bench migrate check clean lock messages screenshots
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_workers.py
 	$(BIN)/python bench/bench_queue.py --conversations 10000
+
+# README's pictures of the web inbox: the real server on a temporary store with demo data, shot with
+# the Chromium the browser tests use (apt-get install -y chromium), into docs/screenshots/.
+screenshots: $(TEST_STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 # After changing dependencies in pyproject.toml: install them, run `make test`, then `make lock`.
 lock: $(TEST_STAMP)

@@ -21,7 +21,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.config import Settings
 from bot.errors import Conflict, Forbidden, InboxError, Invalid, NotFound
-from bot.front.web import inbox_pages, session_pages
+from bot.front.web import inbox_pages, session_pages, settings_pages
 from bot.front.web.auth import IDLE_SECONDS, AdminOnly, CsrfRefused, signed_in_user
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import render, wording_for
@@ -139,3 +139,4 @@ def setup_web(app: web.Application, *, settings: Settings, people: People, inbox
     app.router.add_static("/static/", STATIC, append_version=False)
     app.add_routes(session_pages.routes())
     app.add_routes(inbox_pages.routes())
+    app.add_routes(settings_pages.routes())
