@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
-from bot.domain import User
+from bot.domain import OutboxJob, User
 from bot.front import api
 from bot.front.commands import CommandRunner
 from bot.front.web import live
@@ -93,6 +93,7 @@ class AppState:
             poll_interval=settings.outbox.poll_interval,
         )
         self.inbox.wake_outbox = self.outbox.wake
+        self.outbox.failed_for_good = self.job_failed
         self.inbox.reply_problem = self.reply_problem
         self.inbox.delivers_replies = self.delivers_replies
         self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
@@ -134,6 +135,11 @@ class AppState:
     def delivers_replies(self, channel: str) -> bool:
         connector = self.connectors.get(channel)
         return connector.delivers_replies() if connector is not None else True
+
+    def job_failed(self, job: OutboxJob) -> None:
+        """A reply that can never be sent shows as failed on the open pages."""
+        if job.kind == outbox_kinds.REPLY and job.conversation_id is not None:
+            self.live.publish(job.conversation_id, DELIVERY)
 
     async def deliver_reply(self, payload: dict[str, Any]) -> None:
         """Outbox job: send one stored outbound message through its conversation's channel."""

@@ -215,6 +215,31 @@ async def test_agent_actions_reach_an_open_stream(make_live_bot: Any, db_url: st
         assert await stream.change(cid) == changes.REOPEN
 
 
+@pytest.mark.parametrize(("answer", "outcome"), [(200, "sent"), (400, "failed")])
+async def test_a_replys_delivery_reaches_an_open_stream(
+    make_live_bot: Any, db_url: str, aiohttp_server: Any, answer: int, outcome: str
+) -> None:
+    async def reply_url(request: web.Request) -> web.Response:
+        return web.json_response({"ok": answer == 200}, status=answer)
+
+    double = web.Application()
+    double.router.add_post("/replies", reply_url)
+    server = await aiohttp_server(double)
+    channel = {"name": "shop", "kind": "webhook", "secret_env": "TEST_SHOP_SECRET"}
+    bot = await make_live_bot(
+        make_settings(db_url, channels=[{**channel, "reply_url": str(server.make_url("/replies"))}])
+    )
+    user = await add_user(bot)
+    cid = (await bot.webhook("hello"))["conversation_id"]
+    async with aiohttp.ClientSession() as browser:
+        stream = await open_stream(browser, url_of(bot), user)
+        await bot.api("POST", f"/api/conversations/{cid}/messages", json={"text": "Bonjour"}, expect=201)
+        assert await stream.change(cid) == changes.REPLY
+        assert await stream.change(cid) == changes.DELIVERY
+    (message,) = [m for m in (await bot.conversation(cid))["messages"] if m["direction"] == "outbound"]
+    assert message["delivery"] == outcome
+
+
 async def test_without_a_signed_in_user_the_stream_is_refused(make_live_bot: Any, db_url: str) -> None:
     bot = await make_live_bot(make_settings(db_url))
     resp = await bot.client.get("/events")
