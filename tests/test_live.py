@@ -404,3 +404,36 @@ async def test_the_relay_listens_again_after_its_connection_drops(
         await listening(hub)
         cid = (await bot.webhook("are you back?"))["conversation_id"]
         assert await there.change(cid) == changes.MESSAGE
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_the_workers_of_serve_tell_every_other_worker(db_url: str, tmp_path: Any) -> None:
+    # `serve --workers 2`: whichever worker a webhook lands on, a third listener hears its change,
+    # and a clean stop leaves the server's exit code at 0 (its relays stopped without error)
+    from tests.test_reliability import Server, post_webhook
+
+    listener = Hub(relay=PgRelay(db_url))
+    await listener.start()
+    sub = listener.subscribe(user_id=1, sid=None)
+    server = Server(tmp_path, db_url, workers=2)
+    try:
+        await listening(listener)
+        await server.start()
+        expected: set[int] = set()
+        for i in range(8):
+            # a connection per request: SO_REUSEPORT spreads them over both workers
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+                status, data = await post_webhook(s, server.url, f"live-{i}", thread=f"t-{i}")
+                assert status == 200 and data is not None, data
+                expected.add(int(data["conversation_id"]))
+        heard: set[int] = set()
+        while not expected <= heard:
+            change = await asyncio.wait_for(sub.next(), WAIT)
+            assert change is not None
+            heard.add(change.conversation_id)
+    finally:
+        code = await server.stop()
+        await listener.stop()
+    assert code == 0, server.log()
+    assert "live-update relay" not in server.log()  # no relay failure was logged
