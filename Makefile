@@ -55,6 +55,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_workers.py
 	$(BIN)/python bench/bench_queue.py --conversations 10000
+	$(BIN)/python bench/bench_live.py
 
 # README's pictures of the web inbox: the real server on a temporary store with demo data, shot with
 # the Chromium the browser tests use (apt-get install -y chromium), into docs/screenshots/.

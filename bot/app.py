@@ -11,16 +11,19 @@ from aiohttp import web
 
 from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
+from bot.domain import OutboxJob
 from bot.front import api
 from bot.front.commands import CommandRunner
-from bot.front.web import setup_web
+from bot.front.web import live, setup_web
+from bot.front.web.auth import signed_in_user
 from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
+from bot.services.live import DELIVERY, Hub
 from bot.services.people import People
-from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, repo
+from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, notify, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
 
 log = logging.getLogger("inbox.app")
@@ -67,11 +70,20 @@ class AppState:
         self.rules.on_reload.append(self.metrics.automations.set)
         self.admin = Admin(settings, self.rules)
         self.commands = CommandRunner(self.admin)
-        self.people = People()
+        # live updates; on PostgreSQL other workers hear them through NOTIFY/LISTEN (on SQLite
+        # several workers are a development setup: each page hears its own worker's changes)
+        relay = (
+            None
+            if settings.database.is_sqlite
+            else notify.PgRelay(settings.database.url, on_error=self.metrics.live_errors.labels("relay").inc)
+        )
+        self.live = Hub(metrics=self.metrics, relay=relay)
+        self.people = People(live=self.live)
         self.inbox = Inbox(
             rules=self.rules.current,
             metrics=self.metrics,
             writers=1 if settings.database.is_sqlite else max(1, min(4, settings.database.pool_max // 2)),
+            live=self.live,
         )
         self.outbox = Outbox(
             metrics=self.metrics,
@@ -82,6 +94,7 @@ class AppState:
             poll_interval=settings.outbox.poll_interval,
         )
         self.inbox.wake_outbox = self.outbox.wake
+        self.outbox.failed_for_good = self.job_failed
         self.inbox.reply_problem = self.reply_problem
         self.inbox.delivers_replies = self.delivers_replies
         self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
@@ -124,6 +137,11 @@ class AppState:
         connector = self.connectors.get(channel)
         return connector.delivers_replies() if connector is not None else True
 
+    def job_failed(self, job: OutboxJob) -> None:
+        """A reply that can never be sent shows as failed on the open pages."""
+        if job.kind == outbox_kinds.REPLY and job.conversation_id is not None:
+            self.live.publish(job.conversation_id, DELIVERY)
+
     async def deliver_reply(self, payload: dict[str, Any]) -> None:
         """Outbox job: send one stored outbound message through its conversation's channel."""
         message = await repo.get_message(int(payload["message_id"]))
@@ -149,9 +167,11 @@ class AppState:
         )
         external_id = await connector.send(target, message.text)
         await repo.mark_sent(message.id, external_id or "sent")
+        self.live.publish(conv.id, DELIVERY)
 
     async def start(self) -> None:
         await self.rules.refresh(force=True)
+        await self.live.start()
         self.inbox.start()
         for name, c in list(self.connectors.items()):
             try:
@@ -182,6 +202,7 @@ class AppState:
             except Exception:
                 log.exception('stopping channel "%s" failed', name)
         await self.inbox.stop()
+        await self.live.stop()
         self.rules.stop()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=5)
@@ -239,8 +260,11 @@ async def error_middleware(
         return web.json_response({"error": "internal error — the bot's log has the details"}, status=500)
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The aiohttp app. The store must already be migrated (`inbox-bot serve` does it first)."""
+def build_app(settings: Settings, *, authenticate: live.Authenticate = signed_in_user) -> web.Application:
+    """The aiohttp app. The store must already be migrated (`inbox-bot serve` does it first).
+
+    `authenticate`: the signed-in user of a request for the live updates' stream (the web
+    pages' session; tests of the stream alone may pass another), else None."""
     state = AppState(settings)
     app = web.Application(
         middlewares=[error_middleware, api.api_middleware],
@@ -257,6 +281,14 @@ def build_app(settings: Settings) -> web.Application:
         log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
     app.add_routes(api.routes())
     setup_web(app, settings=settings, people=state.people, inbox=state.inbox, admin=state.admin)
+    app[live.LIVE_HUB] = state.live
+    app.add_routes(live.routes(state.live, authenticate))
+
+    async def end_streams(app: web.Application) -> None:
+        # before aiohttp waits for the requests in flight: the live streams would never finish
+        state.live.end_all()
+
+    app.on_shutdown.append(end_streams)
     kinds = {*ALWAYS_SERVED, *(ch.kind for ch in settings.channels)}
     mount_routes(
         app, state.connectors.values(), kinds=[CONNECTOR_KINDS[k]() for k in sorted(kinds)], off=state.left_off.get

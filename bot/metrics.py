@@ -69,6 +69,17 @@ class Metrics:
             ["priority", "team"],
             registry=r,
         )
+        # live updates: what the hub could not deliver, and the streams it feeds
+        self.live_streams = Gauge("inbox_live_streams", "Open live-update streams (GET /events)", registry=r)
+        self.live_dropped = Counter(
+            "inbox_live_dropped_total", "Live updates dropped for a stream that read too slowly", registry=r
+        )
+        self.live_errors = Counter(
+            "inbox_live_errors_total",
+            "Live-update failures (publish, or the cross-worker relay)",
+            ["where"],
+            registry=r,
+        )
         self.http_seconds = Histogram(
             "inbox_http_request_duration_seconds",
             "Time to answer one HTTP request, by route pattern, method and status",

@@ -78,6 +78,8 @@ class Outbox:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        # told of each job that failed for good, after the commit (a failed reply shows on its page)
+        self.failed_for_good: Callable[[OutboxJob], None] = lambda job: None
 
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
@@ -179,6 +181,7 @@ class Outbox:
             if await repo.retry_job(lease.job, attempts=attempts, delay=0, error=str(exc), failed=True):
                 self._metrics.outbox_jobs.labels(job.kind, "failed").inc()
                 log.warning("outbox job %s (%s) failed for good: %s", job.id, job.kind, exc)
+                self.failed_for_good(job)
         except Exception as exc:
             failed = attempts >= self.max_attempts
             delay = self._delay(attempts)
@@ -191,6 +194,7 @@ class Outbox:
             self._metrics.outbox_jobs.labels(job.kind, "failed" if failed else "retry").inc()
             if failed:
                 log.warning("outbox job %s (%s) failed after %d attempts: %s", job.id, job.kind, attempts, error)
+                self.failed_for_good(job)
             else:
                 log.info(
                     "outbox job %s (%s) attempt %d failed, retry in %.1fs: %s", job.id, job.kind, attempts, delay, error

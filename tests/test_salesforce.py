@@ -372,6 +372,24 @@ async def test_case_closed_resolves_and_reopened_reopens(
     assert (conv["status"], conv["resolved_by"]) == ("open", None)
 
 
+async def test_the_case_link_and_its_status_come_back_to_open_pages_live(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    page = bot.state.live.subscribe(user_id=1, sid=None)  # what an open page's stream hears
+    cid, case_id = await linked_conversation(bot, double)
+    double.set_case_status(case_id, "Closed", closed=True)
+    await crm(bot).poll_once()
+    heard = [await asyncio.wait_for(page.next(), 10) for _ in range(4)]
+    assert [(c.conversation_id, c.kind) for c in heard if c is not None] == [
+        (cid, "message"),  # the contact's message
+        (cid, "crm"),  # the Case was created and linked
+        (cid, "resolve"),  # the Case was closed …
+        (cid, "crm"),  # … and its status recorded
+    ]
+
+
 async def test_inbox_resolve_is_not_undone_by_an_open_case(
     make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
 ) -> None:

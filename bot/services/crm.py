@@ -29,6 +29,7 @@ from bot.domain import Contact, Conversation, Direction, Message, Status
 from bot.errors import ConversationConflict, ConversationNotFound
 from bot.metrics import Metrics
 from bot.outbox import PermanentFailure
+from bot.services import live as changes
 from bot.services.inbox import Inbox
 from bot.store import StoreConflict, conversations, kv
 from connectors.base import CaseDraft, Crm, CrmCase
@@ -186,6 +187,7 @@ class CrmSync:
             crm_status=case.status,
             crm_closed=case.closed,
         )
+        self.inbox.live.publish(conv.id, changes.CRM)
         log.info("conversation %s linked to %s Case %s", conv.id, self.crm.title, case.number)
         return case.id, upto
 
@@ -320,6 +322,7 @@ class CrmSync:
             log.info("Case %s changed; conversation %s left as is: %s", conv.crm_case_number, conv.id, exc)
         if case.closed != was_closed or case.status != conv.crm_status:
             await conversations.set_crm_fields(conv.id, crm_closed=case.closed, crm_status=case.status)
+            self.inbox.live.publish(conv.id, changes.CRM)
 
 
 __all__ = ["CrmSync", "case_draft", "case_marker", "clip", "comment_body", "comments_cursor"]

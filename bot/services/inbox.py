@@ -35,6 +35,8 @@ from bot.engine import RuleSet, search
 from bot.engine.effects import crm_sync_job, plan
 from bot.errors import ConversationConflict, ConversationNotFound, Forbidden, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
+from bot.services import live as changes
+from bot.services.live import Hub
 from bot.services.retry import when_busy
 from bot.store import StoreBusy, StoreConflict, conversation_topics, ingest, people, queue, repo
 
@@ -75,8 +77,11 @@ class Inbox:
         metrics: Metrics,
         batch_max: int = 64,
         writers: int = 1,
+        live: Hub | None = None,
     ) -> None:
         self._rules = rules
+        # told of each committed change, for the pages open on it (none without a hub)
+        self.live = live or Hub()
         self._metrics = metrics
         self._batch_max = batch_max
         self._writers_n = writers
@@ -151,6 +156,7 @@ class Inbox:
                 else:
                     self._settle(msg, fut, started, result)
             return
+        self.live.publish_many((r.conversation_id for r in results if not r.duplicate), changes.MESSAGE)
         for (msg, fut, started), result in zip(batch, results, strict=True):
             self._settle(msg, fut, started, result)
         if enqueued:
@@ -169,6 +175,8 @@ class Inbox:
             try:
                 async with repo.transaction(topics="route"):
                     (result,), enqueued = await self._process([msg], self._rules())
+                if not result.duplicate:
+                    self.live.publish(result.conversation_id, changes.MESSAGE)
                 if enqueued:
                     self.wake_outbox()
                 return result
@@ -221,6 +229,7 @@ class Inbox:
             if conv.status is Status.RESOLVED:
                 raise ConversationConflict(f"conversation {conversation_id} is already resolved")
             await repo.set_resolved(conv, actor=actor, reason=reason)
+        self.live.publish(conversation_id, changes.RESOLVE)
 
     @when_busy
     async def reopen(self, conversation_id: int, *, actor: str) -> None:
@@ -237,6 +246,7 @@ class Inbox:
             raise ConversationConflict(
                 "a newer conversation is open on this thread — reply there, or resolve it first"
             ) from None
+        self.live.publish(conversation_id, changes.REOPEN)
 
     @when_busy
     async def change_topics(
@@ -274,6 +284,8 @@ class Inbox:
             if added or removed:
                 await queue.reroute([conversation_id])
                 await repo.record_event(conversation_id, "topics_changed", actor, topics_detail(added, removed))
+        if added or removed:
+            self.live.publish(conversation_id, changes.TOPICS)
         return added, removed
 
     @when_busy
@@ -310,6 +322,7 @@ class Inbox:
             if conv.crm_target is not None and author != "salesforce":
                 jobs.append(crm_sync_job(conv.id))
             await repo.enqueue_jobs(jobs)
+        self.live.publish(conversation_id, changes.REPLY)
         self.wake_outbox()
         return stored.id
 
@@ -344,6 +357,7 @@ class Inbox:
                 )
             done = await repo.get_conversation(conversation_id)
         assert done is not None
+        self.live.publish(conversation_id, changes.ASSIGN)
         return done
 
     async def _held_by(self, conversation_id: int, holder: int | None) -> str:

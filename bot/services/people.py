@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.domain import Role, Team, User
 from bot.errors import Conflict, Invalid, Missing, NotFound, SignInLocked, UnknownTeam
+from bot.services.live import Hub
 from bot.store import StoreConflict
 from bot.store import people as store
 
@@ -122,6 +123,10 @@ def check_language(language: object) -> str | None:
 
 class People:
     """Users and teams."""
+
+    def __init__(self, *, live: Hub | None = None) -> None:
+        # ends the live-update streams of a user whose sessions end (none without a hub)
+        self.live = live or Hub()
 
     # --- teams -----------------------------------------------------------------------------------
     async def list_teams(self) -> list[Team]:
@@ -251,6 +256,8 @@ class People:
         )
         if user is None:
             raise NotFound("user", user_id)
+        if active is False or hashed is not None:
+            self.live.end_user(user_id)
         return user
 
     async def set_password(self, email: str, password: object = None) -> NewUser:

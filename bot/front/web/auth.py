@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import inspect
 import logging
 import secrets
 import time
@@ -25,6 +24,7 @@ from aiohttp_session import Session, get_session, new_session
 from bot.domain import Role, User
 from bot.errors import NotFound
 from bot.front.web.context import WEB_KEY
+from bot.front.web.live import LIVE_HUB
 
 log = logging.getLogger("inbox.web")
 
@@ -34,9 +34,6 @@ TOUCH_EVERY = 60
 DEFAULT_PAGE = "/inbox"
 CSRF_FIELD = "csrf"
 USER_KEY = web.RequestKey("web_user", User)
-# Where the live updates' hub is kept once it is wired (`app[LIVE_HUB]`, an AppKey named
-# "live_hub"): sign-out ends this browser session's streams through it when it is there.
-LIVE_HUB_NAME = "live_hub"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,25 +94,12 @@ async def end_session(request: web.Request) -> None:
         await _end_live_streams(request.app, sid)
 
 
-def _live_hub(app: web.Application) -> Any:
-    """The live updates' hub when the app has one, found by its key's name (the hub is optional:
-    pages work without live updates)."""
-    for key in app:
-        name = getattr(key, "_name", key)
-        if isinstance(name, str) and name.rsplit(".", 1)[-1] == LIVE_HUB_NAME:
-            return app[key]
-    return None
-
-
 async def _end_live_streams(app: web.Application, sid: str) -> None:
-    hub = _live_hub(app)
-    end = getattr(hub, "end_session", None)
-    if end is None:
+    hub = app.get(LIVE_HUB)
+    if hub is None:  # an app without live updates
         return
     try:
-        result = end(sid)
-        if inspect.isawaitable(result):
-            await result
+        hub.end_session(sid)
     except Exception:  # sign-out must succeed even when the live streams cannot be told
         log.exception("could not end the live streams of a signed-out session")
 
