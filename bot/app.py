@@ -12,6 +12,7 @@ from aiohttp import web
 from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
 from bot.front import api
+from bot.front.chat_forms import ChatForms
 from bot.front.commands import CommandRunner
 from bot.metrics import Metrics, http_metrics_middleware
 from bot.outbox import Outbox, PermanentFailure, RetryLater
@@ -83,7 +84,13 @@ class AppState:
         self.inbox.wake_outbox = self.outbox.wake
         self.inbox.reply_problem = self.reply_problem
         self.inbox.delivers_replies = self.delivers_replies
-        self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
+        self.ctx = ConnectorContext(
+            settings=settings,
+            inbox=self.inbox,
+            commands=self.commands,
+            metrics=self.metrics,
+            forms=ChatForms(self.admin, self.commands),
+        )
         self.connectors: dict[str, Connector] = {}
         self.left_off: dict[str, str] = {}
         self.crm: CrmSync | None = None

@@ -61,6 +61,8 @@ class OrganizationSettings(_Section):
     plan: Literal["business", "enterprise"] = "enterprise"
     advanced_inbox: bool = False
     resolution_reasons: bool = True
+    # Chat replies (and pages) when nothing says which language a person reads.
+    language: Literal["en", "fr"] = "en"
 
 
 class AdminSettings(_Section):
