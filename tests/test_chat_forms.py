@@ -217,6 +217,16 @@ async def test_a_french_admin_gets_the_form_in_french(slack: SlackSender) -> Non
     assert blocks["resolve"]["element"]["options"][0]["text"]["text"] == "Résoudre la conversation"
 
 
+async def test_a_form_slack_refuses_to_open_is_answered_with_the_way_out(slack: SlackSender) -> None:
+    slack.api.fail_next("views.open", "expired_trigger_id")
+    answer = await slack.command("create")
+    assert answer["text"] == (
+        "The form did not open (Slack answered expired_trigger_id) — send /automation create again, "
+        'or write it out: /automation create NAME keywords="k1, k2" resolve'
+    )
+    assert await automations(slack.bot) == []
+
+
 async def test_a_non_admin_gets_the_refusal_not_the_form(slack: SlackSender) -> None:
     answer = await slack.command("create", user="UPLAIN")
     assert answer["text"] == NOT_ADMIN

@@ -335,7 +335,8 @@ class TelegramConnector(Connector):
             await self._edit(message, outcome.text, None)
         else:  # the list, as it is now
             listing = await self.ctx.commands.run("list", is_admin=True, actor=actor, lang=_.lang)
-            await self._edit(message, split_text(listing)[0], keyboards.list_keyboard(await forms.items(_), _))
+            # a long list went out in pieces, the keyboard under the last one: that is the one pressed
+            await self._edit(message, split_text(listing)[-1], keyboards.list_keyboard(await forms.items(_), _))
 
     async def _edit(self, message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
         try:
