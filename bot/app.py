@@ -13,6 +13,7 @@ from bot import outbox_kinds
 from bot.config import SalesforceSettings, Settings
 from bot.domain import OutboxJob
 from bot.front import api
+from bot.front.chat_forms import ChatForms
 from bot.front.commands import CommandRunner
 from bot.front.web import live, setup_web
 from bot.front.web.auth import signed_in_user
@@ -97,7 +98,13 @@ class AppState:
         self.outbox.failed_for_good = self.job_failed
         self.inbox.reply_problem = self.reply_problem
         self.inbox.delivers_replies = self.delivers_replies
-        self.ctx = ConnectorContext(settings=settings, inbox=self.inbox, commands=self.commands, metrics=self.metrics)
+        self.ctx = ConnectorContext(
+            settings=settings,
+            inbox=self.inbox,
+            commands=self.commands,
+            metrics=self.metrics,
+            forms=ChatForms(self.admin, self.commands),
+        )
         self.connectors: dict[str, Connector] = {}
         self.left_off: dict[str, str] = {}
         self.crm: CrmSync | None = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 
 __all__ = [
+    "N_",
     "Conflict",
     "ConversationConflict",
     "ConversationNotFound",
@@ -38,6 +39,7 @@ __all__ = [
     "NotFound",
     "PlanRefused",
     "SignInLocked",
+    "Term",
     "TooLarge",
     "TurnedOff",
     "UnknownField",
@@ -46,14 +48,34 @@ __all__ = [
 ]
 
 
+def N_(message: str) -> str:
+    """Marks an English text for the wording catalogue without translating it here: a front-end
+    that speaks the reader's language translates it later (`make messages` finds it by this name)."""
+    return message
+
+
+class Term(str):
+    """A word from the catalogue used as a value in an error's text ("tag", "resolution reason"):
+    a front-end that translates the text translates the word too."""
+
+    __slots__ = ()
+
+
 class InboxError(Exception):
-    """A refusal a person sees. `field` names the input at fault, when there is one."""
+    """A refusal a person sees. `field` names the input at fault, when there is one.
+
+    `detail` is English; when `values` are given it is a template (`"at most {n} keywords"`)
+    filled with them. A front-end that speaks another language translates `template` (marked with
+    `N_` where it is written) and fills it with `values` itself."""
 
     field: str | None = None
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str, *, field: str | None = None, **values: object) -> None:
+        text = detail.format(**values) if values else detail
+        super().__init__(text)
+        self.detail = text
+        self.template = detail
+        self.values = values
         self.field = field
 
     def __str__(self) -> str:
@@ -66,8 +88,8 @@ class InboxError(Exception):
 class Invalid(InboxError):
     """The value given for `field` (None: the request as a whole) cannot be used; `detail` says why."""
 
-    def __init__(self, field: str | None, detail: str) -> None:
-        super().__init__(detail, field=field)
+    def __init__(self, field: str | None, detail: str, **values: object) -> None:
+        super().__init__(detail, field=field, **values)
 
 
 class TooLarge(Invalid):

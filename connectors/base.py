@@ -19,6 +19,7 @@ from connectors.http import error
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.front.chat_forms import ChatForms
     from bot.front.commands import CommandRunner
     from bot.metrics import Metrics
     from bot.services.inbox import Inbox
@@ -47,6 +48,7 @@ class ConnectorContext:
     inbox: Inbox
     commands: CommandRunner
     metrics: Metrics
+    forms: ChatForms  # the list buttons and the automation form, for platforms that have them
 
 
 class Connector(abc.ABC):

@@ -262,8 +262,8 @@ class Bot:
             assert resp.status == expect, (resp.status, data)
         return data
 
-    async def command(self, text: str, *, admin: bool = True) -> str:
-        return await self.state.commands.run(text, is_admin=admin, actor="test-admin")
+    async def command(self, text: str, *, admin: bool = True, lang: str | None = None) -> str:
+        return await self.state.commands.run(text, is_admin=admin, actor="test-admin", lang=lang)
 
     async def delivered(self, cid: int) -> set[int]:
         """Ids of the conversation's outbound messages whose delivery job is done (from the outbox API)."""

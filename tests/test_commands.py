@@ -550,3 +550,69 @@ async def test_check_flags_a_crm_automation_without_salesforce_configured(
 
     assert await run_check(settings) == 1
     assert '"to crm": sends to Salesforce, but [crm.salesforce] is not configured' in capsys.readouterr().out
+
+
+# --- French ----------------------------------------------------------------------------------------
+
+
+async def test_every_kind_of_reply_in_french(bot: Bot) -> None:
+    fr = "fr"
+    assert await bot.command("tags add closing", lang=fr) == 'Étiquette "closing" ajoutée.'
+    assert await bot.command("tags add closing", lang=fr) == '"closing" existe déjà (étiquette)'
+    assert await bot.command("topics add Ventes priority=high", lang=fr) == (
+        'Sujet "Ventes" ajouté (priorité haute, sans équipe).'
+    )
+    assert await bot.command('create "Au revoir" keywords="au revoir, bye" tags=closing resolve', lang=fr) == (
+        'Automatisation #1 "Au revoir" créée : quand un message contient l\'un de ces mots-clés '
+        '"au revoir", "bye" → étiqueter "closing", résoudre. Activée.'
+    )
+    assert await bot.command("list", lang=fr) == (
+        '#1 "Au revoir" — l\'un de ces mots-clés : au revoir, bye → étiqueter "closing", résoudre · activée'
+    )
+    assert (await bot.command("show #1", lang=fr)).splitlines() == [
+        '#1 "Au revoir" (activée)',
+        "mots-clés (n'importe lequel) : au revoir, bye",
+        'actions : étiqueter "closing", résoudre',
+        "canaux : tous · types : tous",
+    ]
+    assert await bot.command("disable #1", lang=fr) == 'Automatisation #1 "Au revoir" désactivée.'
+    assert await bot.command("disable #1", lang=fr) == '#1 "Au revoir" est déjà désactivée.'
+    assert await bot.command("enable #1", lang=fr) == 'Automatisation #1 "Au revoir" activée.'
+    assert (await bot.command('test "Au revoir !"', lang=fr)).splitlines() == [
+        '#1 "Au revoir" se déclencherait sur "au revoir" → étiqueter "closing", résoudre',
+        "(simple test — rien n'a été modifié)",
+    ]
+    # refusals from the service, worded in French with their values
+    assert await bot.command('create "Au revoir" keywords=x tags=closing', lang=fr) == (
+        'une automatisation nommée "Au revoir" existe déjà (#1) — choisissez un autre nom'
+    )
+    assert await bot.command("create x keywords=bye match=some tags=closing", lang=fr) == (
+        'match doit valoir "any" ou "all", pas "some"'
+    )
+    assert await bot.command("create x keywords=bye tags=closing channels=nowhere", lang=fr) == (
+        'canal "nowhere" inconnu — canaux configurés : shop, support'
+    )
+    assert await bot.command("create x keywords=bye tags=vip", lang=fr) == (
+        'étiquette "vip" inconnue — créez-la avec /automation tags add vip'
+    )
+    assert await bot.command("tags delete closing", lang=fr) == (
+        '"closing" (étiquette) est utilisé par l\'automatisation "Au revoir" (#1) — '
+        "modifiez ou supprimez d'abord cette automatisation"
+    )
+    assert await bot.command('create x keywords="bye', lang=fr) == (
+        "un guillemet (\") n'est pas fermé — fermez-le et renvoyez la commande"
+    )
+    assert await bot.command("show #42", lang=fr) == "aucune automatisation #42 — voir /automation list"
+    assert await bot.command("delete #1", lang=fr) == (
+        'Automatisation #1 "Au revoir" supprimée. Ses exécutions passées sont conservées.'
+    )
+    assert (await bot.command("help", lang=fr)).startswith("/automation list — toutes les automatisations")
+    assert await bot.command("tags", admin=False, lang=fr) == (
+        "Seuls les administrateurs de la boîte de réception peuvent gérer les automatisations."
+    )
+
+
+async def test_the_organizations_language_when_the_caller_has_none(make_bot: MakeBot, db_url: str) -> None:
+    bot = await make_bot(make_settings(db_url, organization={"language": "fr"}))
+    assert await bot.command("tags") == "Aucune étiquette pour l'instant — ajoutez-en une avec /automation tags add NOM"
+    assert await bot.command("tags", lang="en") == "No tags yet — add one with /automation tags add NAME"

@@ -193,6 +193,12 @@ def test_wrong_types() -> None:
     assert problems({"database": {"url": "mysql://x"}}) == ["database.url: must start with sqlite:// or postgres://"]
 
 
+def test_language_defaults_to_english_and_a_bad_one_names_the_key() -> None:
+    assert settings_from_dict({}, env={}).organization.language == "en"
+    assert settings_from_dict({"organization": {"language": "fr"}}, env={}).organization.language == "fr"
+    assert problems({"organization": {"language": "de"}}) == ["organization.language: Input should be 'en' or 'fr'"]
+
+
 def test_bad_plan() -> None:
     assert problems({"organization": {"plan": "gold"}}) == [
         "organization.plan: Input should be 'business' or 'enterprise'"

@@ -331,7 +331,9 @@ async def test_automation_create_by_an_admin_and_refusal_for_anyone_else(slack: 
     [automation] = (await slack.bot.api("GET", "/api/automations"))["items"]
     assert automation["name"] == "Au revoir"
     assert automation["actions"] == [{"type": "resolve", "reason": None}]
-    assert "users.info" not in [c.method for c in slack.api.calls]  # config ids need no lookup
+    # config ids need no lookup to be admins; users.info is asked once each, for the language only
+    lookups = [(c.get("user"), c.get("include_locale")) for c in slack.api.of("users.info")]
+    assert lookups == [(CONTACT, "1"), ("UADMIN", "1")]
 
 
 async def test_workspace_admins_and_owners_when_enabled(
@@ -351,6 +353,69 @@ async def test_workspace_admins_and_owners_when_enabled(
 async def test_workspace_admins_are_not_admins_when_disabled(slack: SlackSender) -> None:
     refused = await slack.command("tags add vip", user="UWSADMIN")
     assert refused["text"] == "Only inbox admins can manage automations."
+
+
+async def test_a_french_slack_admin_gets_french_replies(
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
+) -> None:
+    settings = slack_settings(db_url, slack_api)
+    bot = await make_bot(
+        settings.model_copy(update={"admins": settings.admins.model_copy(update={"slack": ["UFRADMIN"]})})
+    )
+    slack = SlackSender(bot, slack_api)
+    created = await slack.command('create "Au revoir" keywords="au revoir, bye" resolve', user="UFRADMIN")
+    assert created["text"] == (
+        'Automatisation #1 "Au revoir" créée : quand un message contient l\'un de ces mots-clés '
+        '"au revoir", "bye" → résoudre. Activée.'
+    )
+    unknown = await slack.command("create VIP keywords=vip tags=vip", user="UFRADMIN")
+    assert unknown["text"] == 'étiquette "vip" inconnue — créez-la avec /automation tags add vip'
+    assert (await bot.api("GET", "/api/automations"))["items"][0]["name"] == "Au revoir"
+    # users.info was asked with include_locale, once: the answer is cached
+    lookups = slack_api.of("users.info")
+    assert [(c.get("user"), c.get("include_locale")) for c in lookups] == [("UFRADMIN", "1")]
+
+
+async def test_a_refusal_speaks_the_callers_language(slack: SlackSender) -> None:
+    refused = await slack.command("tags add vip", user="UFRADMIN")  # French locale, not an admin
+    assert refused["text"] == ("Seuls les administrateurs de la boîte de réception peuvent gérer les automatisations.")
+    assert (await slack.bot.api("GET", "/api/tags"))["items"] == []
+
+
+@pytest.mark.parametrize(("org_language", "expected"), [("en", "Tags: vip"), ("fr", "Étiquettes : vip")])
+async def test_a_locale_we_do_not_have_gets_the_organizations_language(
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str, org_language: str, expected: str
+) -> None:
+    settings = slack_settings(db_url, slack_api)
+    settings = settings.model_copy(
+        update={
+            "admins": settings.admins.model_copy(update={"slack": ["UDEADMIN"]}),
+            "organization": settings.organization.model_copy(update={"language": org_language}),
+        }
+    )
+    slack = SlackSender(await make_bot(settings), slack_api)
+    await slack.command("tags add vip", user="UDEADMIN")  # German locale: not one of ours
+    assert (await slack.command("tags", user="UDEADMIN"))["text"] == expected
+
+
+async def test_a_failed_locale_lookup_falls_back_quietly_to_the_organizations_language(
+    slack_api: SlackApiDouble, make_bot: MakeBot, db_url: str
+) -> None:
+    settings = slack_settings(db_url, slack_api)
+    settings = settings.model_copy(
+        update={
+            "admins": settings.admins.model_copy(update={"slack": ["UFRADMIN"]}),
+            "organization": settings.organization.model_copy(update={"language": "en"}),
+        }
+    )
+    slack = SlackSender(await make_bot(settings), slack_api)
+    slack_api.fail_next("users.info", "ratelimited", status=429, headers={"Retry-After": "30"})
+    assert (await slack.command("tags", user="UFRADMIN"))["text"] == (
+        "No tags yet — add one with /automation tags add NAME"
+    )
+    # not cached: the next command asks again and answers in French
+    assert (await slack.command("tags", user="UFRADMIN"))["text"].startswith("Aucune étiquette")
+    assert len(slack_api.of("users.info")) == 2
 
 
 async def test_expired_response_url_falls_back_to_post_ephemeral(slack: SlackSender) -> None:
@@ -575,6 +640,12 @@ def test_manifest_subscribes_what_the_connector_handles() -> None:
         "/slack/events",
     ):
         assert needed in manifest, needed
+    # the /automation create form and the list's buttons post to the same URL
+    interactivity = manifest.split("\n  interactivity:", 1)[1].splitlines()[1:3]
+    assert [line.split("#")[0].strip() for line in interactivity] == [
+        "is_enabled: true",
+        "request_url: https://inbox.example.com/slack/events",
+    ]
 
 
 # --- odd bytes on the wire: 400 / 401, never 500 ---------------------------------------------------

@@ -67,7 +67,9 @@ async def api(aiohttp_server: Any) -> TelegramApiDouble:
 
 @pytest.fixture
 def make_tg_bot(make_bot: Callable[[Any], Awaitable[Bot]], db_url: str, api: TelegramApiDouble) -> MakeBot:
-    async def factory(*, webhook: bool = True, public_url: str | None = None, secret: str = SECRET) -> Bot:
+    async def factory(
+        *, webhook: bool = True, public_url: str | None = None, secret: str = SECRET, **overrides: Any
+    ) -> Bot:
         channel: dict[str, Any] = {
             "name": CHANNEL,
             "kind": "telegram",
@@ -80,7 +82,7 @@ def make_tg_bot(make_bot: Callable[[Any], Awaitable[Bot]], db_url: str, api: Tel
             env["TG_SECRET"] = secret
         if public_url:
             channel["public_url"] = public_url
-        settings = make_settings(db_url, channels=[channel], env=env)
+        settings = make_settings(db_url, channels=[channel], env=env, **overrides)
         return await make_bot(settings)
 
     return factory
@@ -138,7 +140,8 @@ async def test_start_registers_webhook_with_secret(make_tg_bot: MakeBot, api: Te
     [call] = api.calls_to("setWebhook")
     assert call.get("url") == f"https://inbox.example.com/telegram/{CHANNEL}"
     assert call.get("secret_token") == SECRET
-    assert json.loads(call.get("allowed_updates")) == ["message", "channel_post"]
+    # button presses under /automation list come as callback queries
+    assert json.loads(call.get("allowed_updates")) == ["message", "channel_post", "callback_query"]
 
 
 @pytest.mark.parametrize("secret", [None, "wrong-secret", SECRET + "x", ""])
@@ -309,6 +312,38 @@ async def test_automation_command_by_non_admin(tg: Bot, api: TelegramApiDouble) 
     await post(tg, data)
     assert api.sent() == [{"chat_id": 999, "text": NOT_ADMIN, "message_thread_id": None}]
     assert (await tg.api("GET", "/api/automations"))["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("language_code", "user_id", "expected"),
+    [
+        ("fr", ADMIN_ID, 'sous-commande "frobnicate" inconnue — essayez /automation help'),
+        ("fr-CA", ADMIN_ID, 'sous-commande "frobnicate" inconnue — essayez /automation help'),
+        ("en", ADMIN_ID, 'unknown subcommand "frobnicate" — try /automation help'),
+        ("fr", 999, "Seuls les administrateurs de la boîte de réception peuvent gérer les automatisations."),
+    ],
+)
+async def test_automation_replies_in_the_senders_language_code(
+    tg: Bot, api: TelegramApiDouble, language_code: str, user_id: int, expected: str
+) -> None:
+    data = payload("command_automation", user_id=user_id, text="/automation frobnicate")
+    data["message"]["from"]["language_code"] = language_code
+    await post(tg, data)
+    assert [s["text"] for s in api.sent()] == [expected]
+
+
+@pytest.mark.parametrize(("org_language", "expected"), [("fr", "Étiquettes : vip"), ("en", "Tags: vip")])
+async def test_an_unknown_or_absent_language_code_gets_the_organizations_language(
+    make_tg_bot: MakeBot, api: TelegramApiDouble, org_language: str, expected: str
+) -> None:
+    tg = await make_tg_bot(organization={"language": org_language})
+    created = payload("command_automation", text="/automation tags add vip")
+    created["message"]["from"]["language_code"] = "de"
+    await post(tg, created)
+    listed = payload("command_automation", update_id=871234551, text="/automation tags")
+    del listed["message"]["from"]["language_code"]  # Telegram leaves it out when it does not know
+    await post(tg, listed)
+    assert api.sent()[-1]["text"] == expected
 
 
 async def test_automation_at_our_bot_in_a_forum_topic_replies_in_the_topic(tg: Bot, api: TelegramApiDouble) -> None:

@@ -1,7 +1,8 @@
 """The `/automation` command: text → admin service calls → reply text. Platform-independent.
 
 Slack and Telegram only pass the text after `/automation`, say whether the caller is an admin,
-and post the reply. All the wording of the chat front-end lives here.
+which language to answer in, and post the reply. All the wording of the chat front-end lives here,
+in the catalogue (`bot/i18n.py`): English, and French in `bot/locale/fr`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.domain import Action, ActionType, Topic
+from bot.domain import Action, ActionType, Automation, Topic
 from bot.engine.normalize import PLAIN_QUOTES
-from bot.errors import InboxError, Invalid, Missing, NotFound, TurnedOff, UnknownLabel, UnknownTeam
+from bot.errors import (
+    N_,
+    InboxError,
+    Invalid,
+    Missing,
+    NotFound,
+    PlanRefused,
+    Term,
+    TurnedOff,
+    UnknownLabel,
+    UnknownTeam,
+)
+from bot.i18n import Wording, wording
 from bot.services.admin import LABEL_KINDS, Admin, plan_problem
 
-NOT_ADMIN = "Only inbox admins can manage automations."
+NOT_ADMIN = N_("Only inbox admins can manage automations.")
+FAILED = N_("Something went wrong on the bot's side — the bot's log has the details.")
 
-HELP = """\
+HELP = N_("""\
 /automation list — all automations
 /automation show NAME — one automation (NAME quoted, or #ID)
 /automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"]
@@ -25,45 +39,95 @@ HELP = """\
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]
 /automation topics add NAME [priority=urgent|high|normal|low] [team=TEAM]
-/automation topics set NAME [priority=…] [team=TEAM | team=none] — its open conversations follow"""
+/automation topics set NAME [priority=…] [team=TEAM | team=none] — its open conversations follow""")
 
 CREATE_OPTIONS = ("keywords", "match", "tags", "topics", "reason", "crm", "channels", "types", "resolve")
-MISSING_NAME = 'give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve'
+MISSING_NAME = N_('give the automation a name, e.g. /automation create "Au revoir" keywords="au revoir, bye" resolve')
 # What to say when a required value is missing, by (what it belongs to, field).
 MISSING: dict[tuple[str, str | None], str] = {
     ("automation", "name"): MISSING_NAME,
-    ("automation", "keywords"): 'keywords: give at least one keyword, e.g. keywords="au revoir, bye"',
-    ("automation", "actions"): "give at least one action: tags=…, topics=…, resolve or crm=salesforce",
-    ("test", "text"): 'give the message to test, e.g. /automation test "Au revoir !"',
+    ("automation", "keywords"): N_('keywords: give at least one keyword, e.g. keywords="au revoir, bye"'),
+    ("automation", "actions"): N_("give at least one action: tags=…, topics=…, resolve or crm=salesforce"),
+    ("test", "text"): N_('give the message to test, e.g. /automation test "Au revoir !"'),
 }
+# Label wording by kind: French nouns have genders, so each kind has its own sentences.
+MISSING_LABEL_NAME = {
+    "tag": N_("give the tag's name, e.g. /automation tags add billing"),
+    "topic": N_("give the topic's name, e.g. /automation topics add billing"),
+    "reason": N_("give the resolution reason's name, e.g. /automation reasons add billing"),
+}
+UNKNOWN_LABEL = {
+    "tag": N_('unknown tag "{name}" — create it with /automation tags add {name}'),
+    "topic": N_('unknown topic "{name}" — create it with /automation topics add {name}'),
+    "reason": N_('unknown resolution reason "{name}" — create it with /automation reasons add {name}'),
+}
+NO_LABEL = {
+    "tag": N_('unknown tag "{name}" — see /automation tags'),
+    "topic": N_('unknown topic "{name}" — see /automation topics'),
+    "reason": N_('unknown resolution reason "{name}" — see /automation reasons'),
+}
+LABELS_TITLE = {"tag": N_("Tags"), "topic": N_("Topics"), "reason": N_("Resolution reasons")}
+NO_LABELS = {
+    "tag": N_("No tags yet — add one with /automation tags add NAME"),
+    "topic": N_("No topics yet — add one with /automation topics add NAME"),
+    "reason": N_("No resolution reasons yet — add one with /automation reasons add NAME"),
+}
+ADDED_LABEL = {
+    "tag": N_("Added tag {name}."),
+    "topic": N_("Added topic {name}."),
+    "reason": N_("Added resolution reason {name}."),
+}
+DELETED_LABEL = {
+    "tag": N_("Deleted tag {name}."),
+    "topic": N_("Deleted topic {name}."),
+    "reason": N_("Deleted resolution reason {name}."),
+}
+NAME_TO_DELETE = {
+    "tag": N_("name the tag to delete, e.g. /automation tags delete NAME"),
+    "topic": N_("name the topic to delete, e.g. /automation topics delete NAME"),
+    "reason": N_("name the resolution reason to delete, e.g. /automation reasons delete NAME"),
+}
+# Words the service's errors carry as values (`Term`s) and the plan's features, translated with them.
+MATCH = {"any": N_("any"), "all": N_("all")}
+PRIORITIES = {"urgent": N_("urgent"), "high": N_("high"), "normal": N_("normal"), "low": N_("low")}
+FEATURES = {"resolution reasons": N_("resolution reasons")}
 
 
-def describe(exc: InboxError) -> str:
-    """An error of the service, in the chat's words (the way out is a chat command)."""
+def describe(exc: InboxError, _: Wording | None = None) -> str:
+    """An error of the service, in the chat's words and language (the way out is a chat command)."""
+    _ = _ or wording(None)
     match exc:
         case Missing(of=of, field=field) if (of, field) in MISSING:
-            return MISSING[of, field]
+            return _(MISSING[of, field])
         case Missing(of=of, field="name") if of in LABEL_KINDS:  # a tag's, topic's or reason's name
-            k = LABEL_KINDS[of]
-            return f"give the {k.noun}'s name, e.g. /automation {k.plural} add billing"
-        case UnknownLabel(kind=kind, name=name):
-            k = LABEL_KINDS[kind]
-            return f'unknown {k.noun} "{name}" — create it with /automation {k.plural} add {name}'
+            return _(MISSING_LABEL_NAME[of])
+        case UnknownLabel(kind=kind, name=name) if kind in UNKNOWN_LABEL:
+            return _(UNKNOWN_LABEL[kind], name=name)
         case NotFound(what="automation"):
-            return f"no automation {exc.shown} — see /automation list"
-        case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
-            k = LABEL_KINDS[what]
-            return f'unknown {k.noun} "{ref}" — see /automation {k.plural}'
+            return _("no automation {ref} — see /automation list", ref=exc.shown)
+        case NotFound(what=what, ref=ref) if what in NO_LABEL:
+            return _(NO_LABEL[what], name=ref)
         case UnknownTeam(name=name):
-            return f'unknown team "{name}" — create it first (POST /api/teams), then send this again'
-        case TurnedOff(in_action=True):
-            return f"{exc}; resolve without reason= or turn them on"
-    return str(exc)
+            return _('unknown team "{name}" — create it first (POST /api/teams), then send this again', name=name)
+        case PlanRefused(feature=feature, plan=plan, needs=needs):
+            return _(
+                'plan "{plan}" does not include {feature} (needs {needs})', plan=plan, feature=feature, needs=needs
+            )
+        case TurnedOff(feature=feature, setting=setting, section=section, in_action=in_action):
+            off = _(
+                "{feature} are turned off ({setting} = false in [{section}])",
+                feature=_(FEATURES.get(feature, feature)),
+                setting=setting,
+                section=section,
+            )
+            return _("{problem}; resolve without reason= or turn them on", problem=off) if in_action else off
+    values = {k: _(v) if isinstance(v, Term) else v for k, v in exc.values.items()}
+    return _(exc.template, **values)
 
 
-def _usage(detail: str) -> Invalid:
-    """A command that does not follow the grammar (see HELP)."""
-    return Invalid("command", detail)
+def _usage(detail: str, **values: object) -> Invalid:
+    """A command that does not follow the grammar (see HELP); `detail` is marked with N_."""
+    return Invalid("command", detail, **values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +162,7 @@ def tokenize(text: str) -> list[Token]:
                     chunk.append(text[end])
                     end += 1
                 if end >= n:
-                    raise _usage(f"a quote ({ch}) is not closed — close it and send again")
+                    raise _usage(N_("a quote ({quote}) is not closed — close it and send again"), quote=ch)
                 buf.extend(chunk)
                 quoted = True
                 i = end + 1
@@ -133,10 +197,10 @@ def _topic_options(args: list[Token]) -> tuple[str, dict[str, str]]:
         key, sep, value = tok.text.partition("=")
         if sep and not tok.opened and key.lower() in TOPIC_OPTIONS:
             if key.lower() in opts:
-                raise _usage(f'"{key.lower()}" is given twice')
+                raise _usage(N_('"{key}" is given twice'), key=key.lower())
             opts[key.lower()] = value
         elif opts:
-            raise _usage(f'unexpected "{tok.text}" — put the name first, then priority=… and team=…')
+            raise _usage(N_('unexpected "{text}" — put the name first, then priority=… and team=…'), text=tok.text)
         else:
             name_parts.append(tok.text)
     return " ".join(name_parts), opts
@@ -148,30 +212,55 @@ def _team_option(opts: dict[str, str]) -> str | None:
     return None if team is None or team.strip().lower() in ("", "none") else team
 
 
-def _topic_line(t: Topic) -> str:
+def _topic_line(t: Topic, _: Wording) -> str:
     """`Refunds · high · team Billing`."""
-    return f"{t.name} · {t.priority.value}" + (f" · team {t.team}" if t.team else "")
+    priority = _(PRIORITIES[t.priority.value])
+    if t.team:
+        return _("{name} · {priority} · team {team}", name=t.name, priority=priority, team=t.team)
+    return _("{name} · {priority}", name=t.name, priority=priority)
 
 
-def _routing(t: Topic) -> str:
+def _routing(t: Topic, _: Wording) -> str:
     """`high, team Billing`; `normal, no team`."""
-    return f"{t.priority.value}, " + (f"team {t.team}" if t.team else "no team")
+    priority = _(PRIORITIES[t.priority.value])
+    if t.team:
+        return _("{priority}, team {team}", priority=priority, team=t.team)
+    return _("{priority}, no team", priority=priority)
 
 
-def describe_actions(actions: list[Action] | tuple[Action, ...]) -> str:
+def describe_actions(actions: Sequence[Action], _: Wording | None = None) -> str:
+    """What the actions do, in a few words: `tag "closing", resolve (reason "Contact left")`."""
+    _ = _ or wording(None)
     parts: list[str] = []
     tags = [a.value for a in actions if a.type is ActionType.TAG and a.value]
     topics = [a.value for a in actions if a.type is ActionType.TOPIC and a.value]
     if tags:
-        parts.append("tag " + ", ".join(map(_q, tags)))
+        parts.append(_("tag {names}", names=", ".join(map(_q, tags))))
     if topics:
-        parts.append("topic " + ", ".join(map(_q, topics)))
+        parts.append(_("topic {names}", names=", ".join(map(_q, topics))))
     for a in actions:
         if a.type is ActionType.RESOLVE:
-            parts.append(f"resolve (reason {_q(a.value)})" if a.value else "resolve")
+            parts.append(_("resolve (reason {reason})", reason=_q(a.value)) if a.value else _("resolve"))
         elif a.type is ActionType.CRM:
-            parts.append(f"send to {a.value or 'salesforce'}")
+            parts.append(_("send to {target}", target=a.value or "salesforce"))
     return ", ".join(parts)
+
+
+def _state(a: Automation, _: Wording) -> str:
+    return _("enabled") if a.enabled else _("disabled")
+
+
+def _of(a: Automation, _: Wording) -> str:
+    """`any of` / `all of` (the keywords)."""
+    return _("all of") if a.match.value == "all" else _("any of")
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Who sends this command and the language to answer in."""
+
+    actor: str
+    _: Wording
 
 
 class CommandRunner:
@@ -180,70 +269,105 @@ class CommandRunner:
     def __init__(self, admin: Admin) -> None:
         self.admin = admin
 
-    async def run(self, text: str, *, is_admin: bool, actor: str) -> str:
+    def wording(self, lang: str | None = None) -> Wording:
+        """The catalogue in `lang` (one of ours), else in the organization's language."""
+        return wording(lang or self.admin.settings.organization.language)
+
+    async def run(self, text: str, *, is_admin: bool, actor: str, lang: str | None = None) -> str:
+        """The reply to `/automation <text>`, in `lang` (None: the organization's language)."""
+        _ = self.wording(lang)
         if not is_admin:
-            return NOT_ADMIN
+            return _(NOT_ADMIN)
         if "\x00" in text:  # the store cannot hold it (PostgreSQL)
-            return "the command holds a NUL character — remove it and send again"
+            return _("the command holds a NUL character — remove it and send again")
+        ask = Ask(actor, _)
         try:
             tokens = tokenize(text.strip())
             if tokens and tokens[0].text.lower() in ("/automation", "automation") and not tokens[0].quoted:
                 tokens = tokens[1:]
             if not tokens:
-                return HELP
+                return _(HELP)
             sub, args = tokens[0].text.lower(), tokens[1:]
             handler = getattr(self, f"_cmd_{sub}", None)
             if handler is None or tokens[0].quoted:
-                return f'unknown subcommand "{tokens[0].text}" — try /automation help'
-            result: str = await handler(args, actor)
+                return _('unknown subcommand "{sub}" — try /automation help', sub=tokens[0].text)
+            result: str = await handler(args, ask)
             return result
         except InboxError as exc:
-            return describe(exc)
+            return describe(exc, _)
+
+    @staticmethod
+    def form_for(text: str) -> str | None:
+        """The chat form a command asks for: "list" (with buttons) for `list`, "create" (a form)
+        for `create` with nothing after it; None for every other command (answered in text)."""
+        try:
+            tokens = tokenize(text.strip())
+        except InboxError:
+            return None
+        if tokens and tokens[0].text.lower() in ("/automation", "automation") and not tokens[0].quoted:
+            tokens = tokens[1:]
+        if len(tokens) == 1 and not tokens[0].quoted and tokens[0].text.lower() in ("list", "create"):
+            return tokens[0].text.lower()
+        return None
 
     # --- subcommands -------------------------------------------------------------------------
-    async def _cmd_help(self, args: list[Token], actor: str) -> str:
-        return HELP
+    async def _cmd_help(self, args: list[Token], ask: Ask) -> str:
+        return ask._(HELP)
 
-    async def _cmd_list(self, args: list[Token], actor: str) -> str:
+    async def _cmd_list(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
         automations = await self.admin.list_automations()
         if not automations:
-            return 'No automations yet. Create one: /automation create "Au revoir" keywords="au revoir, bye" resolve'
-        lines = []
-        for a in automations:
-            problem = plan_problem(a, self.admin.settings)
-            state = "enabled" if a.enabled else "disabled"
-            line = (
-                f"#{a.id} {_q(a.name)} — {a.match} of: {_keywords(a.keywords)} → "
-                f"{describe_actions(a.actions)} · {state}"
-            )
-            if problem:
-                line += f" · ⚠ skipped: {describe(problem)}"
-            lines.append(line)
-        return "\n".join(lines)
+            return _('No automations yet. Create one: /automation create "Au revoir" keywords="au revoir, bye" resolve')
+        return "\n".join(self.line(a, _) for a in automations)
+
+    def line(self, a: Automation, _: Wording) -> str:
+        """One automation in a list: what it does, whether it is on, and whether the plan skips it."""
+        line = _(
+            "#{id} {name} — {of}: {keywords} → {actions} · {state}",
+            id=a.id,
+            name=_q(a.name),
+            of=_of(a, _),
+            keywords=_keywords(a.keywords),
+            actions=describe_actions(a.actions, _),
+            state=_state(a, _),
+        )
+        problem = plan_problem(a, self.admin.settings)
+        if problem:
+            line += _(" · ⚠ skipped: {why}", why=describe(problem, _))
+        return line
 
     def _name(self, args: list[Token], what: str) -> str:
         if not args:
-            raise _usage(f'name the automation to {what}, e.g. /automation {what} "Au revoir" or #3')
+            raise _usage(N_('name the automation to {what}, e.g. /automation {what} "Au revoir" or #3'), what=what)
         if len(args) > 1 and not args[0].quoted:
             return " ".join(t.text for t in args)  # unquoted multi-word name
         if len(args) > 1:
-            raise _usage(f"unexpected {_q(args[1].text)} after the name — see /automation help")
+            raise _usage(N_("unexpected {text} after the name — see /automation help"), text=_q(args[1].text))
         return args[0].text
 
-    async def _cmd_show(self, args: list[Token], actor: str) -> str:
+    async def _cmd_show(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
         a = await self.admin.find(self._name(args, "show"))
         problem = plan_problem(a, self.admin.settings)
+        every = _("all")
         lines = [
-            f"#{a.id} {_q(a.name)} ({'enabled' if a.enabled else 'disabled'})",
-            f"keywords ({a.match}): {_keywords(a.keywords)}",
-            f"actions: {describe_actions(a.actions)}",
-            f"channels: {', '.join(a.channels) or 'all'} · types: {', '.join(a.types) or 'all'}",
+            _("#{id} {name} ({state})", id=a.id, name=_q(a.name), state=_state(a, _)),
+            _("keywords ({match}): {keywords}", match=_(MATCH[a.match.value]), keywords=_keywords(a.keywords)),
+            _("actions: {actions}", actions=describe_actions(a.actions, _)),
+            _(
+                "channels: {channels} · types: {types}",
+                channels=", ".join(a.channels) or every,
+                types=", ".join(a.types) or every,
+            ),
         ]
         if problem:
-            lines.append(f"⚠ skipped at run time: {describe(problem)}")
+            lines.append(_("⚠ skipped at run time: {why}", why=describe(problem, _)))
         return "\n".join(lines)
 
-    async def _cmd_create(self, args: list[Token], actor: str) -> str:
+    async def _cmd_create(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
+
         def is_option(tok: Token) -> bool:
             if tok.opened:
                 return False
@@ -266,17 +390,19 @@ class CommandRunner:
             key, sep, value = tok.text.partition("=")
             key = key.lower()
             if not sep or tok.opened:
-                raise _usage(f'unexpected "{tok.text}" — options are written key=value; see /automation help')
+                raise _usage(
+                    N_('unexpected "{text}" — options are written key=value; see /automation help'), text=tok.text
+                )
             if key not in CREATE_OPTIONS or key == "resolve":
-                raise _usage(f'unknown option "{key}" — see /automation help')
+                raise _usage(N_('unknown option "{key}" — see /automation help'), key=key)
             if key in opts:
-                raise _usage(f'"{key}" is given twice')
+                raise _usage(N_('"{key}" is given twice'), key=key)
             opts[key] = value
         actions: list[dict[str, str | None]] = []
         actions += [{"type": "tag", "tag": t} for t in _split_list(opts.get("tags", ""))]
         actions += [{"type": "topic", "topic": t} for t in _split_list(opts.get("topics", ""))]
         if "tags" in opts and not _split_list(opts["tags"]):
-            raise _usage('tags= is empty — e.g. tags="closing"')
+            raise _usage(N_('tags= is empty — e.g. tags="closing"'))
         if resolve or opts.get("reason"):
             actions.append({"type": "resolve", "reason": opts.get("reason") or None})
         if "crm" in opts:
@@ -289,34 +415,47 @@ class CommandRunner:
             "channels": _split_list(opts.get("channels", "")),
             "types": _split_list(opts.get("types", "")),
         }
-        a = await self.admin.create(data, actor=actor)
+        a = await self.admin.create(data, actor=ask.actor)
+        return self.created(a, _)
+
+    @staticmethod
+    def created(a: Automation, _: Wording) -> str:
+        """The reply to a new automation: what it does, in a sentence."""
         scope = []
         if a.channels:
-            scope.append("channels " + ", ".join(a.channels))
+            scope.append(_("channels {names}", names=", ".join(a.channels)))
         if a.types:
-            scope.append("types " + ", ".join(a.types))
-        return (
-            f"Created automation #{a.id} {_q(a.name)}: when a message holds {a.match} of "
-            f"{', '.join(map(_q, a.keywords))} → {describe_actions(a.actions)}"
-            + (f" (only {'; '.join(scope)})" if scope else "")
-            + ". Enabled."
+            scope.append(_("types {names}", names=", ".join(a.types)))
+        return _(
+            "Created automation #{id} {name}: when a message holds {of} {keywords} → {actions}{scope}. Enabled.",
+            id=a.id,
+            name=_q(a.name),
+            of=_of(a, _),
+            keywords=", ".join(map(_q, a.keywords)),
+            actions=describe_actions(a.actions, _),
+            scope=_(" (only {scope})", scope="; ".join(scope)) if scope else "",
         )
 
-    async def _cmd_enable(self, args: list[Token], actor: str) -> str:
-        a, changed = await self.admin.set_enabled(self._name(args, "enable"), True)
-        return f"Enabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already enabled."
+    async def _cmd_enable(self, args: list[Token], ask: Ask) -> str:
+        a, changed = await self.admin.set_enabled(self._name(args, "enable"), True, actor=ask.actor)
+        if changed:
+            return ask._("Enabled automation #{id} {name}.", id=a.id, name=_q(a.name))
+        return ask._("#{id} {name} is already enabled.", id=a.id, name=_q(a.name))
 
-    async def _cmd_disable(self, args: list[Token], actor: str) -> str:
-        a, changed = await self.admin.set_enabled(self._name(args, "disable"), False)
-        return f"Disabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already disabled."
+    async def _cmd_disable(self, args: list[Token], ask: Ask) -> str:
+        a, changed = await self.admin.set_enabled(self._name(args, "disable"), False, actor=ask.actor)
+        if changed:
+            return ask._("Disabled automation #{id} {name}.", id=a.id, name=_q(a.name))
+        return ask._("#{id} {name} is already disabled.", id=a.id, name=_q(a.name))
 
-    async def _cmd_delete(self, args: list[Token], actor: str) -> str:
-        a = await self.admin.delete(self._name(args, "delete"))
-        return f"Deleted automation #{a.id} {_q(a.name)}. Its past runs are kept."
+    async def _cmd_delete(self, args: list[Token], ask: Ask) -> str:
+        a = await self.admin.delete(self._name(args, "delete"), actor=ask.actor)
+        return ask._("Deleted automation #{id} {name}. Its past runs are kept.", id=a.id, name=_q(a.name))
 
-    async def _cmd_test(self, args: list[Token], actor: str) -> str:
+    async def _cmd_test(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
         if not args:
-            raise _usage('give the message to test, e.g. /automation test "Au revoir !"')
+            raise Missing("text", of="test")
         text_parts: list[str] = []
         opts: dict[str, str] = {}
         for tok in args:
@@ -324,72 +463,89 @@ class CommandRunner:
             if sep and not tok.opened and key.lower() in ("channel", "type"):
                 opts[key.lower()] = value
             elif opts:
-                raise _usage(f'unexpected "{tok.text}" — quote the message: /automation test "…"')
+                raise _usage(N_('unexpected "{text}" — quote the message: /automation test "…"'), text=tok.text)
             else:
                 text_parts.append(tok.text)
         result = await self.admin.test(" ".join(text_parts), channel=opts.get("channel"), type=opts.get("type"))
         ev = result.evaluation
         lines = []
         if not ev.firings:
-            lines.append("Nothing would fire.")
+            lines.append(_("Nothing would fire."))
         for f in ev.firings:
             lines.append(
-                f"#{f.rule.id} {_q(f.rule.name)} would fire on {', '.join(map(_q, f.keywords))} → "
-                f"{describe_actions(f.actions) or 'nothing'}"
+                _(
+                    "#{id} {name} would fire on {keywords} → {actions}",
+                    id=f.rule.id,
+                    name=_q(f.rule.name),
+                    keywords=", ".join(map(_q, f.keywords)),
+                    actions=describe_actions(f.actions, _) or _("nothing"),
+                )
             )
         for name, why in result.skipped:
-            lines.append(f"{_q(name)} is skipped: {describe(why)}")
-        lines.append("(test only — nothing was changed)")
+            lines.append(_("{name} is skipped: {why}", name=_q(name), why=describe(why, _)))
+        lines.append(_("(test only — nothing was changed)"))
         return "\n".join(lines)
 
-    async def _labels(self, kind: str, args: list[Token]) -> str:
-        what, cmd = LABEL_KINDS[kind].noun, LABEL_KINDS[kind].plural
-        plural = what.capitalize() + "s"  # Tags, Topics, Resolution reasons
+    async def _labels(self, kind: str, args: list[Token], ask: Ask) -> str:
+        _ = ask._
+        cmd = LABEL_KINDS[kind].plural
         if not args:
             names = await self.admin.list_labels(kind)
             if not names:
-                return f"No {plural.lower()} yet — add one with /automation {cmd} add NAME"
-            return f"{plural}: " + ", ".join(names)
+                return _(NO_LABELS[kind])
+            return _("{title}: {names}", title=_(LABELS_TITLE[kind]), names=", ".join(names))
         verb = args[0].text.lower()
         name = " ".join(t.text for t in args[1:])
         if verb == "add":
             added = await self.admin.add_label(kind, name)
-            return f"Added {what} {_q(added)}."
+            return _(ADDED_LABEL[kind], name=_q(added))
         if verb in ("delete", "remove"):
             if not name.strip():
-                raise _usage(f"name the {what} to delete, e.g. /automation {cmd} delete NAME")
+                raise _usage(NAME_TO_DELETE[kind])
             deleted = await self.admin.delete_label(kind, name)
-            return f"Deleted {what} {_q(deleted)}."
-        raise _usage(f'unknown "{args[0].text}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME')
+            return _(DELETED_LABEL[kind], name=_q(deleted))
+        raise _usage(
+            N_('unknown "{verb}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME'),
+            verb=args[0].text,
+            cmd=cmd,
+        )
 
-    async def _cmd_tags(self, args: list[Token], actor: str) -> str:
-        return await self._labels("tag", args)
+    async def _cmd_tags(self, args: list[Token], ask: Ask) -> str:
+        return await self._labels("tag", args, ask)
 
-    async def _cmd_topics(self, args: list[Token], actor: str) -> str:
+    async def _cmd_topics(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
         verb = args[0].text.lower() if args else ""
         if not args:
             topics = await self.admin.list_topics()
             if not topics:
-                return "No topics yet — add one with /automation topics add NAME [priority=high] [team=TEAM]"
-            return "Topics:\n" + "\n".join(_topic_line(t) for t in topics)
+                return _("No topics yet — add one with /automation topics add NAME [priority=high] [team=TEAM]")
+            return _("Topics:") + "\n" + "\n".join(_topic_line(t, _) for t in topics)
         if verb == "add":
             name, opts = _topic_options(args[1:])
             topic = await self.admin.add_topic(name, priority=opts.get("priority"), team=_team_option(opts))
-            return f"Added topic {_q(topic.name)} ({_routing(topic)})."
+            return _("Added topic {name} ({routing}).", name=_q(topic.name), routing=_routing(topic, _))
         if verb == "set":
             name, opts = _topic_options(args[1:])
             if not name:
-                raise _usage("name the topic to change, e.g. /automation topics set Refunds priority=high")
+                raise _usage(N_("name the topic to change, e.g. /automation topics set Refunds priority=high"))
             if not opts:
-                raise _usage(f"say what to change, e.g. /automation topics set {name} priority=high team=Billing")
+                raise _usage(
+                    N_("say what to change, e.g. /automation topics set {name} priority=high team=Billing"), name=name
+                )
             team = _team_option(opts) if "team" in opts else ...
             topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team)
-            return f"Topic {_q(topic.name)} is now {_routing(topic)}; its open conversations follow."
+            return _(
+                "Topic {name} is now {routing}; its open conversations follow.",
+                name=_q(topic.name),
+                routing=_routing(topic, _),
+            )
         if verb in ("delete", "remove"):
-            return await self._labels("topic", args)
+            return await self._labels("topic", args, ask)
         raise _usage(
-            f'unknown "{args[0].text}" — use /automation topics, topics add NAME, topics set NAME or topics delete NAME'
+            N_('unknown "{verb}" — use /automation topics, topics add NAME, topics set NAME or topics delete NAME'),
+            verb=args[0].text,
         )
 
-    async def _cmd_reasons(self, args: list[Token], actor: str) -> str:
-        return await self._labels("reason", args)
+    async def _cmd_reasons(self, args: list[Token], ask: Ask) -> str:
+        return await self._labels("reason", args, ask)

@@ -19,7 +19,18 @@ from bot.config import Settings
 from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationType, MatchMode, Priority, Topic
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
 from bot.engine.normalize import unclosed_quote
-from bot.errors import Conflict, Forbidden, Invalid, Missing, NotFound, UnknownField, UnknownLabel, UnknownTeam
+from bot.errors import (
+    N_,
+    Conflict,
+    Forbidden,
+    Invalid,
+    Missing,
+    NotFound,
+    Term,
+    UnknownField,
+    UnknownLabel,
+    UnknownTeam,
+)
 from bot.services.retry import when_busy
 from bot.store import labels as label_store
 from bot.store import people as people_store
@@ -44,7 +55,7 @@ class LabelKind:
     """A kind of admin-managed name."""
 
     kind: str  # as stored: tag, topic, reason
-    noun: str  # as people say it: "resolution reason"
+    noun: Term  # as people say it: "resolution reason" (a word the chat translates)
     plural: str  # the chat subcommand and the API collection: "reasons"
     action: ActionType  # the automation action that names one
 
@@ -52,9 +63,9 @@ class LabelKind:
 LABEL_KINDS: dict[str, LabelKind] = {
     k.kind: k
     for k in (
-        LabelKind("tag", "tag", "tags", ActionType.TAG),
-        LabelKind("topic", "topic", "topics", ActionType.TOPIC),
-        LabelKind("reason", "resolution reason", "reasons", ActionType.RESOLVE),
+        LabelKind("tag", Term(N_("tag")), "tags", ActionType.TAG),
+        LabelKind("topic", Term(N_("topic")), "topics", ActionType.TOPIC),
+        LabelKind("reason", Term(N_("resolution reason")), "reasons", ActionType.RESOLVE),
     )
 }
 _KIND_OF_ACTION = {k.action: k for k in LABEL_KINDS.values()}
@@ -153,6 +164,23 @@ class TestResult:
     skipped: tuple[tuple[str, Forbidden], ...]  # (automation name, why) for enabled ones the plan refuses
 
 
+def _unknown_channel(field: str, name: str, known: Sequence[str]) -> Invalid:
+    return Invalid(
+        field,
+        N_('unknown channel "{name}" — configured channels: {known}'),
+        name=name,
+        known=", ".join(known) if known else Term(N_("none")),
+    )
+
+
+def _taken(noun: Term, name: str) -> Conflict:
+    return Conflict(N_('{noun} "{name}" already exists'), field="name", noun=noun, name=name)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(N_('an automation named "{name}" already exists — pick another name'), field="name", name=name)
+
+
 # --- validators, one per field: a value from any front-end in, the stored form out -------------------
 
 
@@ -161,9 +189,9 @@ def valid_name(value: object) -> str:
         raise Missing("name", of="automation")
     name = " ".join(value.split())
     if len(name) > MAX_NAME:
-        raise Invalid("name", f"automation names are at most {MAX_NAME} characters")
+        raise Invalid("name", N_("automation names are at most {n} characters"), n=MAX_NAME)
     if name.startswith("#"):
-        raise Invalid("name", "automation names cannot start with # (that is how #ID refers to one)")
+        raise Invalid("name", N_("automation names cannot start with # (that is how #ID refers to one)"))
     return name
 
 
@@ -173,7 +201,7 @@ def valid_keywords(value: object) -> list[str]:
         raw: str | list[str] = value
     elif isinstance(value, str):
         if unclosed_quote(value):
-            raise Invalid("keywords", 'keywords: a quote (") is not closed — close it and send again')
+            raise Invalid("keywords", N_('keywords: a quote (") is not closed — close it and send again'))
         raw = value
     else:
         raise Missing("keywords", of="automation")
@@ -181,10 +209,12 @@ def valid_keywords(value: object) -> list[str]:
     if not keywords or not any(keyword_key(k) for k in keywords):
         raise Missing("keywords", of="automation")
     if len(keywords) > MAX_KEYWORDS:
-        raise Invalid("keywords", f"keywords: at most {MAX_KEYWORDS} keywords (got {len(keywords)})")
+        raise Invalid("keywords", N_("keywords: at most {n} keywords (got {got})"), n=MAX_KEYWORDS, got=len(keywords))
     long = next((k for k in keywords if len(k) > MAX_KEYWORD_LEN), None)
     if long is not None:
-        raise Invalid("keywords", f'keywords: "{long[:40]}…" is longer than {MAX_KEYWORD_LEN} characters')
+        raise Invalid(
+            "keywords", N_('keywords: "{start}…" is longer than {n} characters'), start=long[:40], n=MAX_KEYWORD_LEN
+        )
     return keywords
 
 
@@ -193,7 +223,7 @@ def valid_match(value: object) -> MatchMode:
     if value is None or value == "":
         return MatchMode.ANY
     if value not in ("any", "all"):
-        raise Invalid("match", f'match must be "any" or "all", not "{value}"')
+        raise Invalid("match", N_('match must be "any" or "all", not "{value}"'), value=value)
     return MatchMode(value)
 
 
@@ -202,11 +232,11 @@ def valid_channels(value: object, known: Sequence[str]) -> list[str]:
     if not value:
         return []
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise Invalid("channels", "channels must be a list of channel names")
+        raise Invalid("channels", N_("channels must be a list of channel names"))
     channels = list(dict.fromkeys(c.strip() for c in value if c.strip()))
     for c in channels:
         if c not in known:
-            raise Invalid("channels", f'unknown channel "{c}" — configured channels: {", ".join(known) or "none"}')
+            raise _unknown_channel("channels", c, known)
     return channels
 
 
@@ -214,7 +244,9 @@ def valid_type(value: str, *, field: str) -> ConversationType:
     try:
         return ConversationType(value)
     except ValueError:
-        raise Invalid(field, f'unknown conversation type "{value}" — use direct, group or public') from None
+        raise Invalid(
+            field, N_('unknown conversation type "{value}" — use direct, group or public'), value=value
+        ) from None
 
 
 def valid_types(value: object) -> list[ConversationType]:
@@ -222,7 +254,7 @@ def valid_types(value: object) -> list[ConversationType]:
     if not value:
         return []
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise Invalid("types", "types must be a list of direct, group, public")
+        raise Invalid("types", N_("types must be a list of direct, group, public"))
     names = dict.fromkeys(t.strip().lower() for t in value if t.strip())
     return [valid_type(t, field="types") for t in names]
 
@@ -235,7 +267,7 @@ def valid_priority(value: object) -> Priority:
     word = value.strip().lower() if isinstance(value, str) else None
     if word in _PRIORITIES:
         return Priority(word)
-    raise Invalid("priority", f'unknown priority "{value}" — use urgent, high, normal or low')
+    raise Invalid("priority", N_('unknown priority "{value}" — use urgent, high, normal or low'), value=value)
 
 
 async def _team_id(value: object) -> int | None:
@@ -243,7 +275,7 @@ async def _team_id(value: object) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
-        raise Invalid("team", "team must be a team's name, or null for none")
+        raise Invalid("team", N_("team must be a team's name, or null for none"))
     name = " ".join(value.split())
     found = (await people_store.find_teams([name])).get(name.casefold()) if len(name) <= MAX_NAME else None
     if found is None:
@@ -253,7 +285,7 @@ async def _team_id(value: object) -> int | None:
 
 def valid_enabled(value: object) -> bool:
     if not isinstance(value, bool):
-        raise Invalid("enabled", "enabled must be true or false")
+        raise Invalid("enabled", N_("enabled must be true or false"))
     return value
 
 
@@ -262,15 +294,15 @@ def _action_of(item: object) -> Action:
     if isinstance(item, Action):
         return item
     if not isinstance(item, Mapping):
-        raise Invalid("actions", "each action must be an object with a type")
+        raise Invalid("actions", N_("each action must be an object with a type"))
     t = item.get("type")
     if t not in ("tag", "topic", "resolve", "crm"):
-        raise Invalid("actions", f'unknown action "{t}" — use tag, topic, resolve or crm')
+        raise Invalid("actions", N_('unknown action "{type}" — use tag, topic, resolve or crm'), type=t)
     action_type = ActionType(t)
     key = VALUE_KEY[action_type]
     value = item.get(key)
     if value is not None and not isinstance(value, str):
-        raise Invalid("actions", f"{t} action: {key} must be a string")
+        raise Invalid("actions", N_("{type} action: {key} must be a string"), type=t, key=key)
     return Action(action_type, value.strip() if isinstance(value, str) and value.strip() else None)
 
 
@@ -284,7 +316,7 @@ def _unique(actions: Iterable[Action]) -> list[Action]:
             seen.add(k)
             unique.append(a)
     if sum(1 for a in unique if a.type is ActionType.RESOLVE) > 1:
-        raise Invalid("actions", "an automation resolves with one reason at most")
+        raise Invalid("actions", N_("an automation resolves with one reason at most"))
     return unique
 
 
@@ -309,14 +341,14 @@ class Admin:
         if not name:
             raise Missing("name", of=kind)
         if len(name) > MAX_NAME:
-            raise Invalid("name", f"{noun} names are at most {MAX_NAME} characters")
+            raise Invalid("name", N_("{noun} names are at most {n} characters"), noun=noun, n=MAX_NAME)
         if '"' in name or "," in name:
-            raise Invalid("name", f"{noun} names cannot contain commas or double quotes")
+            raise Invalid("name", N_("{noun} names cannot contain commas or double quotes"), noun=noun)
         if kind == "reason":
             plans.require_reasons(self.settings.organization)
         existing = await repo.find_label(kind, name)
         if existing is not None:
-            raise Conflict(f'{noun} "{existing.name}" already exists', field="name")
+            raise _taken(noun, existing.name)
         return name
 
     async def add_label(self, kind: str, name: str) -> str:
@@ -326,7 +358,7 @@ class Admin:
         try:
             label = await repo.create_label(kind, name)
         except repo.IntegrityError:
-            raise Conflict(f'{LABEL_KINDS[kind].noun} "{name}" already exists', field="name") from None
+            raise _taken(LABEL_KINDS[kind].noun, name) from None
         return str(label.name)
 
     @when_busy
@@ -339,7 +371,10 @@ class Admin:
         if users:
             names = ", ".join(f'"{a.name}" (#{a.id})' for a in users)
             raise Conflict(
-                f'{noun} "{label.name}" is used by automation {names} — change or delete that automation first'
+                N_('{noun} "{name}" is used by automation {names} — change or delete that automation first'),
+                noun=noun,
+                name=label.name,
+                names=names,
             )
         async with repo.transaction(topics="change" if kind == "topic" else None):
             await repo.delete_label(label)
@@ -372,7 +407,7 @@ class Admin:
         except repo.IntegrityError:
             if await label_store.find_topic(name) is None:  # not the name: the team went meanwhile
                 raise UnknownTeam(str(team), field="team") from None
-            raise Conflict(f'topic "{name}" already exists', field="name") from None
+            raise _taken(LABEL_KINDS["topic"].noun, name) from None
         return created
 
     @when_busy
@@ -441,8 +476,10 @@ class Admin:
         existing = await repo.find_automation(name)
         if existing is not None and existing.id != current_id:
             raise Conflict(
-                f'an automation named "{existing.name}" already exists (#{existing.id}) — pick another name',
+                N_('an automation named "{name}" already exists (#{id}) — pick another name'),
                 field="name",
+                name=existing.name,
+                id=existing.id,
             )
         if check_plan and (enabled or current_id is None):  # on create (enabled or not) and on enable
             plans.require(self.settings.organization, actions)
@@ -468,13 +505,15 @@ class Admin:
         if t is ActionType.CRM:
             target = action.value or "salesforce"
             if target.lower() != "salesforce":
-                raise Invalid("actions", f'unknown CRM "{target}" — the crm action supports salesforce')
+                raise Invalid(
+                    "actions", N_('unknown CRM "{target}" — the crm action supports salesforce'), target=target
+                )
             return Action(t, "salesforce")
         if t is ActionType.RESOLVE and action.value is None:
             return action
         kind = _KIND_OF_ACTION[t]
         if action.value is None:
-            raise Invalid("actions", f"{t.value} action: name the {kind.noun}")
+            raise Invalid("actions", N_("{type} action: name the {noun}"), type=t.value, noun=kind.noun)
         if kind.kind == "reason":
             plans.require(self.settings.organization, [action])
         label = await repo.find_label(kind.kind, action.value)
@@ -490,9 +529,7 @@ class Admin:
                 created = await repo.create_automation(**columns, created_by=actor)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
-            raise Conflict(
-                f'an automation named "{columns["name"]}" already exists — pick another name', field="name"
-            ) from None
+            raise _name_taken(columns["name"]) from None
         await self.rules.refresh()
         log.info("automation #%s %r created by %s", created.id, created.name, actor)
         return created
@@ -514,16 +551,14 @@ class Admin:
                 saved = await repo.update_automation(a.id, **columns)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
-            raise Conflict(
-                f'an automation named "{columns["name"]}" already exists — pick another name', field="name"
-            ) from None
+            raise _name_taken(columns["name"]) from None
         if saved is None:  # deleted meanwhile
             raise NotFound("automation", a.id)
         await self.rules.refresh()
         return saved
 
-    async def set_enabled(self, ref: str | int, enabled: bool) -> tuple[Automation, bool]:
-        """Returns the automation and whether anything changed."""
+    async def set_enabled(self, ref: str | int, enabled: bool, *, actor: str | None = None) -> tuple[Automation, bool]:
+        """Returns the automation and whether anything changed. `actor` says who asked (the log)."""
         a = await self.find(ref)
         if enabled:
             plans.require(self.settings.organization, a.actions)
@@ -535,14 +570,17 @@ class Admin:
         if saved is None:  # deleted meanwhile
             raise NotFound("automation", a.id)
         await self.rules.refresh()
+        log.info("automation #%s %r %s by %s", saved.id, saved.name, "enabled" if enabled else "disabled", actor)
         return saved, True
 
-    async def delete(self, ref: str | int) -> Automation:
+    async def delete(self, ref: str | int, *, actor: str | None = None) -> Automation:
+        """Delete the automation (its runs stay); `actor` says who asked (the log)."""
         a = await self.find(ref)
         async with repo.transaction():
             await repo.delete_automation(a)
             await repo.bump_automations_revision()
         await self.rules.refresh()
+        log.info("automation #%s %r deleted by %s", a.id, a.name, actor)
         return a
 
     async def test(self, text: str, *, channel: str | None = None, type: str | None = None) -> TestResult:
@@ -550,8 +588,7 @@ class Admin:
         if not text.strip():
             raise Missing("text", of="test")
         if channel is not None and self.settings.channel(channel) is None:
-            known = ", ".join(c.name for c in self.settings.channels) or "none"
-            raise Invalid("channel", f'unknown channel "{channel}" — configured channels: {known}')
+            raise _unknown_channel("channel", channel, [c.name for c in self.settings.channels])
         conversation_type = valid_type(type, field="type") if type is not None else None
         org = self.settings.organization
         rules, skipped = [], []

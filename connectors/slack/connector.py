@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -32,9 +33,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import ConversationType
+from bot.front.chat_forms import Refused
+from bot.front.commands import FAILED, NOT_ADMIN
+from bot.i18n import language_of
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import Connector, ConnectorContext, OutboundTarget
 from connectors.http import error, read_body, too_large
+from connectors.slack import forms
+from connectors.slack.forms import CREATE_VIEW, LIST_ACTIONS
 from connectors.slack.normalize import (
     BotIdentity,
     body_problem,
@@ -239,9 +245,18 @@ class SlackConnector(Connector):
         async def on_other_event(ack: Any) -> None:
             await ack()  # not subscribed in the manifest; a 404 would only make Slack retry
 
+        async def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+            await ack()  # the list is answered through the response_url
+            await self.handle_button(body, action, respond)
+
+        async def on_submission(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+            await self.handle_submission(ack, body, view)
+
         self.app.event("message")(on_message)
         self.app.event(re.compile(".*"))(on_other_event)
         self.app.command(COMMAND)(on_command)
+        self.app.action(re.compile(f"^({'|'.join(LIST_ACTIONS)})$"))(on_button)
+        self.app.view_submission(CREATE_VIEW)(on_submission)
 
     @property
     def paths(self) -> list[str]:
@@ -379,7 +394,8 @@ class SlackConnector(Connector):
         if cached is not None:
             return dict(cached)
         try:
-            resp = await self.client.users_info(user=user_id)
+            # include_locale: the same answer says which language to reply to an admin in
+            resp = await self.client.users_info(user=user_id, include_locale=True)
         except SlackApiError as exc:
             log.info("slack channel %s: users.info %s failed: %s", self.name, user_id, api_error(exc)[0])
             return None
@@ -391,6 +407,19 @@ class SlackConnector(Connector):
             return None
         self._users.put(user_id, user)
         return user
+
+    async def language(self, user_id: str) -> str | None:
+        """The user's Slack locale as one of our languages (`fr-FR` → fr), from the cached
+        users.info; None when Slack cannot say (the organization's language is used)."""
+        if not user_id:
+            return None
+        try:
+            async with asyncio.timeout(LOOKUP_SECONDS):
+                user = await self.user(user_id)
+        except TimeoutError:
+            log.info("slack channel %s: users.info %s took over %.1fs", self.name, user_id, LOOKUP_SECONDS)
+            return None
+        return language_of(str(user.get("locale") or "")) if user else None
 
     async def is_admin(self, user_id: str) -> bool:
         """Listed in [admins].slack, or (with slack_workspace_admins) a workspace admin or owner."""
@@ -473,19 +502,39 @@ class SlackConnector(Connector):
         await self.ctx.inbox.ingest(msg)
 
     async def handle_command(self, command: Mapping[str, Any], respond: Any) -> None:
-        """Run `/automation …` and answer the caller only (ephemeral)."""
+        """Run `/automation …` and answer the caller only (ephemeral). For an admin, `list` comes
+        with buttons and `create` alone opens the form (a modal)."""
         user_id = str(command.get("user_id") or "")
+        commands = self.ctx.commands
+        lang = await self.language(user_id)
+        _ = commands.wording(lang)
+        blocks: list[dict[str, Any]] | None = None
         try:
-            text = await self.ctx.commands.run(
-                unescape(str(command.get("text") or "")),
-                is_admin=bool(user_id) and await self.is_admin(user_id),
-                actor=f"slack:{user_id}",
-            )
+            text = unescape(str(command.get("text") or ""))
+            is_admin = bool(user_id) and await self.is_admin(user_id)
+            form = commands.form_for(text) if is_admin else None
+            if form == "create":
+                problem = await self.open_create_form(command, lang)
+                if problem is None:
+                    return
+                text = problem
+            elif form == "list":
+                blocks = forms.list_blocks(await self.ctx.forms.items(_), _)
+                text = await commands.run(text, is_admin=True, actor=f"slack:{user_id}", lang=lang)
+            else:
+                text = await commands.run(text, is_admin=is_admin, actor=f"slack:{user_id}", lang=lang)
         except Exception:
             log.exception("slack channel %s: /automation failed", self.name)
-            text = "Something went wrong on the bot's side — the bot's log has the details."
+            text, blocks = _(FAILED), None
+        await self._answer(command, respond, text, blocks)
+
+    async def _answer(
+        self, command: Mapping[str, Any], respond: Any, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """An ephemeral answer through the response_url, else chat.postEphemeral."""
+        extra: dict[str, Any] = {"blocks": blocks} if blocks else {}
         try:
-            resp = await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+            resp = await respond(text=escape(text), response_type="ephemeral", replace_original=False, **extra)
             if resp.status_code == 200:
                 return
             problem = f"HTTP {resp.status_code}"
@@ -495,10 +544,79 @@ class SlackConnector(Connector):
         log.info("slack channel %s: response_url failed (%s); using chat.postEphemeral", self.name, problem)
         try:
             await self.client.chat_postEphemeral(
-                channel=str(command.get("channel_id")), user=user_id, text=escape(text)
+                channel=str(command.get("channel_id")),
+                user=str(command.get("user_id") or ""),
+                text=escape(text),
+                **extra,
             )
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack channel %s: could not answer /automation: %s", self.name, exc)
+
+    async def open_create_form(self, command: Mapping[str, Any], lang: str | None) -> str | None:
+        """`views.open` with the command's trigger_id; what to say instead when Slack refuses."""
+        _ = self.ctx.commands.wording(lang)
+        view = forms.create_modal(await self.ctx.forms.choices(_), _, metadata=json.dumps({"lang": _.lang}))
+        try:
+            await self.client.views_open(trigger_id=str(command.get("trigger_id") or ""), view=view)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            why = api_error(exc)[0] if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.info("slack channel %s: views.open failed: %s", self.name, why)
+            return _(
+                "The form did not open (Slack answered {error}) — send /automation create again, "
+                'or write it out: /automation create NAME keywords="k1, k2" resolve',
+                error=why,
+            )
+        return None
+
+    async def handle_submission(self, ack: Any, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
+        """The "new automation" modal, submitted: saved through the admin service, or each problem
+        shown under its field (`response_action: errors`). Only admins may save."""
+        user_id = str((body.get("user") or {}).get("id") or "")
+        try:
+            lang = json.loads(str(view.get("private_metadata") or "{}")).get("lang")
+        except (ValueError, AttributeError):
+            lang = None
+        _ = self.ctx.commands.wording(lang if isinstance(lang, str) else await self.language(user_id))
+        try:
+            if not (user_id and await self.is_admin(user_id)):
+                await ack(
+                    response_action="update", view=forms.message_modal(_("New automation"), _(NOT_ADMIN), _("Close"))
+                )
+                return
+            result = await self.ctx.forms.submit(forms.submission(view), actor=f"slack:{user_id}", _=_)
+        except Exception:
+            log.exception("slack channel %s: the automation form failed", self.name)
+            await ack(response_action="errors", errors={"name": _(FAILED)})
+            return
+        if isinstance(result, Refused):
+            await ack(response_action="errors", errors=forms.field_errors(result.errors, forms.input_blocks(view)))
+            return
+        await ack(response_action="update", view=forms.message_modal(_("Automation saved"), result.text, _("Close")))
+
+    async def handle_button(self, body: Mapping[str, Any], action: Mapping[str, Any], respond: Any) -> None:
+        """Enable, Disable or Delete (confirmed in Slack's dialog) pressed in a list: the change
+        through the admin service, then the list again with what was done on top."""
+        user_id = str((body.get("user") or {}).get("id") or "")
+        lang = await self.language(user_id)
+        _ = self.ctx.commands.wording(lang)
+        note: str
+        try:
+            if not (user_id and await self.is_admin(user_id)):
+                await respond(text=escape(_(NOT_ADMIN)), response_type="ephemeral", replace_original=False)
+                return
+            verb = str(action.get("action_id") or "").removeprefix(forms.ACTION_PREFIX)
+            parsed = forms.parse_value(action.get("value"))
+            if parsed is None:
+                note = _("This button is no longer supported — see /automation list")
+            else:
+                outcome = await self.ctx.forms.press(verb, parsed[0], parsed[1], actor=f"slack:{user_id}", _=_)
+                note = outcome.text
+            blocks = forms.list_blocks(await self.ctx.forms.items(_), _, note=note)
+            await respond(text=escape(note), blocks=blocks, response_type="ephemeral", replace_original=True)
+        except Exception:
+            log.exception("slack channel %s: a list button failed", self.name)
+            with contextlib.suppress(Exception):
+                await respond(text=escape(_(FAILED)), response_type="ephemeral", replace_original=False)
 
     # --- outbound ------------------------------------------------------------------------------
     async def send(self, target: OutboundTarget, text: str) -> str | None:

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from aiohttp import web
-from telegram import Bot, Message, Update
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -29,12 +29,22 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.front.commands import NOT_ADMIN
+from bot.i18n import Wording, language_of
 from bot.outbox import PermanentFailure, RetryLater
 from connectors.base import Connector, ConnectorContext, OutboundTarget
 from connectors.http import BadBody, error, parse_object, read_body, too_large
+from connectors.telegram import keyboards
 from connectors.telegram.normalize import BadUpdate, parse_update, split_text, to_inbound
 from connectors.telegram.settings import TelegramChannel
 
@@ -46,7 +56,7 @@ PATH = "/telegram/{channel}"
 # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret_token.
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # We only handle these; asking for nothing else spares Telegram and us the traffic.
-ALLOWED_UPDATES = ("message", "channel_post")
+ALLOWED_UPDATES = ("message", "channel_post", "callback_query")
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEEN_UPDATES = 1024  # update ids remembered to answer a redelivered update at once
 MAX_UPDATE_ATTEMPTS = 5  # polling: an update we cannot read is retried this often, then skipped
@@ -110,6 +120,7 @@ class TelegramConnector(Connector):
                 self._on_message,
             )
         )
+        self.application.add_handler(CallbackQueryHandler(self._on_button, pattern=keyboards.PATTERN))
         self.application.add_error_handler(self._on_error)
         self._failures: dict[int, BaseException] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -243,11 +254,22 @@ class TelegramConnector(Connector):
         args = message.text[message.entities[0].length :].strip()
         is_admin = user is not None and message.sender_chat is None and user.id in self.admins
         actor = f"telegram:{user.id}" if user is not None else "telegram:unknown"
-        answer = await self.ctx.commands.run(args, is_admin=is_admin, actor=actor)
+        lang = language_of(user.language_code) if user is not None else None
+        commands = self.ctx.commands
+        answer = await commands.run(args, is_admin=is_admin, actor=actor, lang=lang)
+        markup: InlineKeyboardMarkup | None = None
+        if is_admin and commands.form_for(args) == "list":
+            markup = keyboards.list_keyboard(await self.ctx.forms.items(commands.wording(lang)), commands.wording(lang))
         topic = message.message_thread_id if message.is_topic_message else None
         try:
-            for piece in split_text(answer):
-                await self.bot.send_message(chat_id=message.chat.id, text=piece, message_thread_id=topic)
+            pieces = split_text(answer)
+            for n, piece in enumerate(pieces, 1):
+                await self.bot.send_message(
+                    chat_id=message.chat.id,
+                    text=piece,
+                    message_thread_id=topic,
+                    reply_markup=markup if n == len(pieces) else None,
+                )
         except TelegramError as exc:
             # The command has taken effect; a redelivered update would run it twice. Log, don't fail.
             self.ctx.metrics.connector_errors.labels(self.name).inc()
@@ -257,6 +279,72 @@ class TelegramConnector(Connector):
                 message.chat.id,
                 exc,
             )
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button under `/automation list` (or its delete confirmation) was pressed. Every press
+        is answered (answerCallbackQuery); only an admin's changes anything."""
+        query = update.callback_query
+        if query is None:
+            return
+        user = query.from_user
+        _ = self.ctx.commands.wording(language_of(user.language_code))
+        press = keyboards.parse(query.data)
+        message = query.message if isinstance(query.message, Message) else None
+        try:
+            if user.id not in self.admins:
+                await query.answer(text=_(NOT_ADMIN), show_alert=True)
+                return
+            if press is None:
+                await query.answer(text=_("This button is no longer supported — see /automation list"))
+                return
+            await self._pressed(press, message, actor=f"telegram:{user.id}", answer=query.answer, _=_)
+        except TelegramError as exc:
+            # The change (if any) is made; a redelivered update would only answer again. Log, don't fail.
+            self.ctx.metrics.connector_errors.labels(self.name).inc()
+            log.warning('telegram channel "%s": could not answer a button press: %s', self.name, exc)
+
+    async def _pressed(
+        self, press: keyboards.Press, message: Message | None, *, actor: str, answer: Any, _: Wording
+    ) -> None:
+        forms = self.ctx.forms
+        if press.verb == keyboards.ASK:
+            question = await forms.confirm_text(press.automation_id, _)
+            if question is None:
+                await answer(text=_("Automation #{id} no longer exists — see /automation list", id=press.automation_id))
+                return
+            await answer()
+            if message is not None:
+                await self.bot.send_message(
+                    chat_id=message.chat.id,
+                    text=question,
+                    message_thread_id=message.message_thread_id if message.is_topic_message else None,
+                    reply_markup=keyboards.confirm_keyboard(press, _),
+                )
+            return
+        if press.verb == keyboards.KEEP:
+            kept = _("Nothing was deleted.")
+            await answer(text=kept)
+            if message is not None:
+                await self._edit(message, kept, None)
+            return
+        outcome = await forms.press(keyboards.VERBS[press.verb], press.automation_id, press.version, actor=actor, _=_)
+        await answer(text=outcome.text[:200])
+        if message is None:
+            return
+        if press.verb == "rm":  # the confirmation message says what became of it
+            await self._edit(message, outcome.text, None)
+        else:  # the list, as it is now
+            listing = await self.ctx.commands.run("list", is_admin=True, actor=actor, lang=_.lang)
+            # a long list went out in pieces, the keyboard under the last one: that is the one pressed
+            await self._edit(message, split_text(listing)[-1], keyboards.list_keyboard(await forms.items(_), _))
+
+    async def _edit(self, message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        try:
+            await self.bot.edit_message_text(
+                chat_id=message.chat.id, message_id=message.message_id, text=text, reply_markup=markup
+            )
+        except BadRequest as exc:  # "message is not modified", or too old to edit: the answer said it
+            log.info('telegram channel "%s": could not edit message %s: %s', self.name, message.message_id, exc)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update) and context.error is not None:

@@ -3,9 +3,9 @@
 Speaks what slack_sdk sends: `POST|GET {base}/api/<method>` with the token in
 `Authorization: Bearer xoxb-…`, arguments as a query string, a form body or a JSON body; answers
 `{"ok": true, …}` or `{"ok": false, "error": "<code>"}` (HTTP 429 with `Retry-After` for
-`ratelimited`, as Slack does). Implements auth.test, users.info, conversations.info,
-chat.postMessage, chat.postEphemeral and apps.connections.open; `POST /response/<key>` plays a
-slash command's response_url, and `GET /link` the Socket Mode WebSocket
+`ratelimited`, as Slack does). Implements auth.test, users.info (`locale` with include_locale),
+conversations.info, chat.postMessage, chat.postEphemeral, views.open and apps.connections.open;
+`POST /response/<key>` plays a slash command's (or a button's) response_url, and `GET /link` the Socket Mode WebSocket
 (https://api.slack.com/apis/socket-mode: a `hello` on connect, envelopes out, `{"envelope_id"}`
 acknowledgements back). Every call is recorded; `fail_next(method, error, …)` makes the next call(s)
 fail.
@@ -28,11 +28,13 @@ BOT_USER_ID = "U0BOT0001"
 BOT_ID = "B0BOT0001"
 APP_TOKEN = "xapp-1-A0PNCHHK2-1234567890-abcdef"
 
-# users.info answers, shaped like https://api.slack.com/methods/users.info (trimmed).
+# users.info answers, shaped like https://api.slack.com/methods/users.info (trimmed). `locale` is
+# only sent back when the call asks for it with include_locale=true, as Slack does.
 USERS: dict[str, dict[str, Any]] = {
     "U2147483697": {
         "id": "U2147483697",
         "team_id": TEAM_ID,
+        "locale": "en-US",
         "name": "marie",
         "real_name": "Marie Curie",
         "is_admin": False,
@@ -43,6 +45,7 @@ USERS: dict[str, dict[str, Any]] = {
     "UADMIN": {
         "id": "UADMIN",
         "team_id": TEAM_ID,
+        "locale": "en-US",
         "name": "ada",
         "real_name": "Ada Lovelace",
         "is_admin": False,
@@ -52,6 +55,7 @@ USERS: dict[str, dict[str, Any]] = {
     "UWSADMIN": {
         "id": "UWSADMIN",
         "team_id": TEAM_ID,
+        "locale": "en-US",
         "name": "grace",
         "real_name": "Grace Hopper",
         "is_admin": True,
@@ -61,15 +65,37 @@ USERS: dict[str, dict[str, Any]] = {
     "UOWNER": {
         "id": "UOWNER",
         "team_id": TEAM_ID,
+        "locale": "en-US",
         "name": "owner",
         "is_admin": False,
         "is_owner": True,
         "is_primary_owner": True,
         "profile": {"real_name": "Olga Owner", "display_name": ""},
     },
+    "UFRADMIN": {
+        "id": "UFRADMIN",
+        "team_id": TEAM_ID,
+        "locale": "fr-FR",
+        "name": "camille",
+        "real_name": "Camille Claudel",
+        "is_admin": False,
+        "is_owner": False,
+        "profile": {"real_name": "Camille Claudel", "display_name": "camille"},
+    },
+    "UDEADMIN": {
+        "id": "UDEADMIN",
+        "team_id": TEAM_ID,
+        "locale": "de-DE",
+        "name": "emmy",
+        "real_name": "Emmy Noether",
+        "is_admin": False,
+        "is_owner": False,
+        "profile": {"real_name": "Emmy Noether", "display_name": "emmy"},
+    },
     "UPLAIN": {
         "id": "UPLAIN",
         "team_id": TEAM_ID,
+        "locale": "en-US",
         "name": "paul",
         "is_admin": False,
         "is_owner": False,
@@ -232,6 +258,7 @@ class SlackApiDouble:
             "team": "Inbox Test",
             "user": "inboxbot",
             "team_id": TEAM_ID,
+            "locale": "en-US",
             "user_id": BOT_USER_ID,
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
@@ -244,6 +271,8 @@ class SlackApiDouble:
         user = self.users.get(str(p.get("user")))
         if user is None:
             return {"ok": False, "error": "user_not_found"}
+        if str(p.get("include_locale")).lower() not in ("1", "true"):
+            user = {k: v for k, v in user.items() if k != "locale"}
         return {"ok": True, "user": user}
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +294,21 @@ class SlackApiDouble:
         if p.get("thread_ts"):
             message["thread_ts"] = p["thread_ts"]
         return {"ok": True, "channel": p["channel"], "ts": ts, "message": message}
+
+    def _m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        view = p.get("view")
+        if isinstance(view, str):  # a form body carries the view as JSON text
+            view = json.loads(view)
+        if not p.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view["blocks"]) > 100 or len(view.get("title", {}).get("text", "")) > 24:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {
+            "ok": True,
+            "view": {"id": "V0" + str(next(self._ts)), "team_id": TEAM_ID, **view, "state": {"values": {}}},
+        }
 
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("channel") or not p.get("user"):

@@ -3,7 +3,8 @@
 Speaks the wire format PTB uses: `POST {base}/bot<TOKEN>/<method>` with form-encoded or JSON
 parameters (query string too), answering `{"ok": true, "result": …}` or
 `{"ok": false, "error_code": …, "description": …, "parameters": {…}}`. Implements getMe,
-setWebhook, deleteWebhook, getWebhookInfo, sendMessage and getUpdates (long polling, with offsets).
+setWebhook, deleteWebhook, getWebhookInfo, sendMessage (with an inline keyboard's `reply_markup`),
+editMessageText, answerCallbackQuery and getUpdates (long polling, with offsets).
 Every call is recorded in `calls`; `fail_next(method, …)` makes the next call(s) of a method fail.
 """
 
@@ -78,6 +79,25 @@ class TelegramApiDouble:
                 }
             )
         return out
+
+    def keyboard(self, call: Call) -> list[list[dict[str, Any]]]:
+        """The inline keyboard a sendMessage/editMessageText call carried (PTB sends it as JSON)."""
+        markup = call.get("reply_markup")
+        if markup in (None, ""):
+            return []
+        parsed = json.loads(markup) if isinstance(markup, str) else markup
+        return list(parsed.get("inline_keyboard", []))
+
+    def answers(self) -> list[dict[str, Any]]:
+        """answerCallbackQuery calls: callback_query_id, text and show_alert as Telegram reads them."""
+        return [
+            {
+                "callback_query_id": c.get("callback_query_id"),
+                "text": c.get("text"),
+                "show_alert": str(c.get("show_alert")).lower() == "true",
+            }
+            for c in self.calls_to("answerCallbackQuery")
+        ]
 
     def fail_next(
         self,
@@ -178,6 +198,29 @@ class TelegramApiDouble:
             message["message_thread_id"] = int(thread)
             message["is_topic_message"] = True
         return message
+
+    def _m_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
+        if not params.get("callback_query_id"):
+            return _error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        if len(str(params.get("text") or "")) > 200:
+            return _error(400, "Bad Request: MESSAGE_TOO_LONG")
+        return True
+
+    def _m_editMessageText(self, params: dict[str, Any]) -> Any:
+        chat_id, message_id, text = params.get("chat_id"), params.get("message_id"), params.get("text")
+        if chat_id in (None, "") or message_id in (None, ""):
+            return _error(400, "Bad Request: message to edit not found")
+        if not text:
+            return _error(400, "Bad Request: message text is empty")
+        cid = int(chat_id)
+        return {
+            "message_id": int(message_id),
+            "from": {k: BOT_USER[k] for k in ("id", "is_bot", "first_name", "username")},
+            "chat": {"id": cid, "type": "private" if cid > 0 else "supergroup"},
+            "date": int(time.time()),
+            "edit_date": int(time.time()),
+            "text": text,
+        }
 
     async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
         if self.webhook.get("url"):
