@@ -303,15 +303,15 @@ class CommandRunner:
         )
 
     async def _cmd_enable(self, args: list[Token], actor: str) -> str:
-        a, changed = await self.admin.set_enabled(self._name(args, "enable"), True)
+        a, changed = await self.admin.set_enabled(self._name(args, "enable"), True, actor=actor)
         return f"Enabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already enabled."
 
     async def _cmd_disable(self, args: list[Token], actor: str) -> str:
-        a, changed = await self.admin.set_enabled(self._name(args, "disable"), False)
+        a, changed = await self.admin.set_enabled(self._name(args, "disable"), False, actor=actor)
         return f"Disabled automation #{a.id} {_q(a.name)}." if changed else f"#{a.id} {_q(a.name)} is already disabled."
 
     async def _cmd_delete(self, args: list[Token], actor: str) -> str:
-        a = await self.admin.delete(self._name(args, "delete"))
+        a = await self.admin.delete(self._name(args, "delete"), actor=actor)
         return f"Deleted automation #{a.id} {_q(a.name)}. Its past runs are kept."
 
     async def _cmd_test(self, args: list[Token], actor: str) -> str:
@@ -342,7 +342,7 @@ class CommandRunner:
         lines.append("(test only — nothing was changed)")
         return "\n".join(lines)
 
-    async def _labels(self, kind: str, args: list[Token]) -> str:
+    async def _labels(self, kind: str, args: list[Token], actor: str) -> str:
         what, cmd = LABEL_KINDS[kind].noun, LABEL_KINDS[kind].plural
         plural = what.capitalize() + "s"  # Tags, Topics, Resolution reasons
         if not args:
@@ -353,17 +353,17 @@ class CommandRunner:
         verb = args[0].text.lower()
         name = " ".join(t.text for t in args[1:])
         if verb == "add":
-            added = await self.admin.add_label(kind, name)
+            added = await self.admin.add_label(kind, name, actor=actor)
             return f"Added {what} {_q(added)}."
         if verb in ("delete", "remove"):
             if not name.strip():
                 raise _usage(f"name the {what} to delete, e.g. /automation {cmd} delete NAME")
-            deleted = await self.admin.delete_label(kind, name)
+            deleted = await self.admin.delete_label(kind, name, actor=actor)
             return f"Deleted {what} {_q(deleted)}."
         raise _usage(f'unknown "{args[0].text}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME')
 
     async def _cmd_tags(self, args: list[Token], actor: str) -> str:
-        return await self._labels("tag", args)
+        return await self._labels("tag", args, actor)
 
     async def _cmd_topics(self, args: list[Token], actor: str) -> str:
         verb = args[0].text.lower() if args else ""
@@ -374,7 +374,9 @@ class CommandRunner:
             return "Topics:\n" + "\n".join(_topic_line(t) for t in topics)
         if verb == "add":
             name, opts = _topic_options(args[1:])
-            topic = await self.admin.add_topic(name, priority=opts.get("priority"), team=_team_option(opts))
+            topic = await self.admin.add_topic(
+                name, priority=opts.get("priority"), team=_team_option(opts), actor=actor
+            )
             return f"Added topic {_q(topic.name)} ({_routing(topic)})."
         if verb == "set":
             name, opts = _topic_options(args[1:])
@@ -383,13 +385,13 @@ class CommandRunner:
             if not opts:
                 raise _usage(f"say what to change, e.g. /automation topics set {name} priority=high team=Billing")
             team = _team_option(opts) if "team" in opts else ...
-            topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team)
+            topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team, actor=actor)
             return f"Topic {_q(topic.name)} is now {_routing(topic)}; its open conversations follow."
         if verb in ("delete", "remove"):
-            return await self._labels("topic", args)
+            return await self._labels("topic", args, actor)
         raise _usage(
             f'unknown "{args[0].text}" — use /automation topics, topics add NAME, topics set NAME or topics delete NAME'
         )
 
     async def _cmd_reasons(self, args: list[Token], actor: str) -> str:
-        return await self._labels("reason", args)
+        return await self._labels("reason", args, actor)
