@@ -127,13 +127,13 @@ REVISIONS_SEED = [
     *SEED,
     "INSERT INTO automations (name, key, keywords, match, actions, channels, types, enabled, created_by, created_at,"
     " updated_at) VALUES ('Au revoir', 'au revoir', '[\"au revoir\",\"bye\"]', 'any',"
-    " '[{\"type\":\"tag\",\"tag\":\"closing\"}]', '[\"shop\"]', '[]', false, 'slack:U1',"
+    ' \'[{"type":"tag","tag":"closing"}]\', \'["shop"]\', \'[]\', false, \'slack:U1\','
     " '2026-11-20 09:00:00+00:00', '2026-11-21 10:00:00+00:00')",
     "INSERT INTO automations (name, key, keywords, match, actions, channels, types, enabled, created_at,"
     " updated_at) VALUES ('Merci', 'merci', '[\"merci\"]', 'all', '[{\"type\":\"resolve\",\"reason\":null}]',"
     " '[]', '[\"group\"]', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
     "INSERT INTO automation_runs (automation_id, automation_name, conversation_id, message_id, keywords, actions,"
-    " created_at) VALUES (1, 'Au revoir', 1, 1, '[\"bye\"]', '[{\"type\":\"tag\",\"tag\":\"closing\"}]',"
+    ' created_at) VALUES (1, \'Au revoir\', 1, 1, \'["bye"]\', \'[{"type":"tag","tag":"closing"}]\','
     " CURRENT_TIMESTAMP)",
 ]
 
