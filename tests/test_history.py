@@ -213,6 +213,46 @@ async def test_chat_changes_are_revisions_credited_to_who_typed_them(bot: Bot) -
     ]
 
 
+@both_stores
+async def test_chat_history_and_rollback(bot: Bot) -> None:
+    await labels(bot, ("tags", "closing"), ("tags", "vip"))
+    await bot.command('create "Au revoir" keywords="au revoir, bye" tags=closing')
+    aid = (await bot.api("GET", "/api/automations"))["items"][0]["id"]
+    await bot.api(
+        "PATCH", f"/api/automations/{aid}", json={"keywords": "ciao", "actions": [{"type": "tag", "tag": "vip"}]}
+    )
+    await bot.command('disable "Au revoir"')
+
+    history = (await bot.command('history "au revoir"')).splitlines()
+    assert history[0] == f'History of #{aid} "Au revoir", newest first:'
+    assert history[1].startswith("3 · ") and history[1].endswith(
+        '· disabled by test-admin — any of ciao → tag "vip" · disabled'
+    )
+    assert history[2].endswith('· updated by api — any of ciao → tag "vip" · enabled')
+    assert history[3].endswith('· created by test-admin — any of au revoir, bye → tag "closing" · enabled')
+    assert history[4] == f"Put one back: /automation rollback #{aid} REV"
+
+    answer = await bot.command(f"rollback #{aid} 1")
+    assert answer == (
+        f'Rolled #{aid} "Au revoir" back to revision 1 (now revision 4): any of au revoir, bye → tag "closing". '
+        "It stays disabled."
+    )
+    [newest, *_] = await revisions(bot, aid)
+    assert (newest["revision"], newest["change"], newest["by"]) == (4, "rolled_back", "test-admin")
+    # the name may span words, unquoted; refusals change nothing
+    assert await bot.command("rollback Au revoir 9") == f"#{aid} has no revision 9 — see /automation history #{aid}"
+    assert "e.g. /automation rollback" in await bot.command('rollback "Au revoir"')
+    assert await bot.command("rollback Nope 1") == 'no automation "Nope" — see /automation list'
+    assert len(await revisions(bot, aid)) == 4
+
+    # a deleted automation's history stays readable by its id
+    await bot.command(f"delete #{aid}")
+    lines = (await bot.command(f"history #{aid}")).splitlines()
+    assert lines[1].startswith("5 · ") and "deleted by test-admin" in lines[1]
+    assert len(lines) == 1 + 5 and "rollback" not in lines[-1]
+    assert await bot.command("history #999") == "no automation #999 — see /automation list"
+
+
 # --- the audit log ------------------------------------------------------------------------------------
 
 

@@ -9,9 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.domain import Action, ActionType, Topic
+from bot.domain import Action, ActionType, AutomationRevision, Topic
 from bot.engine.normalize import PLAIN_QUOTES
-from bot.errors import InboxError, Invalid, Missing, NotFound, TurnedOff, UnknownLabel, UnknownTeam
+from bot.errors import (
+    InboxError,
+    Invalid,
+    Missing,
+    NotFound,
+    RevisionNotFound,
+    TurnedOff,
+    UnknownLabel,
+    UnknownTeam,
+)
+from bot.i18n import wording
 from bot.services.admin import LABEL_KINDS, Admin, plan_problem
 
 NOT_ADMIN = "Only inbox admins can manage automations."
@@ -22,6 +32,7 @@ HELP = """\
 /automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"]
     [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
 /automation enable NAME · disable NAME · delete NAME
+/automation history NAME — its last changes, who made them · rollback NAME REV — put revision REV back
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]
 /automation topics add NAME [priority=urgent|high|normal|low] [team=TEAM]
@@ -49,6 +60,8 @@ def describe(exc: InboxError) -> str:
         case UnknownLabel(kind=kind, name=name):
             k = LABEL_KINDS[kind]
             return f'unknown {k.noun} "{name}" — create it with /automation {k.plural} add {name}'
+        case RevisionNotFound(automation_id=aid, revision=n):
+            return wording(None)("#{id} has no revision {n} — see /automation history #{id}", id=aid, n=n)
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see /automation list"
         case NotFound(what=what, ref=ref) if what in LABEL_KINDS:
@@ -172,6 +185,37 @@ def describe_actions(actions: list[Action] | tuple[Action, ...]) -> str:
         elif a.type is ActionType.CRM:
             parts.append(f"send to {a.value or 'salesforce'}")
     return ", ".join(parts)
+
+
+HISTORY_LINES = 5
+
+
+def _revision_line(r: AutomationRevision) -> str:
+    """`3 · 2026-12-01 10:02 UTC · updated by slack:U1 — any of bye, ciao → tag "closing" · enabled`."""
+    _ = wording(None)
+    a = r.automation
+    at = r.at.strftime("%Y-%m-%d %H:%M UTC")
+    change = {
+        "created": _("created"),
+        "updated": _("updated"),
+        "enabled": _("enabled"),
+        "disabled": _("disabled"),
+        "deleted": _("deleted"),
+        "rolled_back": _("rolled back"),
+    }[r.change.value]
+    actions = describe_actions(tuple(Action.from_json(x) for x in a.get("actions", ())))
+    state = _("enabled") if a.get("enabled") else _("disabled")
+    return _(
+        "{revision} · {at} · {change} by {by} — {match} of {keywords} → {actions} · {state}",
+        revision=r.revision,
+        at=at,
+        change=change,
+        by=r.by,
+        match=a.get("match", "any"),
+        keywords=_keywords(a.get("keywords", ())),
+        actions=actions,
+        state=state,
+    )
 
 
 class CommandRunner:
@@ -313,6 +357,43 @@ class CommandRunner:
     async def _cmd_delete(self, args: list[Token], actor: str) -> str:
         a = await self.admin.delete(self._name(args, "delete"), actor=actor)
         return f"Deleted automation #{a.id} {_q(a.name)}. Its past runs are kept."
+
+    async def _cmd_history(self, args: list[Token], actor: str) -> str:
+        """The last few revisions, newest first. `#ID` also finds a deleted automation's."""
+        _ = wording(None)
+        ref = self._name(args, "history").strip()
+        digits = ref[1:]
+        if ref.startswith("#") and digits.isascii() and digits.isdigit() and len(digits) < 10:
+            automation_id = int(digits)
+        else:
+            automation_id = (await self.admin.find(ref)).id
+        found = await self.admin.revisions(automation_id, limit=HISTORY_LINES)
+        newest = found[0].automation
+        lines = [_("History of #{id} {name}, newest first:", id=automation_id, name=_q(str(newest.get("name"))))]
+        lines += [_revision_line(r) for r in found]
+        if found[0].change != "deleted":
+            lines.append(_("Put one back: /automation rollback #{id} REV", id=automation_id))
+        return "\n".join(lines)
+
+    async def _cmd_rollback(self, args: list[Token], actor: str) -> str:
+        _ = wording(None)
+        last = args[-1].text if args else ""
+        if len(args) < 2 or not (last.isascii() and last.isdigit()) or len(last) > 9:
+            raise _usage(_('name the automation and the revision, e.g. /automation rollback "Au revoir" 2'))
+        a = await self.admin.rollback(self._name(args[:-1], "rollback"), int(last), actor=actor)
+        state = _("enabled") if a.enabled else _("disabled")
+        return _(
+            "Rolled #{id} {name} back to revision {old} (now revision {new}): {match} of {keywords} → {actions}. "
+            "It stays {state}.",
+            id=a.id,
+            name=_q(a.name),
+            old=last,
+            new=a.revision,
+            match=a.match.value,
+            keywords=_keywords(a.keywords),
+            actions=describe_actions(a.actions),
+            state=state,
+        )
 
     async def _cmd_test(self, args: list[Token], actor: str) -> str:
         if not args:
