@@ -318,11 +318,6 @@ def _topic_summary(t: Topic) -> str:
     return f'"{t.name}" ({t.priority.value}, ' + (f"team {t.team})" if t.team else "no team)")
 
 
-def _describe_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """Which editable fields a change set, for the audit log: `keywords, actions`."""
-    return ", ".join(k for k in after if before.get(k) != after[k]) or "nothing"
-
-
 # --- the service ---------------------------------------------------------------------------------
 
 
