@@ -106,6 +106,19 @@ async def test_every_change_is_a_numbered_revision_with_who_made_it_and_the_auto
 async def test_revisions_of_an_automation_that_never_existed_is_a_404(bot: Bot) -> None:
     status, body = await call(bot, "GET", "/api/automations/999/revisions")
     assert status == 404 and "no automation #999" in body["error"]
+    for path in ("/api/automations/99999999999/revisions", "/api/automations/99999999999/runs"):
+        status, body = await call(bot, "GET", path)  # beyond what an id column holds: none, not a failure
+        assert status == 404, body
+    status, body = await call(bot, "POST", "/api/automations/99999999999/rollback", json={"revision": 1})
+    assert status == 404, body
+    await labels(bot, ("tags", "closing"))
+    aid = (await bot.api("POST", "/api/automations", json=AU_REVOIR, expect=201))["id"]
+    status, body = await call(bot, "POST", f"/api/automations/{aid}/rollback", json={"revision": 99999999999})
+    assert status == 404, body
+    from bot.front.api import encode_cursor
+
+    far = await bot.api("GET", f"/api/automations/{aid}/revisions?cursor={encode_cursor(10**17)}")
+    assert [r["revision"] for r in far["items"]] == [1]
     status, body = await call(bot, "GET", "/api/automations/1/revisions?sort=old")
     assert status == 400 and body["field"] == "sort"
 

@@ -19,6 +19,9 @@ from bot.store import models, records
 from bot.store.base import boundary, now
 
 AUTOMATIONS_REVISION = "automations_revision"
+# The largest automation id and revision the columns hold (32-bit): a larger one names nothing,
+# and PostgreSQL would refuse it as a query parameter.
+MAX_INT = 2**31 - 1
 
 
 def _actions_json(actions: Sequence[Action | Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -67,6 +70,8 @@ async def enabled_automations() -> list[domain.Automation]:
 
 @boundary
 async def get_automation(automation_id: int) -> domain.Automation | None:
+    if automation_id > MAX_INT:
+        return None
     row = await models.Automation.filter(id=automation_id).first()
     return records.automation(row) if row else None
 
@@ -213,14 +218,18 @@ async def list_revisions(
     automation_id: int, *, before: int | None = None, limit: int = 50
 ) -> list[domain.AutomationRevision]:
     """Newest first; `before` (a revision number) is the page cursor. Kept after deletion."""
+    if automation_id > MAX_INT:
+        return []
     qs = models.AutomationRevision.filter(automation_id=automation_id)
     if before is not None:
-        qs = qs.filter(revision__lt=before)
+        qs = qs.filter(revision__lt=min(before, MAX_INT))
     return [records.revision(r) for r in await qs.order_by("-revision").limit(limit)]
 
 
 @boundary
 async def get_revision(automation_id: int, revision: int) -> domain.AutomationRevision | None:
+    if automation_id > MAX_INT or revision > MAX_INT:
+        return None
     row = await models.AutomationRevision.filter(automation_id=automation_id, revision=revision).first()
     return records.revision(row) if row else None
 
@@ -244,6 +253,8 @@ async def list_runs(
     *, automation_id: int | None = None, before_id: int | None = None, limit: int = 50
 ) -> list[domain.AutomationRun]:
     """Newest first; `before_id` is the page cursor. A deleted automation's runs stay listed."""
+    if automation_id is not None and automation_id > MAX_INT:
+        return []
     qs = models.AutomationRun.all()
     if automation_id is not None:
         qs = qs.filter(automation_id=automation_id)
