@@ -128,7 +128,7 @@ async def _seed_demo(settings: Settings) -> None:
         reasons = settings.organization.resolution_reasons
         for kind, name, wanted in (("reason", "Contact left", reasons), ("tag", "closing", True)):
             if wanted and name.casefold() not in (n.casefold() for n in await admin.list_labels(kind)):
-                await admin.add_label(kind, name)
+                await admin.add_label(kind, name, actor="cli")
         await admin.create(
             {
                 "name": "Au revoir",
@@ -138,7 +138,7 @@ async def _seed_demo(settings: Settings) -> None:
                     {"type": "resolve", "reason": "Contact left" if reasons else None},
                 ],
             },
-            actor="demo",
+            actor="cli",
         )
         print('Created the demo automation "Au revoir" (keywords: au revoir, bye, goodbye → tag + resolve).')
 

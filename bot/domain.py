@@ -237,6 +237,42 @@ class Automation:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    revision: int = 1  # the number of its latest revision
+
+
+class RevisionChange(StrEnum):
+    """What a revision of an automation records."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationRevision:
+    """One change to an automation, by whom, and the automation (its JSON form) after it."""
+
+    automation_id: int
+    revision: int
+    change: RevisionChange
+    by: str
+    at: datetime
+    automation: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log: who (`actor`) did what (`kind`) to what (`target`)."""
+
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    target: str
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +287,7 @@ class AutomationRun:
     keywords: tuple[str, ...]
     actions: tuple[Action, ...]
     created_at: datetime
+    revision: int | None = None  # the automation's revision that fired (None: stored before revisions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +378,7 @@ class PlannedRun:
     automation_name: str
     keywords: tuple[str, ...]
     actions: tuple[Action, ...]
+    revision: int | None = None  # the automation's revision that fired
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ __all__ = [
     "Missing",
     "NotFound",
     "PlanRefused",
+    "RevisionNotFound",
     "SignInLocked",
     "Term",
     "TooLarge",
@@ -159,6 +160,15 @@ class NotFound(InboxError):
 class ConversationNotFound(NotFound):
     def __init__(self, conversation_id: int) -> None:
         super().__init__("conversation", conversation_id)
+
+
+class RevisionNotFound(NotFound):
+    """Automation `automation_id` has no revision `revision`."""
+
+    def __init__(self, automation_id: int, revision: int) -> None:
+        super().__init__("revision", revision)
+        self.automation_id = automation_id
+        self.revision = revision
 
 
 class Conflict(InboxError):

@@ -28,6 +28,7 @@ RUN_KEYS = {
     "message_id",
     "keywords",
     "actions",
+    "revision",
     "created_at",
 }
 AUTOMATION_KEYS = {

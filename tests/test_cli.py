@@ -664,7 +664,7 @@ async def test_the_demo_admin_is_created_on_an_empty_store_its_password_kept_in_
     assert capsys.readouterr().out == ""
     # once changed, the file's password is not the admin's any more: not shown
     async with db.open_store(db_url):
-        await People().set_password("admin@example.com", "changed by the admin")
+        await People().set_password("admin@example.com", "changed by the admin", actor="cli")
     assert await _ensure_demo_admin(settings, env_file) is None
     assert env_file.read_text(encoding="utf-8").count(DEMO_ADMIN_ENV) == 1
 
@@ -676,7 +676,7 @@ async def test_no_demo_admin_on_a_store_that_has_users(db_url: str, tmp_path: Pa
     from tests.conftest import make_settings
 
     async with db.open_store(db_url):
-        await People().add_user(email="ana@example.com", role="agent")
+        await People().add_user(email="ana@example.com", role="agent", actor="cli")
     env_file = tmp_path / ".env.local"
     assert await _ensure_demo_admin(make_settings(db_url), env_file) is None
     assert not env_file.exists()

@@ -121,3 +121,70 @@ async def test_upgrade_fills_the_queue_columns_of_what_was_stored_before(kind: s
     finally:
         if kind == "postgres":
             await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+REVISIONS_SEED = [
+    *SEED,
+    "INSERT INTO automations (name, key, keywords, match, actions, channels, types, enabled, created_by, created_at,"
+    " updated_at) VALUES ('Au revoir', 'au revoir', '[\"au revoir\",\"bye\"]', 'any',"
+    ' \'[{"type":"tag","tag":"closing"}]\', \'["shop"]\', \'[]\', false, \'slack:U1\','
+    " '2026-11-20 09:00:00+00:00', '2026-11-21 10:00:00+00:00')",
+    "INSERT INTO automations (name, key, keywords, match, actions, channels, types, enabled, created_at,"
+    " updated_at) VALUES ('Merci', 'merci', '[\"merci\"]', 'all', '[{\"type\":\"resolve\",\"reason\":null}]',"
+    " '[]', '[\"group\"]', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO automation_runs (automation_id, automation_name, conversation_id, message_id, keywords, actions,"
+    ' created_at) VALUES (1, \'Au revoir\', 1, 1, \'["bye"]\', \'[{"type":"tag","tag":"closing"}]\','
+    " CURRENT_TIMESTAMP)",
+]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_upgrade_gives_each_stored_automation_its_first_revision(kind: str, tmp_path: Path) -> None:
+    if kind == "postgres":
+        server, why_not = await asyncio.to_thread(conftest.pg_url)
+        if server is None:
+            pytest.skip(why_not)
+        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
+        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
+        url = conftest._pg_url(name)
+    else:
+        url = f"sqlite://{tmp_path}/old.sqlite3"
+    try:
+        await migrate(config=db.tortoise_config(url), target="inbox.0005_queue_backfill")
+        conn = Tortoise.get_connection("default")
+        for sql in REVISIONS_SEED:
+            await conn.execute_script(sql)
+        await Tortoise.close_connections()
+
+        await db.migrate(url)
+        async with db.open_store(url):
+            from bot.store import repo
+
+            first = await repo.get_automation(1)
+            assert first is not None and first.revision == 1
+            [r] = await repo.list_revisions(1)
+            assert (r.revision, r.change.value, r.by) == (1, "created", "slack:U1")
+            assert r.automation == {
+                "id": 1,
+                "name": "Au revoir",
+                "keywords": ["au revoir", "bye"],
+                "match": "any",
+                "actions": [{"type": "tag", "tag": "closing"}],
+                "channels": ["shop"],
+                "types": [],
+                "enabled": False,
+                "created_at": "2026-11-20T09:00:00Z",
+                "updated_at": "2026-11-21T10:00:00Z",
+            }
+            assert (r.at.day, r.at.hour) == (20, 9)  # when it was created
+            [other] = await repo.list_revisions(2)
+            assert (other.by, other.automation["match"], other.automation["types"]) == ("api", "all", ["group"])
+            # a run stored before revisions were kept does not claim one
+            [run] = await repo.list_runs(automation_id=1)
+            assert run.revision is None
+            # the next change is revision 2
+            saved = await repo.set_automation_enabled(1, True)
+            assert saved is not None and saved.revision == 2
+    finally:
+        if kind == "postgres":
+            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

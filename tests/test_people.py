@@ -25,8 +25,8 @@ async def people(db_url: str) -> AsyncIterator[People]:
 
 
 async def test_a_user_gets_a_generated_password_once_stored_only_as_an_argon2id_hash(people: People) -> None:
-    await people.add_team("Billing")
-    created = await people.add_user(email="Ana@Example.com", role="agent", teams=["billing"])
+    await people.add_team("Billing", actor="cli")
+    created = await people.add_user(email="Ana@Example.com", role="agent", teams=["billing"], actor="cli")
     assert created.password is not None and len(created.password) >= 10
     user = created.user
     assert (user.email, user.name, user.role, user.teams, user.active) == (
@@ -43,27 +43,27 @@ async def test_a_user_gets_a_generated_password_once_stored_only_as_an_argon2id_
 
 async def test_bad_input_names_the_field_and_writes_nothing(people: People) -> None:
     with pytest.raises(Invalid) as short:
-        await people.add_user(email="a@example.com", role="agent", password="123456789")
+        await people.add_user(email="a@example.com", role="agent", password="123456789", actor="cli")
     assert short.value.field == "password"
     with pytest.raises(Invalid) as team:
-        await people.add_user(email="a@example.com", role="agent", teams=["Nowhere"])
+        await people.add_user(email="a@example.com", role="agent", teams=["Nowhere"], actor="cli")
     assert (team.value.field, str(team.value)) == ("teams", 'unknown team "Nowhere"')
     with pytest.raises(Invalid) as role:
-        await people.add_user(email="a@example.com", role="boss")
+        await people.add_user(email="a@example.com", role="boss", actor="cli")
     assert role.value.field == "role"
     with pytest.raises(Invalid) as email:
-        await people.add_user(email="not an email", role="agent")
+        await people.add_user(email="not an email", role="agent", actor="cli")
     assert email.value.field == "email"
     assert await people.list_users() == []
 
 
 async def test_email_and_team_names_are_unique_case_insensitively(people: People) -> None:
-    await people.add_user(email="ana@example.com", role="agent", password="correct horse")
+    await people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
     with pytest.raises(Conflict):
-        await people.add_user(email="ANA@example.COM", role="admin", password="correct horse")
-    await people.add_team("Billing")
+        await people.add_user(email="ANA@example.COM", role="admin", password="correct horse", actor="cli")
+    await people.add_team("Billing", actor="cli")
     with pytest.raises(Conflict):
-        await people.add_team("billing")
+        await people.add_team("billing", actor="cli")
     assert [t.name for t in await people.list_teams()] == ["Billing"]
 
 
@@ -72,8 +72,8 @@ async def test_five_failures_lock_the_email_for_15_minutes_even_with_the_right_p
 ) -> None:
     clock = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
     monkeypatch.setattr(people_mod, "_now", lambda: clock[0])
-    await people.add_user(email="ana@example.com", role="agent", password="correct horse")
-    await people.add_user(email="bob@example.com", role="agent", password="battery staple")
+    await people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
+    await people.add_user(email="bob@example.com", role="agent", password="battery staple", actor="cli")
     for _ in range(4):
         with pytest.raises(Invalid):
             await people.sign_in("ana@example.com", "wrong password")
@@ -94,7 +94,7 @@ async def test_failures_spread_over_more_than_15_minutes_do_not_lock(
 ) -> None:
     clock = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
     monkeypatch.setattr(people_mod, "_now", lambda: clock[0])
-    await people.add_user(email="ana@example.com", role="agent", password="correct horse")
+    await people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
     for _ in range(8):
         with pytest.raises(Invalid):
             await people.sign_in("ana@example.com", "wrong password")
@@ -103,18 +103,18 @@ async def test_failures_spread_over_more_than_15_minutes_do_not_lock(
 
 
 async def test_deactivating_ends_sessions_and_sign_in(people: People) -> None:
-    created = await people.add_user(email="ana@example.com", role="agent", password="correct horse")
-    user = await people.deactivate("ana@example.com")
+    created = await people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
+    user = await people.deactivate("ana@example.com", actor="cli")
     assert user.active is False and user.session_epoch == created.user.session_epoch + 1
     with pytest.raises(Invalid):
         await people.sign_in("ana@example.com", "correct horse")
     with pytest.raises(NotFound):
-        await people.deactivate("nobody@example.com")
+        await people.deactivate("nobody@example.com", actor="cli")
 
 
 async def test_set_password_replaces_the_old_one(people: People) -> None:
-    await people.add_user(email="ana@example.com", role="agent", password="correct horse")
-    changed = await people.set_password("ana@example.com", "new password 1")
+    await people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
+    changed = await people.set_password("ana@example.com", "new password 1", actor="cli")
     assert changed.password is None
     with pytest.raises(Invalid):
         await people.sign_in("ana@example.com", "correct horse")

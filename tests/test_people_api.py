@@ -286,7 +286,7 @@ async def test_the_database_refuses_too_when_a_topic_routes_to_the_team(bot: Bot
     from bot.store import StoreConflict
     from bot.store import people as store
 
-    team = await bot.state.people.add_team("Billing")
+    team = await bot.state.people.add_team("Billing", actor="api")
     await bot.api("POST", "/api/topics", json={"name": "Refunds"}, expect=201)
     await route_topic_to("Refunds", "Billing")
     with pytest.raises(StoreConflict):

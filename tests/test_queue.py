@@ -65,7 +65,7 @@ async def as_user(bot: Bot, user: User | int | None, method: str, path: str, *, 
 
 
 async def add_user(email: str, name: str, role: str = "agent") -> User:
-    return (await People().add_user(email=email, name=name, role=role, password=PASSWORD)).user
+    return (await People().add_user(email=email, name=name, role=role, password=PASSWORD, actor="cli")).user
 
 
 async def route(cid: int, *, priority: int = 2, team: str | None = None) -> None:
@@ -210,7 +210,7 @@ async def test_assignment_rules(bot: Bot) -> None:
     bob = await add_user("bob@example.com", "Bob")
     root = await add_user("root@example.com", "Root", role="admin")
     gone = await add_user("gone@example.com", "Gone")
-    await People().update_user(gone.id, active=False)
+    await People().update_user(gone.id, active=False, actor="cli")
     one = (await send(bot, "hello", thread="one"))["conversation_id"]
     two = (await send(bot, "hello", thread="two"))["conversation_id"]
 
@@ -264,7 +264,7 @@ async def test_x_inbox_user_acts_as_that_user_with_that_users_role(bot: Bot) -> 
     ana = await add_user("ana@example.com", "Ana")
     root = await add_user("root@example.com", "Root", role="admin")
     gone = await add_user("gone@example.com", "Gone")
-    await People().update_user(gone.id, active=False)
+    await People().update_user(gone.id, active=False, actor="cli")
     cid = (await send(bot, "hello", thread="x"))["conversation_id"]
 
     conv = await as_user(bot, ana, "POST", f"/api/conversations/{cid}/resolve", json={})

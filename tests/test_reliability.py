@@ -508,7 +508,9 @@ async def test_two_agents_taking_the_same_conversation_at_once_exactly_one_wins(
         people = People()
         agents = [
             (
-                await people.add_user(email=f"{name.lower()}@example.com", name=name, role="agent", password="x" * 12)
+                await people.add_user(
+                    email=f"{name.lower()}@example.com", name=name, role="agent", password="x" * 12, actor="cli"
+                )
             ).user
             for name in ("Ana", "Bob")
         ]

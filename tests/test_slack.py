@@ -334,6 +334,11 @@ async def test_automation_create_by_an_admin_and_refusal_for_anyone_else(slack: 
     # config ids need no lookup to be admins; users.info is asked once each, for the language only
     lookups = [(c.get("user"), c.get("include_locale")) for c in slack.api.of("users.info")]
     assert lookups == [(CONTACT, "1"), ("UADMIN", "1")]
+    # the change is credited to the Slack user who made it, in its revision and the audit log
+    [revision] = (await slack.bot.api("GET", f"/api/automations/{automation['id']}/revisions"))["items"]
+    assert (revision["by"], revision["change"]) == ("slack:UADMIN", "created")
+    [entry] = (await slack.bot.api("GET", "/api/audit"))["items"]
+    assert (entry["actor"], entry["kind"]) == ("slack:UADMIN", "automation.created")
 
 
 async def test_workspace_admins_and_owners_when_enabled(

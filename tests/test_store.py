@@ -182,7 +182,7 @@ async def test_records_come_out_frozen_and_go_back_as_values(db_url: str) -> Non
         assert renamed.types == (ConversationType.GROUP,)
         assert await repo.find_automation("AU REVOIR") == renamed
         assert [x.id for x in await repo.automations_using("tag", "CLOSING")] == [a.id]
-        await repo.delete_automation(renamed)
+        await repo.delete_automation(renamed.id)
         assert await repo.update_automation(a.id, **_fields(renamed)) is None
 
 

@@ -305,6 +305,11 @@ async def test_automation_command_by_admin(tg: Bot, api: TelegramApiDouble) -> N
     automations = await tg.api("GET", "/api/automations")
     assert [a["name"] for a in automations["items"]] == ["Au revoir"]
     assert await conversations(tg) == []  # a command is not a contact message
+    # the change is credited to the Telegram user who made it, in its revision and the audit log
+    [revision] = (await tg.api("GET", f"/api/automations/{automations['items'][0]['id']}/revisions"))["items"]
+    assert (revision["by"], revision["change"]) == (f"telegram:{ADMIN_ID}", "created")
+    [entry] = (await tg.api("GET", "/api/audit"))["items"]
+    assert (entry["actor"], entry["kind"]) == (f"telegram:{ADMIN_ID}", "automation.created")
 
 
 async def test_automation_command_by_non_admin(tg: Bot, api: TelegramApiDouble) -> None:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 async def teams(*names: str) -> None:
     """Teams are the people service's (their API is tested with it); here they only need to exist."""
     for name in names:
-        await People().add_team(name)
+        await People().add_team(name, actor="cli")
 
 
 async def topic(bot: Bot, name: str, priority: str | None = None, team: str | None = None) -> dict[str, Any]:

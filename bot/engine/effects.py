@@ -46,7 +46,7 @@ def plan(received: Received, rules: RuleSet) -> Effects:
         message_id=received.message_id,
         tags=ev.tags,
         topics=ev.topics,
-        runs=tuple(PlannedRun(f.rule.id, f.rule.name, f.keywords, f.actions) for f in ev.firings),
+        runs=tuple(PlannedRun(f.rule.id, f.rule.name, f.keywords, f.actions, f.rule.revision) for f in ev.firings),
         resolve=resolve,
         keyword_progress=tuple(sorted(ev.seen)) if ev.seen != seen else None,
         reply_to=dict(msg.reply_to) if moved else None,

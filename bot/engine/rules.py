@@ -28,6 +28,7 @@ class Rule:
     actions: tuple[Action, ...]
     channels: frozenset[str] = frozenset()  # empty = all
     types: frozenset[ConversationType] = frozenset()  # empty = all
+    revision: int | None = None  # the automation's revision this rule was compiled from
     keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """`keyword_key` of each keyword, in the same order."""
 

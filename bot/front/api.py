@@ -30,6 +30,7 @@ from bot.errors import (
     Invalid,
     Missing,
     NotFound,
+    RevisionNotFound,
     TooLarge,
     TurnedOff,
     UnknownField,
@@ -40,6 +41,7 @@ from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
 from bot.metrics import Metrics
 from bot.services.admin import LABEL_KINDS, Admin
+from bot.services.audit import Audit
 from bot.services.inbox import Inbox
 from bot.services.people import People
 from bot.store import queue, repo
@@ -56,6 +58,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 USER_HEADER = "X-Inbox-User"
 USER_KEY = web.RequestKey("inbox_user", User)
 PEOPLE = People()
+AUDIT = Audit()
 DEFAULT_LIMIT = 50
 MAX_LIMIT = schemas.MAX_LIMIT
 
@@ -106,6 +109,8 @@ def describe(exc: InboxError) -> str:
             return f'unknown {k.noun} "{name}" — create it with POST /api/{k.plural}'
         case UnknownTeam(name=name):
             return f'unknown team "{name}" — create it with POST /api/teams'
+        case RevisionNotFound(automation_id=aid, revision=n):
+            return f"automation #{aid} has no revision {n} — see GET /api/automations/{aid}/revisions"
         case NotFound(what="automation"):
             return f"no automation {exc.shown} — see GET /api/automations"
         case NotFound(what="user"):
@@ -309,6 +314,13 @@ def actor_of(request: web.Request, body: schemas.Resolve | schemas.Reopen | sche
     return str(user.actor)
 
 
+def settings_actor(request: web.Request) -> str:
+    """Who makes a change to settings (automations, labels, people): `user:<id>` for the user of
+    X-Inbox-User, else `api` (the token)."""
+    user = request.get(USER_KEY)
+    return user.actor if user is not None else "api"
+
+
 async def acting_user(request: web.Request) -> User | None:
     """The user a bearer-token request acts for (`X-Inbox-User: <user id>`), or None."""
     raw = request.headers.get(USER_HEADER)
@@ -479,7 +491,7 @@ async def list_automations(request: web.Request) -> web.Response:
 
 async def create_automation(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.AutomationIn)
-    a = await request.app[ADMIN_KEY].create(body.model_dump(exclude_unset=True), actor="api")
+    a = await request.app[ADMIN_KEY].create(body.model_dump(exclude_unset=True), actor=settings_actor(request))
     return _json(views.automation_json(a), 201)
 
 
@@ -490,22 +502,24 @@ async def get_automation(request: web.Request) -> web.Response:
 async def change_automation(request: web.Request) -> web.Response:
     aid = path_id(request, "automation")
     body = await read_model(request, schemas.AutomationChange)
-    a = await request.app[ADMIN_KEY].update(aid, body.model_dump(exclude_unset=True))
+    a = await request.app[ADMIN_KEY].update(aid, body.model_dump(exclude_unset=True), actor=settings_actor(request))
     return _json(views.automation_json(a))
 
 
 async def delete_automation(request: web.Request) -> web.Response:
-    a = await request.app[ADMIN_KEY].delete(path_id(request, "automation"))
+    a = await request.app[ADMIN_KEY].delete(path_id(request, "automation"), actor=settings_actor(request))
     return _json({"deleted": True, "id": a.id, "name": a.name})
 
 
 async def enable_automation(request: web.Request) -> web.Response:
-    a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), True)
+    a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), True, actor=settings_actor(request))
     return _json(views.automation_json(a))
 
 
 async def disable_automation(request: web.Request) -> web.Response:
-    a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), False)
+    a, _ = await request.app[ADMIN_KEY].set_enabled(
+        path_id(request, "automation"), False, actor=settings_actor(request)
+    )
     return _json(views.automation_json(a))
 
 
@@ -519,6 +533,21 @@ async def list_automation_runs(request: web.Request) -> web.Response:
         await request.app[ADMIN_KEY].find(automation_id)  # 404 for an id that never ran and does not exist
     # a deleted automation's runs stay listed here, with its name as it was
     return _json(page([views.run_json(r) for r in runs], [r.id for r in runs], limit))
+
+
+async def list_automation_revisions(request: web.Request) -> web.Response:
+    automation_id = path_id(request, "automation")
+    q = read_query(request, schemas.Page)
+    limit = parse_limit(q.limit)
+    found = await request.app[ADMIN_KEY].revisions(automation_id, before=decode_cursor(q.cursor), limit=limit + 1)
+    return _json(page([views.revision_json(r) for r in found], [r.revision for r in found], limit))
+
+
+async def rollback_automation(request: web.Request) -> web.Response:
+    automation_id = path_id(request, "automation")
+    body = await read_model(request, schemas.Rollback)
+    a = await request.app[ADMIN_KEY].rollback(automation_id, body.revision, actor=settings_actor(request))
+    return _json(views.automation_json(a))
 
 
 async def test_automations(request: web.Request) -> web.Response:
@@ -540,11 +569,13 @@ def label_handlers(kind: str) -> dict[str, Handler]:
 
     async def add(request: web.Request) -> web.Response:
         body = await read_model(request, schemas.LabelIn, of=kind)
-        created = await request.app[ADMIN_KEY].add_label(kind, body.name)
+        created = await request.app[ADMIN_KEY].add_label(kind, body.name, actor=settings_actor(request))
         return _json({"name": created}, 201)
 
     async def delete(request: web.Request) -> web.Response:
-        deleted = await request.app[ADMIN_KEY].delete_label(kind, request.match_info["name"])
+        deleted = await request.app[ADMIN_KEY].delete_label(
+            kind, request.match_info["name"], actor=settings_actor(request)
+        )
         return _json({"deleted": True, "name": deleted})
 
     if kind == "topic":  # topics have their own list and create (with priority and team)
@@ -565,7 +596,12 @@ async def list_users(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.UserIn)
     created = await request.app[PEOPLE_KEY].add_user(
-        email=body.email, role=body.role, name=body.name, teams=body.teams, password=body.password
+        email=body.email,
+        role=body.role,
+        name=body.name,
+        teams=body.teams,
+        password=body.password,
+        actor=settings_actor(request),
     )
     data = views.user_json(created.user)
     if created.password is not None:  # generated: shown this once, never again
@@ -585,7 +621,7 @@ async def change_user(request: web.Request) -> web.Response:
     changes = parse_model(schemas.UserChange, data).model_dump(exclude_unset=True)
     # null leaves a field as it is (as in a change of an automation), except language: null is "none"
     given = {k: v for k, v in changes.items() if v is not None or k == "language"}
-    user = await request.app[PEOPLE_KEY].update_user(uid, **given)
+    user = await request.app[PEOPLE_KEY].update_user(uid, **given, actor=settings_actor(request))
     return _json(views.user_json(user))
 
 
@@ -596,11 +632,12 @@ async def list_teams(request: web.Request) -> web.Response:
 
 async def create_team(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.TeamIn)
-    return _json(views.team_json(await request.app[PEOPLE_KEY].add_team(body.name)), 201)
+    team = await request.app[PEOPLE_KEY].add_team(body.name, actor=settings_actor(request))
+    return _json(views.team_json(team), 201)
 
 
 async def delete_team(request: web.Request) -> web.Response:
-    team = await request.app[PEOPLE_KEY].delete_team(request.match_info["name"])
+    team = await request.app[PEOPLE_KEY].delete_team(request.match_info["name"], actor=settings_actor(request))
     return _json({"deleted": True, "name": team.name})
 
 
@@ -611,7 +648,9 @@ async def list_topics(request: web.Request) -> web.Response:
 
 async def create_topic(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.TopicIn)
-    topic = await request.app[ADMIN_KEY].add_topic(body.name, priority=body.priority, team=body.team)
+    topic = await request.app[ADMIN_KEY].add_topic(
+        body.name, priority=body.priority, team=body.team, actor=settings_actor(request)
+    )
     return _json(views.topic_json(topic), 201)
 
 
@@ -621,8 +660,21 @@ async def change_topic(request: web.Request) -> web.Response:
         request.match_info["name"],
         priority=body.priority,
         team=body.team if "team" in body.model_fields_set else ...,  # null: no team; absent: as it is
+        actor=settings_actor(request),
     )
     return _json(views.topic_json(topic))
+
+
+# --- the audit log ---------------------------------------------------------------------------------
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    q = read_query(request, schemas.AuditQuery)
+    limit = parse_limit(q.limit)
+    found = await AUDIT.entries(
+        actor=q.actor or None, kind=q.kind or None, before_id=decode_cursor(q.cursor), limit=limit + 1
+    )
+    return _json(page([views.audit_json(e) for e in found], [e.id for e in found], limit))
 
 
 # --- outbox ----------------------------------------------------------------------------------------
@@ -707,6 +759,9 @@ HANDLERS: dict[str, Handler] = {
     "enableAutomation": enable_automation,
     "disableAutomation": disable_automation,
     "listAutomationRuns": list_automation_runs,
+    "listAutomationRevisions": list_automation_revisions,
+    "rollbackAutomation": rollback_automation,
+    "listAudit": list_audit,
     "listUsers": list_users,
     "createUser": create_user,
     "getUser": get_user,

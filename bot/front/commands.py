@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.domain import Action, ActionType, Automation, Topic
+from bot.domain import Action, ActionType, Automation, AutomationRevision, Topic
 from bot.engine.normalize import PLAIN_QUOTES
 from bot.errors import (
     N_,
@@ -19,6 +19,7 @@ from bot.errors import (
     Missing,
     NotFound,
     PlanRefused,
+    RevisionNotFound,
     Term,
     TurnedOff,
     UnknownLabel,
@@ -36,6 +37,7 @@ HELP = N_("""\
 /automation create NAME keywords="k1, k2" [match=any|all] [tags="t1, t2"] [topics="t1"]
     [resolve] [reason="R"] [crm=salesforce] [channels=c1,c2] [types=direct,group,public]
 /automation enable NAME · disable NAME · delete NAME
+/automation history NAME — its last changes, who made them · rollback NAME REV — put revision REV back
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]
 /automation topics add NAME [priority=urgent|high|normal|low] [team=TEAM]
@@ -103,6 +105,8 @@ def describe(exc: InboxError, _: Wording | None = None) -> str:
             return _(MISSING_LABEL_NAME[of])
         case UnknownLabel(kind=kind, name=name) if kind in UNKNOWN_LABEL:
             return _(UNKNOWN_LABEL[kind], name=name)
+        case RevisionNotFound(automation_id=aid, revision=n):
+            return _("#{id} has no revision {n} — see /automation history #{id}", id=aid, n=n)
         case NotFound(what="automation"):
             return _("no automation {ref} — see /automation list", ref=exc.shown)
         case NotFound(what=what, ref=ref) if what in NO_LABEL:
@@ -261,6 +265,36 @@ class Ask:
 
     actor: str
     _: Wording
+
+
+HISTORY_LINES = 5
+
+
+def _revision_line(r: AutomationRevision, _: Wording) -> str:
+    """`3 · 2026-12-01 10:02 UTC · updated by slack:U1 — any of bye, ciao → tag "closing" · enabled`."""
+    a = r.automation
+    at = r.at.strftime("%Y-%m-%d %H:%M UTC")
+    change = {
+        "created": _("created"),
+        "updated": _("updated"),
+        "enabled": _("enabled"),
+        "disabled": _("disabled"),
+        "deleted": _("deleted"),
+        "rolled_back": _("rolled back"),
+    }[r.change.value]
+    actions = describe_actions(tuple(Action.from_json(x) for x in a.get("actions", ())), _)
+    state = _("enabled") if a.get("enabled") else _("disabled")
+    return _(
+        "{revision} · {at} · {change} by {by} — {match} of {keywords} → {actions} · {state}",
+        revision=r.revision,
+        at=at,
+        change=change,
+        by=r.by,
+        match=_(MATCH.get(str(a.get("match", "any")), "any")),
+        keywords=_keywords(a.get("keywords", ())),
+        actions=actions,
+        state=state,
+    )
 
 
 class CommandRunner:
@@ -452,6 +486,42 @@ class CommandRunner:
         a = await self.admin.delete(self._name(args, "delete"), actor=ask.actor)
         return ask._("Deleted automation #{id} {name}. Its past runs are kept.", id=a.id, name=_q(a.name))
 
+    async def _cmd_history(self, args: list[Token], ask: Ask) -> str:
+        """The last few revisions, newest first. `#ID` also finds a deleted automation's."""
+        _ = ask._
+        ref = self._name(args, "history").strip()
+        digits = ref[1:]
+        if ref.startswith("#") and digits.isascii() and digits.isdigit() and len(digits) < 10:
+            automation_id = int(digits)
+        else:
+            automation_id = (await self.admin.find(ref)).id
+        found = await self.admin.revisions(automation_id, limit=HISTORY_LINES)
+        newest = found[0].automation
+        lines = [_("History of #{id} {name}, newest first:", id=automation_id, name=_q(str(newest.get("name"))))]
+        lines += [_revision_line(r, _) for r in found]
+        if found[0].change != "deleted":
+            lines.append(_("Put one back: /automation rollback #{id} REV", id=automation_id))
+        return "\n".join(lines)
+
+    async def _cmd_rollback(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
+        last = args[-1].text if args else ""
+        if len(args) < 2 or not (last.isascii() and last.isdigit()) or len(last) > 9:
+            raise _usage(N_('name the automation and the revision, e.g. /automation rollback "Au revoir" 2'))
+        a = await self.admin.rollback(self._name(args[:-1], "rollback"), int(last), actor=ask.actor)
+        return _(
+            "Rolled #{id} {name} back to revision {old} (now revision {new}): {match} of {keywords} → {actions}. "
+            "It stays {state}.",
+            id=a.id,
+            name=_q(a.name),
+            old=last,
+            new=a.revision,
+            match=_(MATCH[a.match.value]),
+            keywords=_keywords(a.keywords),
+            actions=describe_actions(a.actions, _),
+            state=_state(a, _),
+        )
+
     async def _cmd_test(self, args: list[Token], ask: Ask) -> str:
         _ = ask._
         if not args:
@@ -497,12 +567,12 @@ class CommandRunner:
         verb = args[0].text.lower()
         name = " ".join(t.text for t in args[1:])
         if verb == "add":
-            added = await self.admin.add_label(kind, name)
+            added = await self.admin.add_label(kind, name, actor=ask.actor)
             return _(ADDED_LABEL[kind], name=_q(added))
         if verb in ("delete", "remove"):
             if not name.strip():
                 raise _usage(NAME_TO_DELETE[kind])
-            deleted = await self.admin.delete_label(kind, name)
+            deleted = await self.admin.delete_label(kind, name, actor=ask.actor)
             return _(DELETED_LABEL[kind], name=_q(deleted))
         raise _usage(
             N_('unknown "{verb}" — use /automation {cmd}, {cmd} add NAME or {cmd} delete NAME'),
@@ -523,7 +593,9 @@ class CommandRunner:
             return _("Topics:") + "\n" + "\n".join(_topic_line(t, _) for t in topics)
         if verb == "add":
             name, opts = _topic_options(args[1:])
-            topic = await self.admin.add_topic(name, priority=opts.get("priority"), team=_team_option(opts))
+            topic = await self.admin.add_topic(
+                name, priority=opts.get("priority"), team=_team_option(opts), actor=ask.actor
+            )
             return _("Added topic {name} ({routing}).", name=_q(topic.name), routing=_routing(topic, _))
         if verb == "set":
             name, opts = _topic_options(args[1:])
@@ -534,7 +606,7 @@ class CommandRunner:
                     N_("say what to change, e.g. /automation topics set {name} priority=high team=Billing"), name=name
                 )
             team = _team_option(opts) if "team" in opts else ...
-            topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team)
+            topic = await self.admin.change_topic(name, priority=opts.get("priority"), team=team, actor=ask.actor)
             return _(
                 "Topic {name} is now {routing}; its open conversations follow.",
                 name=_q(topic.name),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pydantic.json_schema import SkipJsonSchema
 
 from bot.services.admin import MAX_KEYWORD_LEN, MAX_KEYWORDS, MAX_NAME, READ_ONLY
+from bot.services.audit import KINDS as AUDIT_KINDS
 from bot.services.people import MAX_NAME as MAX_PERSON_NAME
 from bot.services.people import MIN_PASSWORD
 
@@ -171,6 +172,17 @@ class AutomationTest(Request):
         WithJsonSchema({"type": ["string", "null"], "enum": ["direct", "group", "public", None]}),
         Field(description="Test as in this type of conversation (default: any)."),
     ] = None
+
+
+class Rollback(Request):
+    """The revision to restore."""
+
+    of: ClassVar[str] = "rollback"
+    revision: Annotated[
+        StrictInt,
+        Expect("a revision number (see GET /api/automations/{id}/revisions)"),
+        Field(description="Its name, keywords, match, actions and scope come back; `enabled` stays.", examples=[2]),
+    ]
 
 
 class LabelIn(Request):
@@ -411,6 +423,17 @@ class ConversationQuery(Page):
     ] = None
 
 
+class AuditQuery(Page):
+    actor: Annotated[
+        Text, Field(description="Only this actor's entries: `user:<id>`, `api`, `slack:<id>`, `telegram:<id>` …")
+    ] = None
+    kind: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": list(AUDIT_KINDS)}),
+        Field(description="Only entries of this kind."),
+    ] = None
+
+
 class OutboxQuery(Page):
     status: Annotated[
         str | None, WithJsonSchema({"type": "string", "enum": ["pending", "running", "done", "failed"]})
@@ -469,7 +492,44 @@ class Run(Response):
     message_id: int
     keywords: list[str]
     actions: list[Action]
+    revision: int | None = Field(
+        description="The automation's revision that fired (null for runs stored before revisions were kept)."
+    )
     created_at: Timestamp
+
+
+RevisionChange = Literal["created", "updated", "enabled", "disabled", "deleted", "rolled_back"]
+
+
+class Revision(Response):
+    """One change to an automation, and the automation as it stood after it."""
+
+    revision: int = Field(description="From 1, per automation.")
+    at: Timestamp
+    by: str = Field(description="`user:<id>`, `slack:<user id>`, `telegram:<user id>`, `api` or `cli`.")
+    change: RevisionChange
+    automation: Automation
+
+
+class RevisionPage(Response):
+    items: list[Revision]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class AuditEntry(Response):
+    """One change made by a person or a token (never a secret or a password)."""
+
+    id: int
+    at: Timestamp
+    actor: str
+    kind: Annotated[str, WithJsonSchema({"type": "string", "enum": list(AUDIT_KINDS)})]
+    target: str = Field(description="What changed: `automation:<id>`, `tag:<name>`, `user:<id>`, `conversation:<id>` …")
+    summary: str
+
+
+class AuditPage(Response):
+    items: list[AuditEntry]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class Message(Response):

@@ -12,6 +12,8 @@ from bot.errors import InboxError, UnknownTeam
 from bot.services.people import People
 from bot.store import db
 
+# How the audit log records a change made on the command line (whoever runs it has the store).
+CLI = "cli"
 SettingsLoader = Callable[[argparse.Namespace], Settings]
 
 
@@ -28,7 +30,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         people = People()
         if args.users_command == "add":
             created = await people.add_user(
-                email=args.email, role=args.role, name=args.name, teams=args.team, password=_read_password(args)
+                email=args.email,
+                role=args.role,
+                name=args.name,
+                teams=args.team,
+                password=_read_password(args),
+                actor=CLI,
             )
             u = created.user
             print(f"Added {u.role.value} {u.email} (id {u.id}).")
@@ -40,12 +47,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 teams = ", ".join(u.teams) or "no team"
                 print(f"{u.id}\t{u.email}\t{u.name}\t{u.role.value}\t{teams}\t{state}")
         elif args.users_command == "set-password":
-            changed = await people.set_password(args.email, _read_password(args))
+            changed = await people.set_password(args.email, _read_password(args), actor=CLI)
             print(f"New password set for {changed.user.email}; their sessions have ended.")
             if changed.password:
                 print(f"Password (shown once): {changed.password}")
         elif args.users_command == "deactivate":
-            user = await people.deactivate(args.email)
+            user = await people.deactivate(args.email, actor=CLI)
             print(f"Deactivated {user.email}; their sessions have ended.")
     return 0
 

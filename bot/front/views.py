@@ -8,7 +8,9 @@ from typing import Any
 
 from bot.domain import (
     PRIORITY_ORDER,
+    AuditEntry,
     Automation,
+    AutomationRevision,
     AutomationRun,
     Contact,
     Conversation,
@@ -117,8 +119,24 @@ def run_json(r: AutomationRun) -> dict[str, Any]:
         "message_id": r.message_id,
         "keywords": list(r.keywords),
         "actions": [action.to_json() for action in r.actions],
+        "revision": r.revision,
         "created_at": _iso(r.created_at),
     }
+
+
+def revision_json(r: AutomationRevision) -> dict[str, Any]:
+    """One revision: what changed, by whom, and the automation as it stood after it."""
+    return {
+        "revision": r.revision,
+        "at": _iso(r.at),
+        "by": r.by,
+        "change": r.change.value,
+        "automation": dict(r.automation),
+    }
+
+
+def audit_json(e: AuditEntry) -> dict[str, Any]:
+    return {"id": e.id, "at": _iso(e.at), "actor": e.actor, "kind": e.kind, "target": e.target, "summary": e.summary}
 
 
 def user_json(u: User) -> dict[str, Any]:

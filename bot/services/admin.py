@@ -16,7 +16,18 @@ from typing import Any
 
 from bot import plans
 from bot.config import Settings
-from bot.domain import VALUE_KEY, Action, ActionType, Automation, ConversationType, MatchMode, Priority, Topic
+from bot.domain import (
+    VALUE_KEY,
+    Action,
+    ActionType,
+    Automation,
+    AutomationRevision,
+    ConversationType,
+    MatchMode,
+    Priority,
+    RevisionChange,
+    Topic,
+)
 from bot.engine import Evaluation, Rule, RuleSet, keyword_key, parse_keywords
 from bot.engine.normalize import unclosed_quote
 from bot.errors import (
@@ -26,11 +37,13 @@ from bot.errors import (
     Invalid,
     Missing,
     NotFound,
+    RevisionNotFound,
     Term,
     UnknownField,
     UnknownLabel,
     UnknownTeam,
 )
+from bot.services import audit
 from bot.services.retry import when_busy
 from bot.store import labels as label_store
 from bot.store import people as people_store
@@ -45,6 +58,8 @@ MAX_KEYWORD_LEN = 200
 # Read-only fields of an automation as the API shows it: ignored in a change, so a client may send
 # back what it read.
 READ_ONLY = frozenset({"id", "problem", "created_at", "updated_at"})
+# What a rollback restores of a revision (`enabled` stays as it is).
+RESTORED = ("name", "keywords", "match", "actions", "channels", "types")
 
 
 # --- labels: the one map of their kinds ------------------------------------------------------------
@@ -84,6 +99,7 @@ def rule_of(a: Automation) -> Rule:
         actions=a.actions,
         channels=frozenset(a.channels),
         types=frozenset(a.types),
+        revision=a.revision,
     )
 
 
@@ -320,6 +336,11 @@ def _unique(actions: Iterable[Action]) -> list[Action]:
     return unique
 
 
+def _topic_summary(t: Topic) -> str:
+    """`"Refunds" (high, team Billing)`."""
+    return f'"{t.name}" ({t.priority.value}, ' + (f"team {t.team})" if t.team else "no team)")
+
+
 # --- the service ---------------------------------------------------------------------------------
 
 
@@ -351,18 +372,20 @@ class Admin:
             raise _taken(noun, existing.name)
         return name
 
-    async def add_label(self, kind: str, name: str) -> str:
+    async def add_label(self, kind: str, name: str, *, actor: str) -> str:
         if kind == "topic":
-            return (await self.add_topic(name)).name
+            return (await self.add_topic(name, actor=actor)).name
         name = await self._new_label_name(kind, name)
         try:
-            label = await repo.create_label(kind, name)
+            async with repo.transaction():
+                label = await repo.create_label(kind, name)
+                await audit.note(actor, f"{kind}.created", f"{kind}:{label.name}", f'created {kind} "{label.name}"')
         except repo.IntegrityError:
             raise _taken(LABEL_KINDS[kind].noun, name) from None
         return str(label.name)
 
     @when_busy
-    async def delete_label(self, kind: str, name: str) -> str:
+    async def delete_label(self, kind: str, name: str, *, actor: str) -> str:
         noun = LABEL_KINDS[kind].noun
         label = await repo.find_label(kind, name.strip())
         if label is None:
@@ -378,6 +401,7 @@ class Admin:
             )
         async with repo.transaction(topics="change" if kind == "topic" else None):
             await repo.delete_label(label)
+            await audit.note(actor, f"{kind}.deleted", f"{kind}:{label.name}", f'deleted {kind} "{label.name}"')
             if kind == "topic":  # its conversations keep the name, but it no longer routes them
                 await queue_store.reroute(await queue_store.conversations_with_topic(label.name))
         return str(label.name)
@@ -394,7 +418,7 @@ class Admin:
         return topic
 
     @when_busy
-    async def add_topic(self, name: str, *, priority: object = None, team: object = None) -> Topic:
+    async def add_topic(self, name: str, *, priority: object = None, team: object = None, actor: str) -> Topic:
         """A new topic, `normal` and routed to no team unless said. Open conversations that kept
         the name of a deleted topic of that name follow it."""
         name = await self._new_label_name("topic", name)
@@ -403,6 +427,9 @@ class Admin:
         try:
             async with repo.transaction(topics="change"):
                 created = await label_store.create_topic(name, priority=rank, team_id=team_id)
+                await audit.note(
+                    actor, "topic.created", f"topic:{created.name}", f"created topic {_topic_summary(created)}"
+                )
                 await queue_store.reroute(await queue_store.conversations_with_topic(name))
         except repo.IntegrityError:
             if await label_store.find_topic(name) is None:  # not the name: the team went meanwhile
@@ -411,7 +438,7 @@ class Admin:
         return created
 
     @when_busy
-    async def change_topic(self, name: str, *, priority: object = None, team: object = ...) -> Topic:
+    async def change_topic(self, name: str, *, priority: object = None, team: object = ..., actor: str) -> Topic:
         """Change the topic's priority (None: unchanged) and team (a name, or None: no team; `...`:
         unchanged). Every open conversation with the topic follows, in the same transaction."""
         topic = await self.find_topic(name)
@@ -424,6 +451,7 @@ class Admin:
                 )
                 if changed is None:  # deleted meanwhile
                     raise NotFound("topic", topic.name)
+                await audit.note(actor, "topic.updated", f"topic:{changed.name}", f"topic {_topic_summary(changed)}")
                 await queue_store.reroute(await queue_store.conversations_with_topic(changed.name))
         except repo.IntegrityError:  # the team was deleted meanwhile
             raise UnknownTeam(str(team), field="team") from None
@@ -521,12 +549,14 @@ class Admin:
             raise UnknownLabel(kind.kind, action.value, field="actions")
         return Action(t, label.name)
 
-    async def create(self, data: Mapping[str, Any], *, actor: str | None = None) -> Automation:
-        """A new automation from its JSON form (see `editable_fields`); enabled unless said."""
+    async def create(self, data: Mapping[str, Any], *, actor: str) -> Automation:
+        """A new automation from its JSON form (see `editable_fields`); enabled unless said.
+        Its revision 1 ("created") and the audit entry commit with it."""
         columns = await self._validate(data)
         try:
             async with repo.transaction():
                 created = await repo.create_automation(**columns, created_by=actor)
+                await self._record(created, RevisionChange.CREATED, actor, f'created "{created.name}"')
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise _name_taken(columns["name"]) from None
@@ -534,8 +564,15 @@ class Admin:
         log.info("automation #%s %r created by %s", created.id, created.name, actor)
         return created
 
-    async def update(self, ref: str | int, changes: Mapping[str, Any]) -> Automation:
-        """Merge `changes` (fields of the JSON form; read-only ones ignored) into the automation."""
+    async def _record(self, a: Automation, change: RevisionChange, actor: str, summary: str) -> None:
+        """The revision `a` is and its audit entry, in the change's transaction."""
+        await repo.record_revision(a, change, actor)
+        await audit.note(actor, f"automation.{change.value}", f"automation:{a.id}", summary)
+
+    async def update(self, ref: str | int, changes: Mapping[str, Any], *, actor: str) -> Automation:
+        """Merge `changes` (fields of the JSON form; read-only ones ignored) into the automation.
+        A change that changes nothing keeps the automation as it is (no new revision); one that
+        only flips `enabled` is recorded as enabled/disabled."""
         a = await self.find(ref)
         current = editable_fields(a)
         changes = {k: v for k, v in changes.items() if k not in READ_ONLY}
@@ -546,42 +583,86 @@ class Admin:
         # renaming an automation the plan no longer allows is fine; enabling it or changing its actions is not
         enabling = merged.get("enabled") is True and not a.enabled
         columns = await self._validate(merged, current_id=a.id, check_plan=enabling or "actions" in changes)
+        after = {k: columns[k] for k in current}
+        changed = [k for k in current if current[k] != after[k]]
+        if not changed:
+            return a
+        if changed == ["enabled"]:
+            change = RevisionChange.ENABLED if after["enabled"] else RevisionChange.DISABLED
+            summary = f'{change.value} "{a.name}"'
+        else:
+            change, summary = RevisionChange.UPDATED, f'updated "{after["name"]}": {", ".join(changed)}'
+        return await self._save(a, columns, change, actor, summary)
+
+    async def _save(
+        self, a: Automation, columns: Mapping[str, Any], change: RevisionChange, actor: str, summary: str
+    ) -> Automation:
         try:
             async with repo.transaction():
                 saved = await repo.update_automation(a.id, **columns)
+                if saved is None:  # deleted meanwhile
+                    raise NotFound("automation", a.id)
+                await self._record(saved, change, actor, summary)
                 await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise _name_taken(columns["name"]) from None
-        if saved is None:  # deleted meanwhile
-            raise NotFound("automation", a.id)
         await self.rules.refresh()
         return saved
 
-    async def set_enabled(self, ref: str | int, enabled: bool, *, actor: str | None = None) -> tuple[Automation, bool]:
-        """Returns the automation and whether anything changed. `actor` says who asked (the log)."""
+    async def set_enabled(self, ref: str | int, enabled: bool, *, actor: str) -> tuple[Automation, bool]:
+        """Returns the automation and whether anything changed."""
         a = await self.find(ref)
         if enabled:
             plans.require(self.settings.organization, a.actions)
         if a.enabled == enabled:
             return a, False
+        change = RevisionChange.ENABLED if enabled else RevisionChange.DISABLED
         async with repo.transaction():
             saved = await repo.set_automation_enabled(a.id, enabled)
+            if saved is None:  # deleted meanwhile
+                raise NotFound("automation", a.id)
+            await self._record(saved, change, actor, f'{change.value} "{saved.name}"')
             await repo.bump_automations_revision()
-        if saved is None:  # deleted meanwhile
-            raise NotFound("automation", a.id)
         await self.rules.refresh()
         log.info("automation #%s %r %s by %s", saved.id, saved.name, "enabled" if enabled else "disabled", actor)
         return saved, True
 
-    async def delete(self, ref: str | int, *, actor: str | None = None) -> Automation:
-        """Delete the automation (its runs stay); `actor` says who asked (the log)."""
+    async def delete(self, ref: str | int, *, actor: str) -> Automation:
+        """Delete the automation; its runs and revisions stay (the last one: "deleted")."""
         a = await self.find(ref)
         async with repo.transaction():
-            await repo.delete_automation(a)
+            gone = await repo.delete_automation(a.id)
+            if gone is None:  # deleted meanwhile
+                raise NotFound("automation", a.id)
+            await self._record(gone, RevisionChange.DELETED, actor, f'deleted "{gone.name}"')
             await repo.bump_automations_revision()
         await self.rules.refresh()
         log.info("automation #%s %r deleted by %s", a.id, a.name, actor)
-        return a
+        return gone
+
+    async def revisions(
+        self, automation_id: int, *, before: int | None = None, limit: int = 50
+    ) -> list[AutomationRevision]:
+        """Newest first, also for a deleted automation; NotFound for an id that never existed."""
+        found = await repo.list_revisions(automation_id, before=before, limit=limit)
+        if not found and before is None:
+            raise NotFound("automation", automation_id)
+        return found
+
+    async def rollback(self, ref: str | int, revision: int, *, actor: str) -> Automation:
+        """Restore the name, keywords, match, actions and scope of `revision` as a new revision
+        ("rolled_back"); `enabled` stays as it is. Validated as an update (a name taken since, a
+        label deleted since: refused, nothing changed). A deleted automation cannot be rolled
+        back (NotFound)."""
+        a = await self.find(ref)
+        old = await repo.get_revision(a.id, revision) if 0 < revision <= a.revision else None
+        if old is None:
+            raise RevisionNotFound(a.id, revision)
+        merged = {**editable_fields(a), **{k: old.automation[k] for k in RESTORED if k in old.automation}}
+        columns = await self._validate(merged, current_id=a.id, check_plan=a.enabled)
+        return await self._save(
+            a, columns, RevisionChange.ROLLED_BACK, actor, f'rolled "{columns["name"]}" back to revision {revision}'
+        )
 
     async def test(self, text: str, *, channel: str | None = None, type: str | None = None) -> TestResult:
         """What would fire on `text` as a conversation's first message, and do. Changes nothing."""

@@ -35,6 +35,7 @@ from bot.engine import RuleSet, search
 from bot.engine.effects import crm_sync_job, plan
 from bot.errors import ConversationConflict, ConversationNotFound, Forbidden, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
+from bot.services import audit
 from bot.services import live as changes
 from bot.services.live import Hub
 from bot.services.retry import when_busy
@@ -229,6 +230,7 @@ class Inbox:
             if conv.status is Status.RESOLVED:
                 raise ConversationConflict(f"conversation {conversation_id} is already resolved")
             await repo.set_resolved(conv, actor=actor, reason=reason)
+            await _audit(actor, "resolved", conversation_id, f"resolved (reason {reason})" if reason else "resolved")
         self.live.publish(conversation_id, changes.RESOLVE)
 
     @when_busy
@@ -242,6 +244,7 @@ class Inbox:
                     raise ConversationConflict(f"conversation {conversation_id} is already open")
                 await repo.set_reopened(conv, actor=actor)
                 await queue.refresh_waiting([conversation_id])
+                await _audit(actor, "reopened", conversation_id, "reopened")
         except StoreConflict:
             raise ConversationConflict(
                 "a newer conversation is open on this thread — reply there, or resolve it first"
@@ -284,6 +287,7 @@ class Inbox:
             if added or removed:
                 await queue.reroute([conversation_id])
                 await repo.record_event(conversation_id, "topics_changed", actor, topics_detail(added, removed))
+                await _audit(actor, "topics_changed", conversation_id, f"topics {topics_detail(added, removed)}")
         if added or removed:
             self.live.publish(conversation_id, changes.TOPICS)
         return added, removed
@@ -322,6 +326,7 @@ class Inbox:
             if conv.crm_target is not None and author != "salesforce":
                 jobs.append(crm_sync_job(conv.id))
             await repo.enqueue_jobs(jobs)
+            await _audit(author, "replied", conv.id, f"replied (message {stored.id}, {len(text)} characters)")
         self.live.publish(conversation_id, changes.REPLY)
         self.wake_outbox()
         return stored.id
@@ -355,6 +360,8 @@ class Inbox:
                 await repo.record_event(
                     conversation_id, "assign", actor, f"user:{user_id}" if user_id is not None else None
                 )
+                said = f"assigned to user:{user_id}" if user_id is not None else "unassigned"
+                await _audit(actor, "assigned", conversation_id, said)
             done = await repo.get_conversation(conversation_id)
         assert done is not None
         self.live.publish(conversation_id, changes.ASSIGN)
@@ -435,6 +442,12 @@ class Inbox:
         if await people.get_user(int(value)) is None:
             raise Invalid("assignee", f"unknown user {value}")
         return {"assignee_id": int(value)}
+
+
+async def _audit(actor: str, kind: str, conversation_id: int, summary: str) -> None:
+    """A person's action on a conversation, in the audit log (automations' and the CRM's are not)."""
+    if audit.by_person(actor):
+        await audit.note(actor, f"conversation.{kind}", f"conversation:{conversation_id}", summary)
 
 
 __all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]

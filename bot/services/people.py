@@ -20,9 +20,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.domain import Role, Team, User
 from bot.errors import Conflict, Invalid, Missing, NotFound, SignInLocked, UnknownTeam
+from bot.services import audit
 from bot.services.live import Hub
 from bot.store import StoreConflict
 from bot.store import people as store
+from bot.store.base import transaction
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -132,13 +134,16 @@ class People:
     async def list_teams(self) -> list[Team]:
         return await store.list_teams()
 
-    async def add_team(self, name: object) -> Team:
+    async def add_team(self, name: object, *, actor: str) -> Team:
         clean = check_team_name(name)
         existing = (await store.find_teams([clean])).get(clean.casefold())
         if existing is not None:
             raise Conflict(f'team "{existing.name}" already exists', field="name")
         try:
-            return await store.create_team(clean)
+            async with transaction():
+                team = await store.create_team(clean)
+                await audit.note(actor, "team.created", f"team:{team.name}", f'created team "{team.name}"')
+            return team
         except StoreConflict:  # created by another request meanwhile
             raise Conflict(f'team "{clean}" already exists', field="name") from None
 
@@ -149,14 +154,16 @@ class People:
             raise UnknownTeam(name, field=field)
         return team
 
-    async def delete_team(self, name: str) -> Team:
+    async def delete_team(self, name: str, *, actor: str) -> Team:
         """Delete a team no topic routes to (its members simply leave it)."""
         team = (await store.find_teams([name.strip()])).get(name.strip().casefold())
         if team is None:
             raise NotFound("team", name.strip())
         await self._refuse_if_routed_to(team)
         try:
-            await store.delete_team(team.id)
+            async with transaction():
+                await store.delete_team(team.id)
+                await audit.note(actor, "team.deleted", f"team:{team.name}", f'deleted team "{team.name}"')
         except StoreConflict:  # a topic was routed to it meanwhile (the database refuses too)
             await self._refuse_if_routed_to(team)
             raise
@@ -206,6 +213,7 @@ class People:
         name: object = None,
         teams: object = None,
         password: object = None,
+        actor: str,
     ) -> NewUser:
         """Create a user; without a password one is generated and returned once."""
         clean_email = check_email(email)
@@ -214,14 +222,16 @@ class People:
         generated = generate_password() if password is None else None
         clean_password = generated or check_password(password)
         team_ids = await self._team_ids(teams)
+        hashed = await hash_password(clean_password)
         try:
-            user = await store.create_user(
-                email=clean_email,
-                name=clean_name,
-                role=clean_role,
-                password_hash=await hash_password(clean_password),
-                team_ids=team_ids,
-            )
+            async with transaction():
+                user = await store.create_user(
+                    email=clean_email, name=clean_name, role=clean_role, password_hash=hashed, team_ids=team_ids
+                )
+                teams_said = f" in {', '.join(user.teams)}" if user.teams else ""
+                await audit.note(
+                    actor, "user.created", f"user:{user.id}", f"created {user.role.value} {user.email}{teams_said}"
+                )
         except StoreConflict:
             raise Conflict(f'a user with email "{clean_email}" exists already', field="email") from None
         return NewUser(user, generated)
@@ -236,39 +246,44 @@ class People:
         active: object = None,
         language: object = ...,
         password: object = None,
+        actor: str,
     ) -> User:
-        """Change what is given. Deactivating or changing the password ends the user's sessions."""
-        await self.get_user(user_id)
+        """Change what is given. Deactivating or changing the password ends the user's sessions.
+        The audit entry says which fields changed, never a password ("password changed")."""
+        before = await self.get_user(user_id)
         if active is not None and not isinstance(active, bool):
             raise Invalid("active", "active is true or false")
         hashed = await hash_password(check_password(password)) if password is not None else None
         lang = check_language(language) if language is not ... else None
-        user = await store.update_user(
-            user_id,
-            name=check_name(name) if name is not None else None,
-            role=check_role(role) if role is not None else None,
-            active=active,
-            language=lang,
-            clear_language=language is None,
-            password_hash=hashed,
-            team_ids=await self._team_ids(teams) if teams is not None else None,
-            end_sessions=active is False or hashed is not None,
-        )
-        if user is None:
-            raise NotFound("user", user_id)
+        async with transaction():
+            user = await store.update_user(
+                user_id,
+                name=check_name(name) if name is not None else None,
+                role=check_role(role) if role is not None else None,
+                active=active,
+                language=lang,
+                clear_language=language is None,
+                password_hash=hashed,
+                team_ids=await self._team_ids(teams) if teams is not None else None,
+                end_sessions=active is False or hashed is not None,
+            )
+            if user is None:
+                raise NotFound("user", user_id)
+            kind = "user.deactivated" if active is False and before.active else "user.updated"
+            await audit.note(actor, kind, f"user:{user.id}", f"{user.email}: {_user_changes(before, user, hashed)}")
         if active is False or hashed is not None:
             self.live.end_user(user_id)
         return user
 
-    async def set_password(self, email: str, password: object = None) -> NewUser:
+    async def set_password(self, email: str, password: object = None, *, actor: str) -> NewUser:
         """A new password (generated when None, returned once); ends the user's sessions."""
         user = await self.find_user(email)
         generated = generate_password() if password is None else None
-        return NewUser(await self.update_user(user.id, password=generated or password), generated)
+        return NewUser(await self.update_user(user.id, password=generated or password, actor=actor), generated)
 
-    async def deactivate(self, email: str) -> User:
+    async def deactivate(self, email: str, *, actor: str) -> User:
         user = await self.find_user(email)
-        return await self.update_user(user.id, active=False)
+        return await self.update_user(user.id, active=False, actor=actor)
 
     async def sign_in(self, email: str, password: str) -> User:
         """The user, when the password is right and sign-in for this email is not locked.
@@ -303,10 +318,28 @@ class People:
         if await store.count_users():
             return None
         try:
-            created = await self.add_user(email=DEMO_ADMIN, role="admin", name="Demo Admin")
+            created = await self.add_user(email=DEMO_ADMIN, role="admin", name="Demo Admin", actor="cli")
         except Conflict:  # another worker created it first
             return None
         return created.password
+
+
+def _user_changes(before: User, after: User, password_hash: str | None) -> str:
+    """What a change of a user did, in a few words; a new password only as "password changed"."""
+    said = []
+    if before.name != after.name:
+        said.append(f'name "{after.name}"')
+    if before.role != after.role:
+        said.append(f"role {after.role.value}")
+    if before.teams != after.teams:
+        said.append("teams " + (", ".join(after.teams) or "none"))
+    if before.language != after.language:
+        said.append(f"language {after.language or 'default'}")
+    if before.active != after.active:
+        said.append("deactivated" if not after.active else "reactivated")
+    if password_hash is not None:
+        said.append("password changed")
+    return ", ".join(said) or "nothing changed"
 
 
 def team_names(teams: Sequence[Team]) -> list[str]:

@@ -1,19 +1,27 @@
-"""Automations, their runs, and the revision counter every worker watches to reload them."""
+"""Automations, their revisions, their runs, and the counter every worker watches to reload them.
+
+Each change to an automation bumps its `revision` column in the same statement that changes it;
+the caller records the revision (`record_revision`) in the same transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from bot import domain
-from bot.domain import Action, ActionType
+from bot.domain import Action, ActionType, RevisionChange
 from bot.store import models, records
 from bot.store.base import boundary, now
 
 AUTOMATIONS_REVISION = "automations_revision"
+# The largest automation id and revision the columns hold (32-bit): a larger one names nothing,
+# and PostgreSQL would refuse it as a query parameter.
+MAX_INT = 2**31 - 1
 
 
 def _actions_json(actions: Sequence[Action | Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -62,6 +70,8 @@ async def enabled_automations() -> list[domain.Automation]:
 
 @boundary
 async def get_automation(automation_id: int) -> domain.Automation | None:
+    if automation_id > MAX_INT:
+        return None
     row = await models.Automation.filter(id=automation_id).first()
     return records.automation(row) if row else None
 
@@ -115,8 +125,9 @@ async def update_automation(
     enabled: bool,
     key: str | None = None,
 ) -> domain.Automation | None:
-    """Replace an automation's editable fields; None when it no longer exists."""
-    row = await models.Automation.filter(id=automation_id).first()
+    """Replace an automation's editable fields as its next revision; None when it no longer exists.
+    Locks the row (on PostgreSQL) so two changes at once number their revisions one after the other."""
+    row = await models.Automation.filter(id=automation_id).select_for_update().first()
     if row is None:
         return None
     columns = _columns(
@@ -131,7 +142,8 @@ async def update_automation(
     )
     for column, value in columns.items():
         setattr(row, column, value)
-    await row.save(update_fields=[*columns, "updated_at"])
+    row.revision += 1
+    await row.save(update_fields=[*columns, "revision", "updated_at"])
     return records.automation(row)
 
 
@@ -152,16 +164,74 @@ async def save_automation(a: domain.Automation) -> domain.Automation | None:
 
 @boundary
 async def set_automation_enabled(automation_id: int, enabled: bool) -> domain.Automation | None:
-    """Enable or disable; None when the automation no longer exists."""
-    if not await models.Automation.filter(id=automation_id).update(enabled=enabled, updated_at=now()):
+    """Enable or disable, as the automation's next revision; None when it no longer exists."""
+    qs = models.Automation.filter(id=automation_id)
+    if not await qs.update(enabled=enabled, revision=F("revision") + 1, updated_at=now()):
         return None
     return await get_automation(automation_id)
 
 
 @boundary
-async def delete_automation(a: domain.Automation) -> None:
-    """Delete the automation; its runs stay (they carry its name)."""
-    await models.Automation.filter(id=a.id).delete()
+async def delete_automation(automation_id: int) -> domain.Automation | None:
+    """Delete the automation; its runs and revisions stay. Returns it as of its deletion (its
+    next revision), or None when it no longer existed."""
+    row = await models.Automation.filter(id=automation_id).select_for_update().first()
+    if row is None:
+        return None
+    await models.Automation.filter(id=automation_id).delete()
+    row.revision += 1
+    return records.automation(row)
+
+
+def snapshot(a: domain.Automation) -> dict[str, Any]:
+    """The automation's JSON form (as the API shows it), kept in a revision."""
+    return {
+        "id": a.id,
+        "name": a.name,
+        "keywords": list(a.keywords),
+        "match": a.match.value,
+        "actions": [action.to_json() for action in a.actions],
+        "channels": list(a.channels),
+        "types": [t.value for t in a.types],
+        "enabled": a.enabled,
+        "created_at": _iso(a.created_at),
+        "updated_at": _iso(a.updated_at),
+    }
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@boundary
+async def record_revision(a: domain.Automation, change: RevisionChange, actor: str) -> domain.AutomationRevision:
+    """Keep `a` (as returned by the change) as its revision `a.revision`; call it in the change's
+    transaction. Raises StoreConflict when that revision exists (a concurrent change won)."""
+    row = await models.AutomationRevision.create(
+        automation_id=a.id, revision=a.revision, change=change.value, actor=actor, automation=snapshot(a)
+    )
+    return records.revision(row)
+
+
+@boundary
+async def list_revisions(
+    automation_id: int, *, before: int | None = None, limit: int = 50
+) -> list[domain.AutomationRevision]:
+    """Newest first; `before` (a revision number) is the page cursor. Kept after deletion."""
+    if automation_id > MAX_INT:
+        return []
+    qs = models.AutomationRevision.filter(automation_id=automation_id)
+    if before is not None:
+        qs = qs.filter(revision__lt=min(before, MAX_INT))
+    return [records.revision(r) for r in await qs.order_by("-revision").limit(limit)]
+
+
+@boundary
+async def get_revision(automation_id: int, revision: int) -> domain.AutomationRevision | None:
+    if automation_id > MAX_INT or revision > MAX_INT:
+        return None
+    row = await models.AutomationRevision.filter(automation_id=automation_id, revision=revision).first()
+    return records.revision(row) if row else None
 
 
 @boundary
@@ -183,6 +253,8 @@ async def list_runs(
     *, automation_id: int | None = None, before_id: int | None = None, limit: int = 50
 ) -> list[domain.AutomationRun]:
     """Newest first; `before_id` is the page cursor. A deleted automation's runs stay listed."""
+    if automation_id is not None and automation_id > MAX_INT:
+        return []
     qs = models.AutomationRun.all()
     if automation_id is not None:
         qs = qs.filter(automation_id=automation_id)

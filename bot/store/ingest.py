@@ -256,6 +256,7 @@ async def apply(effects: Sequence[Effects]) -> bool:
                     message_id=e.message_id,
                     keywords=list(r.keywords),
                     actions=[a.to_json() for a in r.actions],
+                    revision=r.revision,
                     created_at=t,
                 )
             )

@@ -192,11 +192,46 @@ class Automation(Model):
     types: list[str] = fields.JSONField(default=list)
     enabled = fields.BooleanField(default=True)
     created_by = fields.CharField(max_length=100, null=True)
+    # the number of its latest revision (automation_revisions), which the compiled rules record on
+    # each run
+    revision = fields.IntField(default=1, db_default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "automations"
+
+
+class AutomationRevision(Model):
+    """One change to an automation and the automation as it stood after it. Append-only, and kept
+    after the automation is deleted (no foreign key)."""
+
+    id = fields.BigIntField(primary_key=True)
+    automation_id = fields.IntField()
+    revision = fields.IntField()  # from 1, per automation
+    change = fields.CharField(max_length=16)  # created | updated | enabled | disabled | deleted | rolled_back
+    actor = fields.CharField(max_length=100)
+    automation: dict[str, Any] = fields.JSONField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "automation_revisions"
+        unique_together = (("automation_id", "revision"),)
+
+
+class AuditEntry(Model):
+    """Who changed what: admin changes and actions of people on conversations. Append-only."""
+
+    id = fields.BigIntField(primary_key=True)
+    actor = fields.CharField(max_length=100)
+    kind = fields.CharField(max_length=32)
+    target = fields.CharField(max_length=200)
+    summary = fields.CharField(max_length=500)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "audit_log"
+        indexes = (("actor", "id"), ("kind", "id"))
 
 
 class AutomationRun(Model):
@@ -215,6 +250,8 @@ class AutomationRun(Model):
     message_id: int
     keywords: list[str] = fields.JSONField()
     actions: list[dict[str, Any]] = fields.JSONField()
+    # the automation's revision that fired; NULL for runs stored before revisions were kept
+    revision = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

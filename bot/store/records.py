@@ -115,6 +115,7 @@ def automation(row: models.Automation) -> domain.Automation:
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        revision=row.revision,
     )
 
 
@@ -128,6 +129,24 @@ def run(row: models.AutomationRun) -> domain.AutomationRun:
         keywords=tuple(row.keywords),
         actions=actions(row.actions),
         created_at=row.created_at,
+        revision=row.revision,
+    )
+
+
+def revision(row: models.AutomationRevision) -> domain.AutomationRevision:
+    return domain.AutomationRevision(
+        automation_id=row.automation_id,
+        revision=row.revision,
+        change=domain.RevisionChange(row.change),
+        by=row.actor,
+        at=row.created_at,
+        automation=dict(row.automation),
+    )
+
+
+def audit_entry(row: models.AuditEntry) -> domain.AuditEntry:
+    return domain.AuditEntry(
+        id=row.id, at=row.created_at, actor=row.actor, kind=row.kind, target=row.target, summary=row.summary
     )
 
 

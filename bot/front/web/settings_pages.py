@@ -299,7 +299,7 @@ async def update_automation(request: web.Request) -> web.StreamResponse:
     a = await _automation(request)
     form = AutomationForm.posted(await request.post())
     try:
-        saved = await _web(request).admin.update(a.id, form.fields())
+        saved = await _web(request).admin.update(a.id, form.fields(), actor=current_user(request).actor)
     except InboxError as exc:
         if isinstance(exc, NotFound):
             raise
@@ -313,7 +313,7 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.StreamRespons
     a = await _automation(request)
     _ = wording_for(request)
     try:
-        saved, _changed = await _web(request).admin.set_enabled(a.id, enabled)
+        saved, _changed = await _web(request).admin.set_enabled(a.id, enabled, actor=current_user(request).actor)
     except Forbidden as exc:  # the plan no longer allows it: say so on the list
         await flash(request, _("“{name}” was not enabled: {why}", name=a.name, why=describe(exc, _)))
     else:
@@ -344,7 +344,7 @@ async def confirm_delete_automation(request: web.Request) -> web.StreamResponse:
 
 @require_admin
 async def delete_automation(request: web.Request) -> web.StreamResponse:
-    deleted = await _web(request).admin.delete(int(request.match_info["id"]))
+    deleted = await _web(request).admin.delete(int(request.match_info["id"]), actor=current_user(request).actor)
     _ = wording_for(request)
     await flash(request, _("Automation “{name}” deleted. Its past runs stay.", name=deleted.name))
     raise web.HTTPSeeOther("/settings/automations")
@@ -397,13 +397,15 @@ async def add_label(request: web.Request) -> web.StreamResponse:
     ctx = _web(request)
     try:
         if kind == "team":
-            added = (await ctx.people.add_team(name)).name
+            added = (await ctx.people.add_team(name, actor=current_user(request).actor)).name
         elif kind == "topic":
             team = _text(form, "team") or None
             priority = _text(form, "priority") or None
-            added = (await ctx.admin.add_topic(name, priority=priority, team=team)).name
+            added = (
+                await ctx.admin.add_topic(name, priority=priority, team=team, actor=current_user(request).actor)
+            ).name
         else:
-            added = await ctx.admin.add_label(kind, name)
+            added = await ctx.admin.add_label(kind, name, actor=current_user(request).actor)
     except InboxError as exc:
         return await _labels_page(request, error=exc, at=f"add-{kind}", typed=name)
     _ = wording_for(request)
@@ -418,9 +420,9 @@ async def delete_label(request: web.Request) -> web.StreamResponse:
     ctx = _web(request)
     try:
         if kind == "team":
-            deleted = (await ctx.people.delete_team(name)).name
+            deleted = (await ctx.people.delete_team(name, actor=current_user(request).actor)).name
         else:
-            deleted = await ctx.admin.delete_label(kind, name)
+            deleted = await ctx.admin.delete_label(kind, name, actor=current_user(request).actor)
     except InboxError as exc:
         return await _labels_page(request, error=exc, at=f"list-{kind}")
     _ = wording_for(request)
@@ -435,7 +437,10 @@ async def change_topic(request: web.Request) -> web.StreamResponse:
     name = _text(form, "name")
     try:
         changed = await _web(request).admin.change_topic(
-            name, priority=_text(form, "priority") or None, team=_text(form, "team") or None
+            name,
+            priority=_text(form, "priority") or None,
+            team=_text(form, "team") or None,
+            actor=current_user(request).actor,
         )
     except InboxError as exc:
         return await _labels_page(request, error=exc, at="list-topic")
@@ -493,6 +498,7 @@ async def add_user(request: web.Request) -> web.StreamResponse:
     password = _text(form, "password")
     try:
         new = await _web(request).people.add_user(
+            actor=current_user(request).actor,
             email=typed["email"],
             role=typed["role"],
             name=typed["name"] or None,
@@ -541,6 +547,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
     try:
         saved = await _web(request).people.update_user(
             user.id,
+            actor=current_user(request).actor,
             name=_text(form, "name").strip() or None,
             role=role,
             teams=_texts(form, "teams"),
@@ -561,7 +568,7 @@ async def _set_active(request: web.Request, active: bool) -> web.StreamResponse:
     if user.id == current_user(request).id:
         await flash(request, _("You cannot deactivate yourself: ask another admin."))
         raise web.HTTPSeeOther("/settings/users")
-    saved = await _web(request).people.update_user(user.id, active=active)
+    saved = await _web(request).people.update_user(user.id, active=active, actor=current_user(request).actor)
     if saved.active:
         await flash(request, _("User {email} reactivated.", email=saved.email))
     else:
