@@ -18,6 +18,7 @@ from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
+from bot.services.insight import Insight
 from bot.services.people import People
 from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, repo
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
@@ -65,6 +66,7 @@ class AppState:
         self.rules = RuleCache(settings)
         self.rules.on_reload.append(self.metrics.automations.set)
         self.admin = Admin(settings, self.rules)
+        self.insight = Insight(settings, self.admin)
         self.commands = CommandRunner(self.admin)
         self.people = People()
         self.inbox = Inbox(
@@ -250,6 +252,7 @@ def build_app(settings: Settings) -> web.Application:
     app[api.ADMIN_KEY] = state.admin
     app[api.INBOX_KEY] = state.inbox
     app[api.PEOPLE_KEY] = state.people
+    app[api.INSIGHT_KEY] = state.insight
     app[api.TOKENS_KEY] = settings.api_tokens()
     app[api.METRICS_KEY] = state.metrics
     if not settings.api_tokens():
