@@ -392,7 +392,8 @@ async def test_automation_crud(bot: Bot) -> None:
     assert second["keywords"] == ["hi", "good morning, team", "hello"]
     assert (second["match"], second["channels"], second["types"]) == ("any", [], [])
 
-    assert await bot.api("GET", f"/api/automations/{aid}") == created
+    # the same automation, without the warnings its save answered with
+    assert await bot.api("GET", f"/api/automations/{aid}") == {k: v for k, v in created.items() if k != "warnings"}
     listing = await bot.api("GET", "/api/automations")
     assert [a["id"] for a in listing["items"]] == [aid, second["id"]]
     assert listing["next_cursor"] is None
@@ -547,7 +548,7 @@ async def test_patch_validation(bot: Bot) -> None:
     assert (status, err) == (400, {"error": 'unknown field "colour"', "field": "colour"})
     status, err = await raw(bot, "PATCH", f"/api/automations/{a['id']}", json={"keywords": ""})
     assert status == 400
-    assert await bot.api("GET", f"/api/automations/{a['id']}") == a
+    assert await bot.api("GET", f"/api/automations/{a['id']}") == {k: v for k, v in a.items() if k != "warnings"}
 
 
 async def test_plan_refusal_is_403(make_bot: MakeBot, db_url: str) -> None:
