@@ -94,10 +94,21 @@ class Replay:
         return self._rule.match is MatchMode.ALL
 
     def unknown(self, messages: Iterable[ReplayMessage]) -> list[int]:
-        """Conversations of `messages` whose earlier messages must be given to `prime` first."""
+        """Conversations of `messages` (in order) whose earlier messages must be given to `prime`
+        first: those met for the first time on a message that is not their first."""
         if not self.needs_history:
             return []
-        return sorted({m.conversation_id for m in messages if not m.first and m.conversation_id not in self._known})
+        known = self._known
+        met: set[int] = set()
+        out: list[int] = []
+        for m in messages:
+            cid = m.conversation_id
+            if cid in known or cid in met:
+                continue
+            met.add(cid)
+            if not m.first:
+                out.append(cid)
+        return sorted(out)
 
     def prime(self, conversation_id: int, earlier: Iterable[tuple[str, bool]]) -> None:
         """The keyword progress a conversation had from its inbound messages (text, first) before
