@@ -7,8 +7,9 @@ live ingest's per-message evaluation of the same automation in the same run.
 
 Builds a store of `--messages` inbound messages (`--per-conversation` per conversation, texts of
 60–120 characters from a synthetic vocabulary, about 10 % holding one of the keywords, 5 % with
-accents, 2 % of the conversations naming all five keywords over their messages) in bulk (multi-row INSERTs, as bench_queue.py does), each store in a place of its own (a
-temporary SQLite file; a PostgreSQL database created for the run and dropped after). Then:
+accents, 2 % of the conversations naming all five keywords over their messages) in bulk
+(multi-row INSERTs, as bench_queue.py does), each store in a place of its own (a temporary SQLite
+file; a PostgreSQL database created for the run and dropped after). Then:
 
 - **preview**: `Insight.preview` of a 5-keyword `match=all` automation (the case that needs each
   conversation's keyword progress) over every stored message, as `POST /api/automations/preview`
