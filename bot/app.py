@@ -67,7 +67,7 @@ class AppState:
         self.rules.on_reload.append(self.metrics.automations.set)
         self.admin = Admin(settings, self.rules)
         self.insight = Insight(settings, self.admin)
-        self.commands = CommandRunner(self.admin)
+        self.commands = CommandRunner(self.admin, self.insight)
         self.people = People()
         self.inbox = Inbox(
             rules=self.rules.current,

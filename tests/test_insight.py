@@ -270,3 +270,57 @@ async def test_preview_agrees_with_what_live_ingest_did(bot: Bot) -> None:
     assert out["would_fire"]["messages"] == out["would_tag"] == len(runs) > 0
     assert out["would_fire"]["conversations"] == len({r["conversation_id"] for r in runs})
     assert out["would_resolve"] == len(resolved) > 0
+
+
+# --- chat -----------------------------------------------------------------------------------------
+
+
+async def test_chat_why_in_a_few_lines(bot: Bot) -> None:
+    await bot.api("POST", "/api/tags", json={"name": "closing"}, expect=201)
+    await automation(
+        bot, name="Au revoir", keywords="au revoir", actions=[{"type": "tag", "tag": "closing"}, {"type": "resolve"}]
+    )
+    await automation(
+        bot, name="Both", keywords="order, refund", match="all", actions=[{"type": "tag", "tag": "closing"}]
+    )
+    cid = await say(bot, "Where is my order?", thread="w1")
+    await say(bot, "ok, au revoir", thread="w1")
+    reply = await bot.command(f"why #{cid}")
+    lines = reply.splitlines()
+    assert lines[0] == f"Conversation #{cid}, automation by automation:"
+    assert lines[1].startswith("Message #") and lines[1].endswith('"Where is my order?"')
+    assert lines[2] == '  ✗ #2 "Both" found "order" but still misses "refund"'
+    assert (
+        lines[4] == '  ✓ #1 "Au revoir" fired on "au revoir" → tag "closing" '
+        "(resolve not applied: not the first message)"
+    )
+    assert len(lines) == 5
+    bot.state.commands.language = "fr"
+    assert "(résolution non appliquée : ce n’est pas le premier message)" in await bot.command(f"why #{cid}")
+    bot.state.commands.language = None
+    assert await bot.command("why #999999") == "no conversation #999999"
+    assert await bot.command("why twelve") == "name the conversation by its number, e.g. /automation why #12"
+
+
+async def test_chat_preview_and_create_preview_save_nothing(bot: Bot) -> None:
+    await bot.api("POST", "/api/tags", json={"name": "closing"}, expect=201)
+    await say(bot, "merci, bye", thread="v1")
+    await say(bot, "bye!", thread="v2", sent_at="2020-01-01T00:00:00Z")
+    reply = await bot.command('create "Bye bye" keywords="bye, merci" resolve preview')
+    assert reply.splitlines()[1:4] == [
+        "scanned 1 message · 1 conversation",
+        "would fire on 1 message · 1 conversation",
+        "would tag 0 · apply topics to 0 · resolve 1 · send 0 to Salesforce",
+    ]
+    assert reply.splitlines()[-1].startswith('⚠ resolve keyword "merci" is a greeting or thanks')
+    assert (await bot.api("GET", "/api/automations"))["items"] == []  # shown, not saved
+
+    created = await bot.command('create "Bye bye" keywords="bye, merci" tags=closing resolve')
+    assert created.splitlines()[0].startswith('Created automation #1 "Bye bye"')
+    assert created.splitlines()[1].startswith("⚠ resolve keyword")
+    everything = await bot.command('preview "Bye bye" since=2019-01-01')
+    assert "scanned 2 messages · 2 conversations" in everything
+    assert "would tag 2 · apply topics to 0 · resolve 2" in everything
+    assert await bot.command('preview "Bye bye" since=soon') == (
+        'since must be "7d" (days), "24h" (hours) or an ISO time such as "2026-11-24T10:00:00Z"'
+    )

@@ -16,7 +16,9 @@ from bot.engine.normalize import keyword_key
 from bot.engine.offsets import Found, TextMap
 from bot.engine.rules import Rule
 
-__all__ = ["AsOf", "HistoryMessage", "NotApplied", "Outcome", "PastRun", "WhyEntry", "explain"]
+__all__ = ["NOT_FIRST", "AsOf", "HistoryMessage", "NotApplied", "Outcome", "PastRun", "WhyEntry", "explain"]
+
+NOT_FIRST = "not the first message"
 
 
 class Outcome(StrEnum):
@@ -171,7 +173,7 @@ def _fired(
                 continue
             if action.type is ActionType.RESOLVE:
                 if not msg.first:
-                    why = "not the first message"
+                    why = NOT_FIRST
                 elif resolver is not None and resolver.automation_id != run.automation_id:
                     why = f'"{resolver.automation_name}" (#{resolver.automation_id}) resolved it first'
                 else:

@@ -114,6 +114,10 @@ class Insight:
             messages, channel=conv.channel, type=conv.type, automations_at=lambda m: subjects[m.id], runs=runs
         )
 
+    async def inbound_texts(self, conversation_id: int) -> list[tuple[int, str]]:
+        """The conversation's inbound messages (id, text), oldest first."""
+        return [(mid, text) for mid, text, _ in await history.inbound_messages(conversation_id)]
+
     # --- preview ------------------------------------------------------------------------------
     async def preview(self, rule: Rule, *, since: datetime, enabled: bool = True) -> Preview:
         """Replay the inbound messages sent since `since` through `rule` as live ingest would,
