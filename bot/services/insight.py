@@ -35,6 +35,7 @@ DEFAULT_SINCE = timedelta(days=7)
 MAX_DAYS = 36_500
 SHARE_DAYS = 30  # generic_resolve_keyword looks at the first messages of this many days
 SHARE_MIN_MESSAGES = 20  # fewer first messages in scope than this say nothing about a keyword
+SHARE_SAMPLE = 10_000  # the newest first messages looked at: a share needs a sample, not them all
 
 _DURATION = re.compile(r"\s*(\d{1,6})\s*([dh])\s*", re.IGNORECASE)
 _TYPES = {t.value: t for t in ConversationType}  # a dict lookup per row, not an Enum call
@@ -197,7 +198,8 @@ class Insight:
 
     async def _first_message_shares(self, rules: Sequence[Rule]) -> dict[int, dict[str, float]]:
         """For each resolving rule, the share of the first messages in its scope over the last
-        30 days that hold each of its keywords (not the built-in generic ones: no need)."""
+        30 days (the newest `SHARE_SAMPLE` conversations) that hold each of its keywords (not the
+        built-in generic ones: no need)."""
         resolving = [r for r in rules if any(a.type is ActionType.RESOLVE for a in r.actions)]
         keys = {k for r in resolving for k in r.keys if k and k not in GENERIC_WORDS}
         if not keys:
@@ -206,21 +208,15 @@ class Insight:
         since = datetime.now(UTC) - timedelta(days=SHARE_DAYS)
         totals: dict[int, int] = dict.fromkeys((r.id for r in resolving), 0)
         hits: dict[int, dict[str, int]] = {r.id: {} for r in resolving}
-        after = 0
-        while True:
-            rows = await history.inbound_since(since, after_id=after, limit=CHUNK, first_only=True)
-            if not rows:
-                break
-            for row in rows:
-                found = index.find(row.text)
-                conv_type = _TYPES[row.type]
-                for r in resolving:
-                    if not r.in_scope(channel=row.channel, type=conv_type):
-                        continue
-                    totals[r.id] += 1
-                    for k in found.intersection(r.keys):
-                        hits[r.id][k] = hits[r.id].get(k, 0) + 1
-            after = rows[-1].id
+        for row in await history.recent_first_messages(since, limit=SHARE_SAMPLE):
+            found = index.find(row.text)
+            conv_type = _TYPES[row.type]
+            for r in resolving:
+                if not r.in_scope(channel=row.channel, type=conv_type):
+                    continue
+                totals[r.id] += 1
+                for k in found.intersection(r.keys):
+                    hits[r.id][k] = hits[r.id].get(k, 0) + 1
         return {
             r.id: {k: n / totals[r.id] for k, n in hits[r.id].items()}
             for r in resolving

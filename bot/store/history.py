@@ -56,14 +56,10 @@ _FIRST = (
 
 
 @boundary
-async def inbound_since(
-    since: datetime, *, after_id: int = 0, limit: int = 5000, first_only: bool = False
-) -> list[InboundRow]:
+async def inbound_since(since: datetime, *, after_id: int = 0, limit: int = 5000) -> list[InboundRow]:
     """The next chunk of inbound messages sent at or after `since`, by id after `after_id`."""
     p = _param
     where = f"m.direction = 'inbound' AND m.sent_at >= {p(1)} AND m.id > {p(2)}"
-    if first_only:
-        where += f" AND {_FIRST}"
     sql = (
         f"SELECT m.id, m.conversation_id, m.channel, c.type, m.text, {_FIRST} AS is_first "
         f"FROM messages m JOIN conversations c ON c.id = m.conversation_id "
@@ -71,6 +67,20 @@ async def inbound_since(
     )
     _, rows = await _conn().execute_query(sql, [_stamp(since), after_id, limit])
     return [InboundRow(int(r[0]), int(r[1]), r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+
+@boundary
+async def recent_first_messages(since: datetime, *, limit: int) -> list[InboundRow]:
+    """The first inbound messages of the newest conversations opened at or after `since`, newest
+    first, at most `limit` of them (a sample: one query, whatever the store's size)."""
+    p = _param
+    sql = (
+        "SELECT m.id, m.conversation_id, m.channel, c.type, m.text FROM conversations c "
+        "JOIN messages m ON m.id = (SELECT MIN(f.id) FROM messages f WHERE f.conversation_id = c.id "
+        f"AND f.direction = 'inbound') WHERE c.created_at >= {p(1)} ORDER BY c.id DESC LIMIT {p(2)}"
+    )
+    _, rows = await _conn().execute_query(sql, [_stamp(since), limit])
+    return [InboundRow(int(r[0]), int(r[1]), r[2], r[3], r[4], True) for r in rows]
 
 
 @boundary
