@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.front import schemas
+from bot.front.openapi import OPERATIONS
 from bot.services.insight import SHARE_MIN_MESSAGES
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, make_settings, signed_headers
 
@@ -324,3 +326,16 @@ async def test_chat_preview_and_create_preview_save_nothing(bot: Bot) -> None:
     assert await bot.command('preview "Bye bye" since=soon') == (
         'since must be "7d" (days), "24h" (hours) or an ISO time such as "2026-11-24T10:00:00Z"'
     )
+
+
+async def test_answers_match_their_documented_shapes(bot: Bot) -> None:
+    await bot.api("POST", "/api/tags", json={"name": "closing"}, expect=201)
+    a = await automation(bot, name="Bye", keywords="bye, merci", actions=[{"type": "resolve"}])
+    schemas.AutomationSaved.model_validate(a)
+    cid = await say(bot, "merci, bye", thread="d1")
+    await say(bot, "bye again", thread="d1")
+    schemas.WhyList.model_validate(await bot.api("GET", f"/api/conversations/{cid}/why"))
+    schemas.PreviewOutcome.model_validate(await bot.api("POST", f"/api/automations/{a['id']}/preview"))
+    schemas.LintList.model_validate(await bot.api("GET", "/api/automations/lint"))
+    for op in ("previewAutomation", "previewSavedAutomation", "lintAutomations", "explainConversation"):
+        assert any(o.id == op for o in OPERATIONS)
