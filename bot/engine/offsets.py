@@ -44,23 +44,24 @@ def _clusters(text: str) -> list[tuple[int, int, str]]:
     """(start, end, normalized piece before whitespace folding) per run of stored characters
     that normalizes on its own. A run is a character with the marks after it, and grows when
     NFC composes across it (halfwidth kana + voicing mark)."""
-    groups: list[list[object]] = []  # [start, end, raw mapped text]
+    starts: list[int] = []
+    raws: list[str] = []  # each run's characters mapped, before NFC
     for i, ch in enumerate(text):
         raw = ch.translate(_TABLE)
-        if groups:
-            last = groups[-1]
-            prev = str(last[2])
+        if raws:
+            prev = raws[-1]
             if _joins_previous(ch) or (
                 raw
                 and prev
                 and unicodedata.normalize("NFC", prev + raw)
                 != unicodedata.normalize("NFC", prev) + unicodedata.normalize("NFC", raw)
             ):
-                last[1] = i + 1
-                last[2] = prev + raw
+                raws[-1] = prev + raw
                 continue
-        groups.append([i, i + 1, raw])
-    pieces = [(int(str(s)), int(str(e)), unicodedata.normalize("NFC", str(r))) for s, e, r in groups]
+        starts.append(i)
+        raws.append(raw)
+    ends = [*starts[1:], len(text)] if starts else []
+    pieces = [(s, e, unicodedata.normalize("NFC", r)) for s, e, r in zip(starts, ends, raws, strict=True)]
     whole = unicodedata.normalize("NFC", text.translate(_TABLE))
     if "".join(p for _, _, p in pieces) != whole:
         # Composition reached further than one neighbour (rare mark orders): one run for all,
