@@ -56,6 +56,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_workers.py
 	$(BIN)/python bench/bench_queue.py --conversations 10000
 	$(BIN)/python bench/bench_live.py
+	$(BIN)/python bench/bench_preview.py --messages 100000
 
 # README's pictures of the web inbox: the real server on a temporary store with demo data, shot with
 # the Chromium the browser tests use (apt-get install -y chromium), into docs/screenshots/.

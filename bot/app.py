@@ -22,6 +22,7 @@ from bot.outbox import Outbox, PermanentFailure, RetryLater
 from bot.services.admin import Admin, RuleCache
 from bot.services.crm import CrmSync
 from bot.services.inbox import Inbox
+from bot.services.insight import Insight
 from bot.services.live import DELIVERY, Hub
 from bot.services.people import People
 from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, notify, repo
@@ -70,6 +71,8 @@ class AppState:
         self.rules = RuleCache(settings)
         self.rules.on_reload.append(self.metrics.automations.set)
         self.admin = Admin(settings, self.rules)
+        self.insight = Insight(settings, self.admin)
+        self.commands = CommandRunner(self.admin, self.insight)
         self.commands = CommandRunner(self.admin)
         # live updates; on PostgreSQL other workers hear them through NOTIFY/LISTEN (on SQLite
         # several workers are a development setup: each page hears its own worker's changes)
@@ -282,6 +285,7 @@ def build_app(settings: Settings, *, authenticate: live.Authenticate = signed_in
     app[api.ADMIN_KEY] = state.admin
     app[api.INBOX_KEY] = state.inbox
     app[api.PEOPLE_KEY] = state.people
+    app[api.INSIGHT_KEY] = state.insight
     app[api.TOKENS_KEY] = settings.api_tokens()
     app[api.METRICS_KEY] = state.metrics
     if not settings.api_tokens():

@@ -217,10 +217,6 @@ async def test_create_reason_alone_implies_resolve(bot: Bot) -> None:
         ("create x keywords=a", "give at least one action: tags=…, topics=…, resolve or crm=salesforce"),
         ("create x keywords=a match=some resolve", 'match must be "any" or "all", not "some"'),
         (
-            "create x keywords=a resolve channels=nope",
-            'unknown channel "nope" — configured channels: shop, support',
-        ),
-        (
             "create x keywords=a resolve types=dm",
             'unknown conversation type "dm" — use direct, group or public',
         ),

@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel, ValidationError
 
-from bot.domain import QueueKey, Role, User
+from bot.domain import Automation, QueueKey, Role, User
 from bot.errors import (
     Conflict,
     Forbidden,
@@ -40,9 +40,10 @@ from bot.errors import (
 from bot.front import schemas, views
 from bot.front.openapi import OPENAPI, OPERATIONS
 from bot.metrics import Metrics
-from bot.services.admin import LABEL_KINDS, Admin
+from bot.services.admin import LABEL_KINDS, Admin, rule_of
 from bot.services.audit import Audit
 from bot.services.inbox import Inbox
+from bot.services.insight import Insight, parse_since
 from bot.services.people import People
 from bot.store import queue, repo
 from connectors.http import BadBody, bad_text, parse_object, read_body
@@ -65,6 +66,7 @@ MAX_LIMIT = schemas.MAX_LIMIT
 ADMIN_KEY = web.AppKey("admin", Admin)
 INBOX_KEY = web.AppKey("inbox", Inbox)
 PEOPLE_KEY = web.AppKey("people", People)
+INSIGHT_KEY = web.AppKey("insight", Insight)
 TOKENS_KEY = web.AppKey("api_tokens", frozenset)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
@@ -489,10 +491,16 @@ async def list_automations(request: web.Request) -> web.Response:
     return _json(page([views.automation_json(a) for a in found], [a.id for a in found], limit))
 
 
+async def _saved(request: web.Request, a: Automation, status: int = 200) -> web.Response:
+    """An automation as saved, with the warnings it raises."""
+    warnings = await request.app[INSIGHT_KEY].lint_saved(a)
+    return _json({**views.automation_json(a), "warnings": views.warnings_json(warnings)}, status)
+
+
 async def create_automation(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.AutomationIn)
     a = await request.app[ADMIN_KEY].create(body.model_dump(exclude_unset=True), actor=settings_actor(request))
-    return _json(views.automation_json(a), 201)
+    return await _saved(request, a, 201)
 
 
 async def get_automation(request: web.Request) -> web.Response:
@@ -503,7 +511,7 @@ async def change_automation(request: web.Request) -> web.Response:
     aid = path_id(request, "automation")
     body = await read_model(request, schemas.AutomationChange)
     a = await request.app[ADMIN_KEY].update(aid, body.model_dump(exclude_unset=True), actor=settings_actor(request))
-    return _json(views.automation_json(a))
+    return await _saved(request, a)
 
 
 async def delete_automation(request: web.Request) -> web.Response:
@@ -513,7 +521,7 @@ async def delete_automation(request: web.Request) -> web.Response:
 
 async def enable_automation(request: web.Request) -> web.Response:
     a, _ = await request.app[ADMIN_KEY].set_enabled(path_id(request, "automation"), True, actor=settings_actor(request))
-    return _json(views.automation_json(a))
+    return await _saved(request, a)
 
 
 async def disable_automation(request: web.Request) -> web.Response:
@@ -554,6 +562,33 @@ async def test_automations(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.AutomationTest)
     result = await request.app[ADMIN_KEY].test(body.text, channel=body.channel or None, type=body.type or None)
     return _json(views.test_json(result.evaluation, [(name, describe(why)) for name, why in result.skipped]))
+
+
+async def preview_automation(request: web.Request) -> web.Response:
+    body = await read_model(request, schemas.AutomationPreview)
+    fields = body.model_dump(exclude_unset=True, exclude={"since"})
+    since = parse_since(body.since, now=datetime.now(UTC))
+    rule = await request.app[ADMIN_KEY].candidate(fields)
+    preview = await request.app[INSIGHT_KEY].preview(rule, since=since, enabled=body.enabled)
+    return _json(views.preview_json(preview))
+
+
+async def preview_saved_automation(request: web.Request) -> web.Response:
+    aid = path_id(request, "automation")
+    body = await read_model(request, schemas.PreviewIn, required=False)
+    since = parse_since(body.since, now=datetime.now(UTC))
+    a = await request.app[ADMIN_KEY].find(aid)
+    preview = await request.app[INSIGHT_KEY].preview(rule_of(a), since=since, enabled=a.enabled)
+    return _json(views.preview_json(preview))
+
+
+async def lint_automations(request: web.Request) -> web.Response:
+    return _json({"warnings": views.warnings_json(await request.app[INSIGHT_KEY].lint_all())})
+
+
+async def explain_conversation(request: web.Request) -> web.Response:
+    entries = await request.app[INSIGHT_KEY].why(path_id(request, "conversation"))
+    return _json(views.why_json(entries))
 
 
 # --- labels ----------------------------------------------------------------------------------------
@@ -745,6 +780,7 @@ HANDLERS: dict[str, Handler] = {
     "openapi": openapi,
     "listConversations": list_conversations,
     "getConversation": get_conversation,
+    "explainConversation": explain_conversation,
     "resolveConversation": resolve_conversation,
     "reopenConversation": reopen_conversation,
     "replyToConversation": reply_to_conversation,
@@ -753,6 +789,9 @@ HANDLERS: dict[str, Handler] = {
     "listAutomations": list_automations,
     "createAutomation": create_automation,
     "testAutomations": test_automations,
+    "previewAutomation": preview_automation,
+    "previewSavedAutomation": preview_saved_automation,
+    "lintAutomations": lint_automations,
     "getAutomation": get_automation,
     "changeAutomation": change_automation,
     "deleteAutomation": delete_automation,
@@ -809,4 +848,6 @@ def routes() -> list[web.RouteDef]:
     # without this, PATCH/GET /api/automations/test would fall through to /api/automations/{id}: a 404
     at = next(i for i, op in enumerate(OPERATIONS) if op.id == "testAutomations")
     defs.insert(at + 1, web.route("*", "/api/automations/test", only_post))
+    at = next(i for i, d in enumerate(defs) if d.path == "/api/automations/preview")
+    defs.insert(at + 1, web.route("*", "/api/automations/preview", only_post))
     return defs

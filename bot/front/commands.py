@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bot.domain import Action, ActionType, Automation, AutomationRevision, Topic
+from bot.engine.lint import Kind as LintKind
+from bot.engine.lint import Warning as LintWarning
 from bot.engine.normalize import PLAIN_QUOTES
+from bot.engine.rules import Rule
+from bot.engine.why import NOT_FIRST, Outcome, WhyEntry
 from bot.errors import (
     N_,
     InboxError,
@@ -25,8 +30,9 @@ from bot.errors import (
     UnknownLabel,
     UnknownTeam,
 )
-from bot.i18n import Wording, wording
-from bot.services.admin import LABEL_KINDS, Admin, plan_problem
+from bot.i18n import Wording, plural, wording
+from bot.services.admin import LABEL_KINDS, Admin, plan_problem, rule_of
+from bot.services.insight import Insight, parse_since
 
 NOT_ADMIN = N_("Only inbox admins can manage automations.")
 FAILED = N_("Something went wrong on the bot's side — the bot's log has the details.")
@@ -39,6 +45,9 @@ HELP = N_("""\
 /automation enable NAME · disable NAME · delete NAME
 /automation history NAME — its last changes, who made them · rollback NAME REV — put revision REV back
 /automation test "message text" [channel=NAME] [type=TYPE] — what would fire; changes nothing
+/automation preview NAME [since=7d|24h|ISO time] — what it would have done to past messages; changes nothing
+    (or end /automation create … with the word preview: shown, not saved)
+/automation why #CONVERSATION — what each automation did on each message, and why
 /automation tags [add NAME | delete NAME] · topics [...] · reasons [...]
 /automation topics add NAME [priority=urgent|high|normal|low] [team=TEAM]
 /automation topics set NAME [priority=…] [team=TEAM | team=none] — its open conversations follow""")
@@ -300,8 +309,9 @@ def _revision_line(r: AutomationRevision, _: Wording) -> str:
 class CommandRunner:
     """Runs one `/automation …` command for a caller and returns the reply text."""
 
-    def __init__(self, admin: Admin) -> None:
+    def __init__(self, admin: Admin, insight: Insight | None = None) -> None:
         self.admin = admin
+        self.insight = insight if insight is not None else Insight(admin.settings, admin)
 
     def wording(self, lang: str | None = None) -> Wording:
         """The catalogue in `lang` (one of ours), else in the organization's language."""
@@ -407,6 +417,9 @@ class CommandRunner:
                 return False
             return "=" in tok.text or (tok.text.lower() == "resolve" and not tok.quoted)
 
+        preview = bool(args) and args[-1].text.lower() == "preview" and not args[-1].quoted and len(args) > 1
+        if preview:
+            args = args[:-1]
         if not args or is_option(args[0]):
             raise Missing("name", of="automation")
         rest = list(args)
@@ -449,8 +462,10 @@ class CommandRunner:
             "channels": _split_list(opts.get("channels", "")),
             "types": _split_list(opts.get("types", "")),
         }
+        if preview:
+            return await self._preview(await self.admin.candidate(data), since=None, enabled=True, _=_)
         a = await self.admin.create(data, actor=ask.actor)
-        return self.created(a, _)
+        return self.created(a, _) + await self._warnings_of(a, _)
 
     @staticmethod
     def created(a: Automation, _: Wording) -> str:
@@ -473,8 +488,10 @@ class CommandRunner:
     async def _cmd_enable(self, args: list[Token], ask: Ask) -> str:
         a, changed = await self.admin.set_enabled(self._name(args, "enable"), True, actor=ask.actor)
         if changed:
-            return ask._("Enabled automation #{id} {name}.", id=a.id, name=_q(a.name))
-        return ask._("#{id} {name} is already enabled.", id=a.id, name=_q(a.name))
+            said = ask._("Enabled automation #{id} {name}.", id=a.id, name=_q(a.name))
+        else:
+            said = ask._("#{id} {name} is already enabled.", id=a.id, name=_q(a.name))
+        return said + await self._warnings_of(a, ask._)
 
     async def _cmd_disable(self, args: list[Token], ask: Ask) -> str:
         a, changed = await self.admin.set_enabled(self._name(args, "disable"), False, actor=ask.actor)
@@ -621,3 +638,149 @@ class CommandRunner:
 
     async def _cmd_reasons(self, args: list[Token], ask: Ask) -> str:
         return await self._labels("reason", args, ask)
+
+    # --- why, preview, lint ---------------------------------------------------------------------
+    async def _warnings_of(self, a: Automation, _: Wording) -> str:
+        """The lint warnings of a saved automation, one line each under the reply ("" for none)."""
+        lines = warning_lines(await self.insight.lint_saved(a), _)
+        return "".join("\n" + line for line in lines)
+
+    async def _cmd_why(self, args: list[Token], ask: Ask) -> str:
+        _ = ask._
+        ref = args[0].text.removeprefix("#") if len(args) == 1 else ""
+        if not (ref.isascii() and ref.isdigit() and len(ref) < 19):
+            raise _usage(N_("name the conversation by its number, e.g. /automation why #12"))
+        conversation_id = int(ref)
+        entries = await self.insight.why(conversation_id)
+        if not entries:
+            return _("No automation fired or found a keyword in conversation #{id}.", id=conversation_id)
+        texts = dict(await self.insight.inbound_texts(conversation_id))
+        lines = [_("Conversation #{id}, automation by automation:", id=conversation_id)]
+        shown: int | None = None
+        for e in entries:
+            if e.message_id != shown:
+                shown = e.message_id
+                lines.append(
+                    _("Message #{id}: {text}", id=e.message_id, text=_q(_excerpt(texts.get(e.message_id, ""))))
+                )
+            lines.append("  " + _why_line(e, _))
+        return "\n".join(lines)
+
+    async def _cmd_preview(self, args: list[Token], ask: Ask) -> str:
+        since: str | None = None
+        if args and not args[-1].opened and args[-1].text.lower().startswith("since="):
+            since = args[-1].text.partition("=")[2]
+            args = args[:-1]
+        a = await self.admin.find(self._name(args, "preview"))
+        return await self._preview(rule_of(a), since=since, enabled=a.enabled, name=a.name, _=ask._)
+
+    async def _preview(
+        self, rule: Rule, *, since: str | None, enabled: bool, name: str | None = None, _: Wording
+    ) -> str:
+        start = parse_since(since, now=datetime.now(UTC))
+        p = await self.insight.preview(rule, since=start, enabled=enabled)
+        c = p.counts
+        lines = [
+            _(
+                "Preview of {name} since {since} (nothing was changed):",
+                name=_q(name or rule.name),
+                since=start.strftime("%Y-%m-%d %H:%M UTC"),
+            ),
+            plural(_, "scanned {n} message", "scanned {n} messages", c.messages_scanned)
+            + " · "
+            + plural(_, "{n} conversation", "{n} conversations", p.conversations_scanned),
+            plural(_, "would fire on {n} message", "would fire on {n} messages", c.would_fire_messages)
+            + " · "
+            + plural(_, "{n} conversation", "{n} conversations", c.would_fire_conversations),
+            _(
+                "would tag {tagged} · apply topics to {topics} · resolve {resolved} · send {crm} to Salesforce",
+                tagged=c.would_tag,
+                topics=c.would_apply_topics,
+                resolved=c.would_resolve,
+                crm=c.would_send_to_crm,
+            ),
+        ]
+        for x in c.examples[:3]:
+            lines.append(_("e.g. conversation #{id}: {text}", id=x.conversation_id, text=_q(_excerpt(x.text))))
+        lines += warning_lines(p.warnings, _)
+        return "\n".join(lines)
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _found(e: WhyEntry) -> str:
+    return ", ".join(_q(f.keyword) for f in e.found)
+
+
+def _why_line(e: WhyEntry, _: Wording) -> str:
+    """One automation on one message, in a line."""
+    who = f"#{e.automation_id} {_q(e.automation_name)}"
+    match e.outcome:
+        case Outcome.FIRED:
+            line = _(
+                "✓ {who} fired on {found} → {actions}", who=who, found=_found(e), actions=describe_actions(e.actions, _)
+            )
+            resolve = next((n for n in e.not_applied if n.type is ActionType.RESOLVE), None)
+            if resolve is not None:
+                line += " " + (
+                    _("(resolve not applied: not the first message)")
+                    if resolve.why == NOT_FIRST
+                    else _("(resolve not applied: another automation resolved first)")
+                )
+            return line
+        case Outcome.KEYWORDS_INCOMPLETE:
+            return _(
+                "✗ {who} found {found} but still misses {missing}",
+                who=who,
+                found=_found(e),
+                missing=", ".join(map(_q, e.missing)),
+            )
+        case Outcome.NOT_IN_SCOPE:
+            return _("✗ {who} found {found}, but the message is not in its scope", who=who, found=_found(e))
+        case Outcome.SKIPPED_PLAN:
+            return _("✗ {who} found {found}, but the plan does not allow it", who=who, found=_found(e))
+    return _("✗ {who} found {found}, but it was disabled", who=who, found=_found(e))
+
+
+def warning_lines(warnings: Sequence[LintWarning], _: Wording) -> list[str]:
+    """Lint warnings in the chat's words, one line each."""
+    lines = []
+    for w in warnings:
+        names = ", ".join(f"#{i} {_q(n)}" for i, n in zip(w.automation_ids, w.names, strict=True))
+        match w.kind:
+            case LintKind.GENERIC_RESOLVE_KEYWORD if w.share is not None:
+                text = _(
+                    "resolve keyword {keyword} is in {share} of recent first messages: it may close conversations "
+                    "that have just begun",
+                    keyword=_q(w.keyword or ""),
+                    share=f"{w.share:.0%}",
+                )
+            case LintKind.GENERIC_RESOLVE_KEYWORD:
+                text = _(
+                    "resolve keyword {keyword} is a greeting or thanks: it may close conversations that have just "
+                    "begun",
+                    keyword=_q(w.keyword or ""),
+                )
+            case LintKind.DUPLICATE_KEYWORD:
+                text = _("keyword {keyword} is in several automations of overlapping scope: {names}",
+                         keyword=_q(w.keyword or ""), names=names)  # fmt: skip
+            case LintKind.CONFLICT:
+                text = _(
+                    "keyword {keyword} resolves in one automation and sends to Salesforce in another: {names}",
+                    keyword=_q(w.keyword or ""),
+                    names=names,
+                )
+            case LintKind.UNKNOWN_CHANNEL:
+                text = _(
+                    "channel {channel} is not configured: the automation acts there once it is",
+                    channel=_q(w.channel or ""),
+                )
+            case _:
+                text = plural(
+                    _, "enabled for {n} day without firing", "enabled for {n} days without firing", w.days or 0
+                )
+        lines.append("⚠ " + text)
+    return lines

@@ -733,3 +733,104 @@ class LabelList(Response):
 class TopicList(Response):
     items: list[Topic]
     next_cursor: None = Field(description="Always null: every topic is listed.")
+
+
+# --- why, preview, lint ---------------------------------------------------------------------------
+
+Since = Annotated[
+    StrictStr | None,
+    Expect('"7d", "24h" or an ISO time'),
+    Field(
+        description='Replay the inbound messages sent since then: `"7d"` (days), `"24h"` (hours) or an ISO time '
+        "(UTC when it has no offset). Default: 7 days.",
+        examples=["7d"],
+    ),
+]
+
+
+class AutomationPreview(AutomationIn):
+    """An automation's fields (as to create it) and how far back to replay."""
+
+    since: Since = None
+
+
+class PreviewIn(Request):
+    """How far back to replay the stored automation."""
+
+    since: Since = None
+
+
+class LintWarning(Response):
+    """Something that looks like a mistake; never blocks a save."""
+
+    kind: Literal["generic_resolve_keyword", "duplicate_keyword", "conflict", "unknown_channel", "never_fired"]
+    message: str
+    automation_ids: list[int] = Field(description="The automation itself when saved, and every other one involved.")
+
+
+class AutomationSaved(Automation):
+    """An automation as saved, with the warnings it raises."""
+
+    warnings: list[LintWarning]
+
+
+class LintList(Response):
+    warnings: list[LintWarning]
+
+
+class FoundKeyword(Response):
+    """A keyword found in a message: `start`/`end` are code point offsets (end exclusive) into the stored text."""
+
+    keyword: str
+    start: int
+    end: int
+
+
+class NotApplied(Response):
+    type: Literal["tag", "topic", "resolve", "crm"]
+    why: str
+
+
+class WhyItem(Response):
+    """One automation on one inbound message."""
+
+    message_id: int
+    automation_id: int
+    automation_name: str
+    revision: int | None
+    outcome: Literal["fired", "not_in_scope", "keywords_incomplete", "skipped_plan", "disabled"]
+    found: list[FoundKeyword]
+    missing: list[str] = Field(description="For match=all: the keywords not yet seen in the conversation.")
+    actions: list[Action]
+    not_applied: list[NotApplied]
+
+
+class WhyList(Response):
+    items: list[WhyItem]
+
+
+class PreviewCount(Response):
+    messages: int
+    conversations: int
+
+
+class PreviewExample(Response):
+    conversation_id: int
+    message_id: int
+    text: str
+    found: list[FoundKeyword]
+
+
+class PreviewOutcome(Response):
+    """What the automation would have done to the stored messages since then (nothing is changed)."""
+
+    since: Timestamp
+    messages_scanned: int = Field(description="Every inbound message since then, on any channel.")
+    conversations_scanned: int
+    would_fire: PreviewCount
+    would_tag: int = Field(description="Messages.")
+    would_apply_topics: int = Field(description="Conversations.")
+    would_resolve: int = Field(description="Conversations.")
+    would_send_to_crm: int = Field(description="Conversations.")
+    examples: list[PreviewExample] = Field(description="Up to 5.")
+    warnings: list[LintWarning]

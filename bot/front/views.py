@@ -3,6 +3,7 @@ queue and their history), messages, automations, runs, outbox jobs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,11 @@ from bot.domain import (
     User,
 )
 from bot.engine import Evaluation
+from bot.engine.lint import Kind as LintKind
+from bot.engine.lint import Warning as LintWarning
+from bot.engine.offsets import Found
+from bot.engine.why import WhyEntry
+from bot.services.insight import Preview
 from bot.store import queue, repo
 
 
@@ -240,3 +246,93 @@ async def conversation_detail_json(conversation_id: int) -> dict[str, Any] | Non
 
 def topic_json(t: Topic) -> dict[str, Any]:
     return {"name": t.name, "priority": t.priority.value, "team": t.team}
+
+
+# --- why, preview, lint ---------------------------------------------------------------------------
+
+
+def _named(ids: tuple[int, ...], names: tuple[str, ...]) -> list[str]:
+    return [f'"{n}" (#{i})' for i, n in zip(ids, names, strict=True)]
+
+
+def warning_message(w: LintWarning) -> str:
+    """A lint warning in the API's words (English)."""
+    who = _named(w.automation_ids, w.names)
+    match w.kind:
+        case LintKind.GENERIC_RESOLVE_KEYWORD if w.share is not None:
+            return (
+                f'resolve keyword "{w.keyword}" is in {w.share:.0%} of the first messages in scope over the last '
+                "30 days: it may close conversations that have just begun"
+            )
+        case LintKind.GENERIC_RESOLVE_KEYWORD:
+            return (
+                f'resolve keyword "{w.keyword}" is a greeting or thanks: it may close conversations that have '
+                "just begun"
+            )
+        case LintKind.DUPLICATE_KEYWORD:
+            return f'keyword "{w.keyword}" is in several automations with an overlapping scope: {", ".join(who)}'
+        case LintKind.CONFLICT:
+            return (
+                f'keyword "{w.keyword}" resolves the conversation in one automation and sends it to Salesforce '
+                f"in another, with an overlapping scope: {', '.join(who)}"
+            )
+        case LintKind.UNKNOWN_CHANNEL:
+            return f'channel "{w.channel}" is not configured: the automation acts there once it is'
+        case LintKind.NEVER_FIRED:
+            return f"enabled for {w.days} days without firing"
+    return w.kind.value  # pragma: no cover - every kind is worded above
+
+
+def warning_json(w: LintWarning) -> dict[str, Any]:
+    return {"kind": w.kind.value, "message": warning_message(w), "automation_ids": list(w.automation_ids)}
+
+
+def warnings_json(warnings: Sequence[LintWarning]) -> list[dict[str, Any]]:
+    return [warning_json(w) for w in warnings]
+
+
+def found_json(found: Sequence[Found]) -> list[dict[str, Any]]:
+    return [{"keyword": f.keyword, "start": f.start, "end": f.end} for f in found]
+
+
+def why_json(entries: Sequence[WhyEntry]) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "message_id": e.message_id,
+                "automation_id": e.automation_id,
+                "automation_name": e.automation_name,
+                "revision": e.revision,
+                "outcome": e.outcome.value,
+                "found": found_json(e.found),
+                "missing": list(e.missing),
+                "actions": [a.to_json() for a in e.actions],
+                "not_applied": [{"type": n.type.value, "why": n.why} for n in e.not_applied],
+            }
+            for e in entries
+        ]
+    }
+
+
+def preview_json(p: Preview) -> dict[str, Any]:
+    c = p.counts
+    return {
+        "since": _iso(p.since),
+        "messages_scanned": c.messages_scanned,
+        "conversations_scanned": p.conversations_scanned,
+        "would_fire": {"messages": c.would_fire_messages, "conversations": c.would_fire_conversations},
+        "would_tag": c.would_tag,
+        "would_apply_topics": c.would_apply_topics,
+        "would_resolve": c.would_resolve,
+        "would_send_to_crm": c.would_send_to_crm,
+        "examples": [
+            {
+                "conversation_id": x.conversation_id,
+                "message_id": x.message_id,
+                "text": x.text,
+                "found": found_json(x.found),
+            }
+            for x in c.examples
+        ],
+        "warnings": warnings_json(p.warnings),
+    }

@@ -55,6 +55,7 @@ log = logging.getLogger("inbox.admin")
 MAX_NAME = 100
 MAX_KEYWORDS = 100
 MAX_KEYWORD_LEN = 200
+MAX_CHANNEL = 64  # the longest channel name a message holds
 # Read-only fields of an automation as the API shows it: ignored in a change, so a client may send
 # back what it read.
 READ_ONLY = frozenset({"id", "problem", "created_at", "updated_at"})
@@ -243,16 +244,17 @@ def valid_match(value: object) -> MatchMode:
     return MatchMode(value)
 
 
-def valid_channels(value: object, known: Sequence[str]) -> list[str]:
-    """Configured channel names, each once; empty (every channel) when not given."""
+def valid_channels(value: object) -> list[str]:
+    """Channel names, each once; empty (every channel) when not given. A name the config does not
+    hold is kept (the channel may be configured later): lint warns about it (`unknown_channel`)."""
     if not value:
         return []
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
         raise Invalid("channels", N_("channels must be a list of channel names"))
     channels = list(dict.fromkeys(c.strip() for c in value if c.strip()))
-    for c in channels:
-        if c not in known:
-            raise _unknown_channel("channels", c, known)
+    long = next((c for c in channels if len(c) > MAX_CHANNEL), None)
+    if long is not None:
+        raise Invalid("channels", N_("channel names are at most {n} characters"), n=MAX_CHANNEL)
     return channels
 
 
@@ -490,18 +492,23 @@ class Admin:
         return found
 
     async def _validate(
-        self, data: Mapping[str, Any], *, current_id: int | None = None, check_plan: bool = True
+        self,
+        data: Mapping[str, Any],
+        *,
+        current_id: int | None = None,
+        check_plan: bool = True,
+        check_name_taken: bool = True,
     ) -> dict[str, Any]:
         """Every field checked, in the order a person reads them; returns the stored columns.
-        Raises the first problem found."""
+        Raises the first problem found. A preview (nothing saved) skips `check_name_taken`."""
         name = valid_name(data.get("name"))
         keywords = valid_keywords(data.get("keywords"))
         match = valid_match(data.get("match"))
         actions = await self._valid_actions(data.get("actions"))
-        channels = valid_channels(data.get("channels"), [c.name for c in self.settings.channels])
+        channels = valid_channels(data.get("channels"))
         types = valid_types(data.get("types"))
         enabled = valid_enabled(data.get("enabled", True))
-        existing = await repo.find_automation(name)
+        existing = await repo.find_automation(name) if check_name_taken else None
         if existing is not None and existing.id != current_id:
             raise Conflict(
                 N_('an automation named "{name}" already exists (#{id}) — pick another name'),
@@ -521,6 +528,20 @@ class Admin:
             "types": [t.value for t in types],
             "enabled": enabled,
         }
+
+    async def candidate(self, data: Mapping[str, Any], *, id: int = 0) -> Rule:
+        """The engine's form of an automation given in its JSON form, checked as a create checks
+        it (the same refusals), except that its name may be taken: nothing is saved."""
+        columns = await self._validate(data, check_name_taken=False)
+        return Rule(
+            id=id,
+            name=columns["name"],
+            keywords=tuple(columns["keywords"]),
+            match=MatchMode(columns["match"]),
+            actions=tuple(Action.from_json(a) for a in columns["actions"]),
+            channels=frozenset(columns["channels"]),
+            types=frozenset(ConversationType(t) for t in columns["types"]),
+        )
 
     async def _valid_actions(self, value: object) -> list[Action]:
         if not isinstance(value, list) or not value:

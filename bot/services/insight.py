@@ -1,0 +1,224 @@
+"""Explaining automations: why a conversation's automations did what they did, what an automation
+would have done to stored messages (preview), and what looks like a mistake (lint).
+
+Reads only: nothing here changes the store. The engine decides (`bot.engine.why`, `.preview`,
+`.lint`); this gathers the facts from the store, in chunks where they can be many.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot import plans
+from bot.config import Settings
+from bot.domain import ActionType, Automation, ConversationType
+from bot.engine.lint import GENERIC_WORDS, UNSAVED, LintSubject, Warning, lint
+from bot.engine.matcher import KeywordIndex
+from bot.engine.preview import PreviewCounts, Replay, ReplayMessage
+from bot.engine.rules import Rule
+from bot.engine.why import AsOf, HistoryMessage, PastRun, WhyEntry, explain
+from bot.errors import ConversationNotFound, Invalid
+from bot.services.admin import Admin, rule_of
+from bot.store import StoreError, history, repo
+
+log = logging.getLogger("inbox.insight")
+
+__all__ = ["CHUNK", "Insight", "Preview", "parse_since"]
+
+CHUNK = 2000  # messages read per query by a preview: bounded memory, few round trips, short
+# stretches of evaluation between two awaits (other requests are served in between)
+DEFAULT_SINCE = timedelta(days=7)
+MAX_DAYS = 36_500
+SHARE_DAYS = 30  # generic_resolve_keyword looks at the first messages of this many days
+SHARE_MIN_MESSAGES = 20  # fewer first messages in scope than this say nothing about a keyword
+SHARE_SAMPLE = 10_000  # the newest first messages looked at: a share needs a sample, not them all
+
+_DURATION = re.compile(r"\s*(\d{1,6})\s*([dh])\s*", re.IGNORECASE)
+_TYPES = {t.value: t for t in ConversationType}  # a dict lookup per row, not an Enum call
+SINCE_FORMS = '"7d" (days), "24h" (hours) or an ISO time such as "2026-11-24T10:00:00Z"'
+
+
+def parse_since(value: object, *, now: datetime) -> datetime:
+    """The start of a preview: `7d`, `24h` or an ISO time (UTC when it has no offset); 7 days ago
+    when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return now - DEFAULT_SINCE
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value)
+        if m is not None:
+            n, unit = int(m.group(1)), m.group(2).lower()
+            if (n if unit == "d" else n / 24) <= MAX_DAYS:
+                return now - (timedelta(days=n) if unit == "d" else timedelta(hours=n))
+        else:
+            try:
+                at = datetime.fromisoformat(value.strip().replace("z", "Z"))
+            except ValueError:
+                pass
+            else:
+                return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    raise Invalid("since", f"since must be {SINCE_FORMS}")
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A preview's answer: the replay's figures, the conversations scanned, and the warnings."""
+
+    since: datetime
+    counts: PreviewCounts
+    conversations_scanned: int
+    warnings: tuple[Warning, ...]
+
+
+class Insight:
+    """Why, preview and lint over the stored conversations and automations."""
+
+    def __init__(self, settings: Settings, admin: Admin) -> None:
+        self.settings = settings
+        self.admin = admin
+
+    # --- automations as they stood ------------------------------------------------------------
+    async def automations_as_of(self, times: Sequence[datetime]) -> list[list[AsOf]]:
+        """For each time given, the automations as they stood then.
+
+        The one place that knows how past definitions are found: today, the current definitions
+        of the automations that existed at that time (a later change to one is not seen).
+        """
+        current = await repo.list_automations()
+        org = self.settings.organization
+        as_of = [
+            (a.created_at, AsOf(rule_of(a), enabled=a.enabled, plan_allows=plans.refusal(org, a.actions) is None))
+            for a in current
+        ]
+        return [[s for created, s in as_of if created <= at] for at in times]
+
+    # --- why ----------------------------------------------------------------------------------
+    async def why(self, conversation_id: int) -> list[WhyEntry]:
+        """Per inbound message of the conversation, each automation that fired on it or found one
+        of its keywords in it, and what it did or why not."""
+        conv = await repo.get_conversation(conversation_id)
+        if conv is None:
+            raise ConversationNotFound(conversation_id)
+        stored = await history.inbound_messages(conversation_id)
+        messages = [HistoryMessage(mid, text, i == 0) for i, (mid, text, _) in enumerate(stored)]
+        subjects = dict(
+            zip((m.id for m in messages), await self.automations_as_of([at for *_, at in stored]), strict=True)
+        )
+        runs = [
+            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions)
+            for r in await repo.conversation_runs(conversation_id)
+        ]
+        return explain(
+            messages, channel=conv.channel, type=conv.type, automations_at=lambda m: subjects[m.id], runs=runs
+        )
+
+    async def inbound_texts(self, conversation_id: int) -> list[tuple[int, str]]:
+        """The conversation's inbound messages (id, text), oldest first."""
+        return [(mid, text) for mid, text, _ in await history.inbound_messages(conversation_id)]
+
+    # --- preview ------------------------------------------------------------------------------
+    async def preview(self, rule: Rule, *, since: datetime, enabled: bool = True) -> Preview:
+        """Replay the inbound messages sent since `since` through `rule` as live ingest would,
+        streaming them from the store in chunks. Changes nothing."""
+        replay = Replay(rule)
+        after = 0
+        # (reading the next chunk while evaluating this one was slower: the driver's thread and
+        # the evaluation contend for the interpreter)
+        while rows := await history.inbound_since(since, after_id=after, limit=CHUNK):
+            after = rows[-1].id
+            chunk = [ReplayMessage(r.id, r.conversation_id, r.channel, _TYPES[r.type], r.text, r.first) for r in rows]
+            unknown = replay.unknown(chunk)
+            if unknown:
+                first_here: dict[int, int] = {}
+                for m in chunk:
+                    first_here.setdefault(m.conversation_id, m.id)
+                earlier = await history.earlier_inbound({c: first_here[c] for c in unknown})
+                for c in unknown:
+                    replay.prime(c, earlier.get(c, ()))
+            for m in chunk:
+                replay.feed(m)
+        scanned = await history.count_conversations_since(since)
+        warnings = await self.lint_about(rule, enabled=enabled)
+        return Preview(since, replay.counts(), scanned, tuple(warnings))
+
+    # --- lint ---------------------------------------------------------------------------------
+    async def lint_all(self) -> list[Warning]:
+        """The warnings of every enabled automation."""
+        return lint(
+            await self._subjects(await repo.list_automations()),
+            known_channels=[c.name for c in self.settings.channels],
+            now=datetime.now(UTC),
+        )
+
+    async def lint_saved(self, a: Automation) -> list[Warning]:
+        """The warnings that involve a stored automation (enabled or not), for the answer to its
+        save. The save is done: a store that fails to answer here costs the warnings, not the
+        answer (the client would otherwise retry a save that succeeded)."""
+        try:
+            return await self.lint_about(rule_of(a), enabled=a.enabled, since=a.updated_at)
+        except StoreError:
+            log.warning("could not lint automation #%s after its save", a.id, exc_info=True)
+            return []
+
+    async def lint_about(self, rule: Rule, *, enabled: bool, since: datetime | None = None) -> list[Warning]:
+        """The warnings that involve `rule` (stored, or `UNSAVED` for one being previewed)."""
+        others = [a for a in await repo.list_automations() if a.id != rule.id]
+        subjects = await self._subjects(others, extra=(rule, enabled, since))
+        return lint(
+            subjects,
+            known_channels=[c.name for c in self.settings.channels],
+            now=datetime.now(UTC),
+            about=rule.id,
+        )
+
+    async def _subjects(
+        self, automations: Sequence[Automation], *, extra: tuple[Rule, bool, datetime | None] | None = None
+    ) -> list[LintSubject]:
+        # (rule, enabled, enabled since): the last change stands for "enabled since" until the
+        # automations keep a history of their changes
+        items: list[tuple[Rule, bool, datetime | None]] = [(rule_of(a), a.enabled, a.updated_at) for a in automations]
+        if extra is not None:
+            items.append(extra)
+        live = [(r, e, s) for r, e, s in items if e or (extra is not None and r.id == extra[0].id)]
+        last = await history.last_runs([r.id for r, _, _ in live if r.id != UNSAVED])
+        shares = await self._first_message_shares([r for r, _, _ in live])
+        return [
+            LintSubject(
+                rule=r,
+                enabled=e,
+                enabled_since=s,
+                last_run_at=last.get(r.id),
+                first_message_share=shares.get(r.id, {}),
+            )
+            for r, e, s in live
+        ]
+
+    async def _first_message_shares(self, rules: Sequence[Rule]) -> dict[int, dict[str, float]]:
+        """For each resolving rule, the share of the first messages in its scope over the last
+        30 days (the newest `SHARE_SAMPLE` conversations) that hold each of its keywords (not the
+        built-in generic ones: no need)."""
+        resolving = [r for r in rules if any(a.type is ActionType.RESOLVE for a in r.actions)]
+        keys = {k for r in resolving for k in r.keys if k and k not in GENERIC_WORDS}
+        if not keys:
+            return {}
+        index = KeywordIndex(keys)
+        since = datetime.now(UTC) - timedelta(days=SHARE_DAYS)
+        totals: dict[int, int] = dict.fromkeys((r.id for r in resolving), 0)
+        hits: dict[int, dict[str, int]] = {r.id: {} for r in resolving}
+        for row in await history.recent_first_messages(since, limit=SHARE_SAMPLE):
+            found = index.find(row.text)
+            conv_type = _TYPES[row.type]
+            for r in resolving:
+                if not r.in_scope(channel=row.channel, type=conv_type):
+                    continue
+                totals[r.id] += 1
+                for k in found.intersection(r.keys):
+                    hits[r.id][k] = hits[r.id].get(k, 0) + 1
+        return {
+            r.id: {k: n / totals[r.id] for k, n in hits[r.id].items()}
+            for r in resolving
+            if totals[r.id] >= SHARE_MIN_MESSAGES
+        }
