@@ -156,6 +156,32 @@ async def test_a_round_is_received_then_applied(db_url: str) -> None:
         assert new is not None and new.previous_id == bye.conversation_id
 
 
+class _Abort(Exception):
+    pass
+
+
+@on_both_stores
+async def test_a_round_that_fails_after_apply_leaves_nothing(db_url: str) -> None:
+    """Everything a round writes — message, conversation, tags, runs, waiting time, search
+    index, outbox job — is one transaction: a failure before the commit keeps none of it."""
+    async with db.open_store(db_url):
+        ruleset = rules(BYE, CRM)
+        with pytest.raises(_Abort):
+            async with repo.transaction():
+                got = await ingest.receive(
+                    [inbound("my order", mid="a", thread="t-1"), inbound("hello", mid="b", thread="t-2")],
+                    contacts=ingest.ContactCache(),
+                )
+                assert await ingest.apply([plan(r, ruleset) for r in got])
+                raise _Abort
+        assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
+        assert await repo.list_jobs() == []
+        assert await repo.list_runs() == []
+        # and the same messages are then stored as new, not answered as duplicates
+        got, _ = await ingest_round([inbound("my order", mid="a", thread="t-1")], ruleset)
+        assert not got[0].duplicate and got[0].first
+
+
 @on_both_stores
 async def test_records_come_out_frozen_and_go_back_as_values(db_url: str) -> None:
     async with db.open_store(db_url):
