@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -58,6 +59,23 @@ async def list_automations(*, after_id: int | None = None, limit: int | None = N
 @boundary
 async def enabled_automations() -> list[domain.Automation]:
     return [records.automation(a) for a in await models.Automation.filter(enabled=True).order_by("id")]
+
+
+@boundary
+async def enabled_stamps() -> dict[int, object]:
+    """Enabled automation id → when it last changed (as the database returns it: compare, do not
+    read). One light query that tells a worker which automations to reload after a change."""
+    conn = connections.get("default")
+    _, rows = await conn.execute_query("SELECT id, updated_at FROM automations WHERE enabled")
+    return {int(row[0]): row[1] for row in rows}
+
+
+@boundary
+async def automations_by_ids(ids: Sequence[int]) -> list[domain.Automation]:
+    """These automations (the ones that still exist), oldest first."""
+    if not ids:
+        return []
+    return [records.automation(a) for a in await models.Automation.filter(id__in=list(ids)).order_by("id")]
 
 
 @boundary
