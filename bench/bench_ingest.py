@@ -216,7 +216,8 @@ def main() -> None:
         )
         print(
             f"ingest benchmark: {args.concurrency} connections, {args.seconds:.0f} s each, {args.automations} "
-            f"enabled automations, SQLite synchronous=FULL, {os.cpu_count()} cores\nload: {driver}"
+            f"enabled automations, SQLite synchronous=FULL, {os.cpu_count()} cores (load average "
+            f"{os.getloadavg()[0]:.1f}: other work on the machine lowers every figure)\nload: {driver}"
         )
         bare_url = f"http://127.0.0.1:{port_bare}/webhooks/bench"
         bot_url = f"http://127.0.0.1:{port_bot}/webhooks/bench"

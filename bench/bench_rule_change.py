@@ -114,7 +114,10 @@ def main() -> None:
     db_url = f"sqlite://{tmp / 'inbox.sqlite3'}"
     t0 = time.perf_counter()
     kws = asyncio.run(seed(db_url, n - 1))
-    print(f"rule change benchmark: {n - 1:,} automations seeded in {time.perf_counter() - t0:.1f} s; SQLite")
+    print(
+        f"rule change benchmark: {n - 1:,} automations seeded in {time.perf_counter() - t0:.1f} s; SQLite; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
     rules = [
         Rule(i + 1, f"rule {i}", tuple(k), MatchMode.ANY, (Action(ActionType.TAG, "bench"),)) for i, k in enumerate(kws)
