@@ -109,13 +109,15 @@ def main() -> None:
     ap.add_argument("--automations", type=int, default=10_000)
     ap.add_argument("--conversations", type=int, default=100_000)
     ap.add_argument("--messages-per-conversation", type=int, default=10)
+    ap.add_argument("--store", type=Path, help="a folder this bench built before: start on its store again")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="inbox-startup-bench-"))
+    tmp = args.store or Path(tempfile.mkdtemp(prefix="inbox-startup-bench-"))
     db_url = f"sqlite://{tmp / 'inbox.sqlite3'}"
-    print(f"start-up benchmark: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; building the store")
+    print(f"start-up benchmark: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; store in {tmp}")
     t0 = time.perf_counter()
-    asyncio.run(build(db_url, conversations=args.conversations, per_conversation=args.messages_per_conversation))
-    asyncio.run(add_automations(db_url, args.automations))
+    if args.store is None:
+        asyncio.run(build(db_url, conversations=args.conversations, per_conversation=args.messages_per_conversation))
+        asyncio.run(add_automations(db_url, args.automations))
     import sqlite3
 
     con = sqlite3.connect(tmp / "inbox.sqlite3")

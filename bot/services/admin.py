@@ -132,6 +132,10 @@ class RuleCache:
                 refused.append(a.id)
         return rules, refused
 
+    def _compile_all(self, found: Sequence[Automation]) -> tuple[RuleSet, list[int]]:
+        rules, refused = self._allowed(found)
+        return RuleSet(rules), refused
+
     async def refresh(self, *, force: bool = False) -> bool:
         """Catch up with the store's automations; `force` recompiles all of them."""
         async with self._lock:
@@ -140,8 +144,7 @@ class RuleCache:
                 return False
             stamps = await automations.enabled_stamps()
             if force or self._revision < 0:
-                rules, refused = self._allowed(await repo.enabled_automations())
-                ruleset = await asyncio.to_thread(RuleSet, rules)
+                ruleset, refused = await asyncio.to_thread(self._compile_all, await repo.enabled_automations())
                 self._refused = set(refused)
             else:
                 changed = [i for i, stamp in stamps.items() if self._stamps.get(i, self) != stamp]
