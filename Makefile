@@ -52,6 +52,8 @@ lint: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_matching.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_rule_change.py
+	$(BIN)/python bench/bench_startup.py --conversations 10000
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_workers.py
 	$(BIN)/python bench/bench_queue.py --conversations 10000

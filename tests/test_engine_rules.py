@@ -334,3 +334,49 @@ def test_only_the_oldest_resolving_rule_records_a_resolve_in_its_run() -> None:
         (Action(ActionType.RESOLVE, "First"),),
         (Action(ActionType.TAG, "t"),),
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=_rules(),
+    after=_rules(),
+    compact=st.booleans(),
+    parts=st.lists(st.sampled_from(_TEXT_PARTS), max_size=8),
+    first=st.booleans(),
+    seen=st.frozensets(st.sampled_from(["bye", "order", "cancel", "再见", "👋"])),
+)
+def test_a_changed_ruleset_evaluates_like_one_built_from_scratch(
+    before: list[Rule],
+    after: list[Rule],
+    compact: bool,
+    parts: list[str],
+    first: bool,
+    seen: frozenset[str],
+) -> None:
+    """Deriving a rule set change by change (replace, add, remove; with or without compaction)
+    gives the same answers as compiling the resulting rules afresh."""
+    start = RuleSet(before)
+    wanted = {r.id: r for r in after}
+    derived = start.changed(upsert=after, remove=[r.id for r in before if r.id not in wanted])
+    if compact:
+        derived = derived.compacted()
+    scratch = RuleSet(wanted.values())
+    text = " ".join(parts)
+    for channel in ("slack", "tg"):
+        got = derived.evaluate(text=text, channel=channel, type=DIRECT, first_message=first, seen=seen)
+        assert got == scratch.evaluate(text=text, channel=channel, type=DIRECT, first_message=first, seen=seen)
+    assert derived.rules == scratch.rules and len(derived) == len(wanted)
+
+
+def test_many_single_changes_ask_for_compaction_and_it_keeps_answers() -> None:
+    rules = RuleSet([rule(1, ("bye",))])
+    for i in range(2, 400):
+        rules = rules.changed(upsert=[rule(i, (f"word{i}",))])
+    assert rules.wants_compaction
+    assert fired(evaluate(rules, "word399 and bye")) == [1, 399]
+    compact = rules.compacted()
+    assert not compact.wants_compaction
+    assert fired(evaluate(compact, "word399 and bye")) == [1, 399]
+    # a compaction that finished after more changes is reused without losing them
+    later = rules.changed(upsert=[rule(400, ("late",))], remove=[1]).with_index_of(compact)
+    assert fired(evaluate(later, "late word2 bye")) == [2, 400]

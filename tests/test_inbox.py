@@ -226,6 +226,56 @@ async def test_automation_change_reaches_another_worker_within_a_second(make_bot
     assert (await two.conversation(r["conversation_id"]))["status"] == "resolved"
 
 
+def _fires(bot: Bot, text: str) -> list[str]:
+    """Names of the automations this worker's current rules fire on `text` (a first message)."""
+    from bot.domain import ConversationType
+
+    ev = bot.state.rules.current().evaluate(text=text, channel="shop", type=ConversationType.DIRECT, first_message=True)
+    return [f.rule.name for f in ev.firings]
+
+
+async def _until(check: Any, timeout: float = 2.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and not check():  # noqa: ASYNC110 - another worker's state
+        await asyncio.sleep(0.05)
+    assert check()
+
+
+async def test_every_kind_of_automation_change_reaches_both_workers(make_bot: Any, db_url: str) -> None:
+    """Changes made on either worker — create, keyword change, disable, enable, delete — take
+    effect on the worker that made them at once and on the other one after its next poll, also
+    when both change automations in turn (each applies its own change or catches up)."""
+    one = await make_bot(make_settings(db_url))
+    two = await make_bot(make_settings(db_url))
+    bye = await setup_au_revoir(one)
+    assert _fires(one, "bye") == ["Au revoir"]
+    await _until(lambda: _fires(two, "bye") == ["Au revoir"])
+
+    await one.api("PATCH", f"/api/automations/{bye['id']}", json={"keywords": "ciao"})
+    assert _fires(one, "bye") == [] and _fires(one, "ciao") == ["Au revoir"]
+    await _until(lambda: _fires(two, "ciao") == ["Au revoir"] and _fires(two, "bye") == [])
+
+    # the second worker changes things now: its rules are behind by nothing, the first one's by one
+    tagged = await two.api(
+        "POST",
+        "/api/automations",
+        json={"name": "Tagger", "keywords": "ciao", "actions": [{"type": "tag", "tag": "closing"}]},
+        expect=201,
+    )
+    await two.api("POST", f"/api/automations/{bye['id']}/disable")
+    assert _fires(two, "ciao") == ["Tagger"]
+    await one.api("POST", f"/api/automations/{bye['id']}/enable")  # one catches up, then applies
+    assert _fires(one, "ciao") == ["Au revoir", "Tagger"]
+    await _until(lambda: _fires(two, "ciao") == ["Au revoir", "Tagger"])
+
+    await two.api("DELETE", f"/api/automations/{tagged['id']}")
+    assert _fires(two, "ciao") == ["Au revoir"]
+    await _until(lambda: _fires(one, "ciao") == ["Au revoir"])
+    r = await one.webhook("ciao", thread="w3")
+    assert (await one.conversation(r["conversation_id"]))["status"] == "resolved"
+
+
 async def test_migrate_is_idempotent(db_url: str) -> None:
     await db.migrate(db_url)
     await db.migrate(db_url)

@@ -157,6 +157,63 @@ async def test_a_round_is_received_then_applied(db_url: str) -> None:
 
 
 @on_both_stores
+async def test_enabled_automations_read_raw_equal_the_records_of_single_reads(db_url: str) -> None:
+    """Start-up reads every enabled automation in one raw query: the records are the same as
+    the ones read one by one (JSON, enums, timestamps), and changes show in the light stamps."""
+    from bot.store import automations
+
+    async with db.open_store(db_url):
+        await repo.create_label("tag", "vip")
+        made = [
+            await repo.create_automation(
+                name=f"A{i}",
+                keywords=["bye", "再见"] if i else ["👋"],
+                match="all" if i else "any",
+                actions=[{"type": "tag", "tag": "vip"}, {"type": "resolve", "reason": None}],
+                channels=["web"] if i else [],
+                types=["group"] if i == 2 else [],
+                enabled=i != 1,
+            )
+            for i in range(3)
+        ]
+        read = await repo.enabled_automations()
+        assert read == [await repo.get_automation(a.id) for a in made if a.enabled]
+        stamps = await automations.enabled_stamps()
+        assert sorted(stamps) == [made[0].id, made[2].id]
+        await repo.set_automation_enabled(made[1].id, True)
+        await repo.save_automation(dataclasses.replace(made[0], keywords=("ciao",)))
+        after = await automations.enabled_stamps()
+        assert sorted(after) == [a.id for a in made]
+        assert after[made[0].id] != stamps[made[0].id] and after[made[2].id] == stamps[made[2].id]
+
+
+class _Abort(Exception):
+    pass
+
+
+@on_both_stores
+async def test_a_round_that_fails_after_apply_leaves_nothing(db_url: str) -> None:
+    """Everything a round writes — message, conversation, tags, runs, waiting time, search
+    index, outbox job — is one transaction: a failure before the commit keeps none of it."""
+    async with db.open_store(db_url):
+        ruleset = rules(BYE, CRM)
+        with pytest.raises(_Abort):
+            async with repo.transaction():
+                got = await ingest.receive(
+                    [inbound("my order", mid="a", thread="t-1"), inbound("hello", mid="b", thread="t-2")],
+                    contacts=ingest.ContactCache(),
+                )
+                assert await ingest.apply([plan(r, ruleset) for r in got])
+                raise _Abort
+        assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
+        assert await repo.list_jobs() == []
+        assert await repo.list_runs() == []
+        # and the same messages are then stored as new, not answered as duplicates
+        got, _ = await ingest_round([inbound("my order", mid="a", thread="t-1")], ruleset)
+        assert not got[0].duplicate and got[0].first
+
+
+@on_both_stores
 async def test_records_come_out_frozen_and_go_back_as_values(db_url: str) -> None:
     async with db.open_store(db_url):
         await repo.create_label("tag", "closing")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import ahocorasick  # type: ignore[import-not-found, unused-ignore]
@@ -120,6 +121,22 @@ def _automaton(patterns: dict[str, list[str]]) -> Any:
     return automaton
 
 
+@lru_cache(maxsize=200_000)
+def _pattern(key: str) -> tuple[str, bool] | None:
+    """(automaton pattern, is_symbol) of one key, None when blank. Cached: rebuilding an index
+    after a rule change re-adds the patterns of every key, but compiles only the new ones."""
+    compiled = compile_key(key)
+    if compiled is None:
+        return None
+    pattern, is_symbol = compiled
+    if is_symbol:
+        return pattern, True
+    # Pad the sides that need a word boundary; the text is searched as " " + t + " ".
+    left = "" if _no_space(pattern[0]) else " "
+    right = "" if _no_space(pattern[-1]) else " "
+    return f"{left}{pattern}{right}", False
+
+
 class KeywordIndex:
     """All keywords of all automations, compiled once; `find` normalizes a message once and
     scans it once, whatever the number of keywords."""
@@ -134,17 +151,11 @@ class KeywordIndex:
             if key in seen:
                 continue
             seen.add(key)
-            compiled = compile_key(key)
+            compiled = _pattern(key)
             if compiled is None:
                 continue
             pattern, is_symbol = compiled
-            if is_symbol:
-                symbols.setdefault(pattern, []).append(key)
-            else:
-                # Pad the sides that need a word boundary; the text is searched as " " + t + " ".
-                left = "" if _no_space(pattern[0]) else " "
-                right = "" if _no_space(pattern[-1]) else " "
-                words.setdefault(f"{left}{pattern}{right}", []).append(key)
+            (symbols if is_symbol else words).setdefault(pattern, []).append(key)
         self._keys = frozenset(k for group in (*words.values(), *symbols.values()) for k in group)
         self._words = _automaton(words)
         self._symbols = _automaton(symbols)

@@ -1,8 +1,10 @@
 """Which automations fire on an inbound message, and what they plan to do. Pure.
 
-`RuleSet` is built once per automation change; `evaluate` finds the message's keywords with one
-`KeywordIndex` scan, then visits only the rules holding one of them (key → rules map), so its
-cost grows with the matches, not with the number of automations.
+`RuleSet` is built once, then derived per automation change (`changed`: only the changed rules
+are compiled; the keyword index of the others is kept, new keys go to a small second index until
+`compacted` folds them in); `evaluate` finds the message's keywords with one `KeywordIndex` scan,
+then visits only the rules holding one of them (key → rule ids map), so its cost grows with the
+matches, not with the number of automations.
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ def _compile(rule: Rule) -> _Compiled:
     )
 
 
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    n = counts.get(key, 0) + step
+    if n > 0:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
+
+
 def _add_unique(target: list[str], folded: set[str], values: tuple[str, ...]) -> None:
     for value in values:
         key = value.casefold()
@@ -117,21 +127,44 @@ def _add_unique(target: list[str], folded: set[str], values: tuple[str, ...]) ->
             target.append(value)
 
 
-class RuleSet:
-    """The enabled automations of a deployment, compiled for evaluation."""
+# A derived rule set keeps the keyword index it was built from and indexes keys added since in a
+# second, small one; past this many keys (or a quarter of the main index) it asks to be compacted.
+# Geometric growth keeps the total index-building work of N changes O(N).
+DELTA_KEYS = 256
 
-    __slots__ = ("_all_keys", "_by_key", "_compiled", "_index")
+
+class RuleSet:
+    """The enabled automations of a deployment, compiled for evaluation. Immutable: a change
+    derives a new one (`changed`), which callers swap in whole."""
+
+    __slots__ = ("_all_counts", "_all_keys", "_base", "_by_key", "_compiled", "_delta")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        ordered = sorted(rules, key=lambda r: r.id)
-        self._compiled = tuple(_compile(r) for r in ordered)
+        compiled = {r.id: _compile(r) for r in rules}
         by_key: dict[str, list[int]] = {}
-        for position, compiled in enumerate(self._compiled):
-            for key in compiled.keys:
-                by_key.setdefault(key, []).append(position)
-        self._by_key: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in by_key.items()}
-        self._all_keys = frozenset(k for c in self._compiled if c.needs_all for k in c.keys)
-        self._index = KeywordIndex(self._by_key)
+        all_counts: dict[str, int] = {}
+        for rule_id in sorted(compiled):
+            c = compiled[rule_id]
+            for key in c.keys:
+                by_key.setdefault(key, []).append(rule_id)
+                if c.needs_all:
+                    all_counts[key] = all_counts.get(key, 0) + 1
+        self._set(compiled, {k: tuple(v) for k, v in by_key.items()}, all_counts, KeywordIndex(by_key))
+
+    def _set(
+        self,
+        compiled: dict[int, _Compiled],
+        by_key: dict[str, tuple[int, ...]],
+        all_counts: dict[str, int],
+        base: KeywordIndex,
+    ) -> None:
+        self._compiled = compiled  # rule id → compiled rule
+        self._by_key = by_key  # key → ids of the rules holding it, ascending
+        self._all_counts = all_counts  # key → how many `all` rules hold it
+        self._all_keys = frozenset(all_counts)
+        self._base = base
+        missing = by_key.keys() - base.keys
+        self._delta = KeywordIndex(missing) if missing else None
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -139,7 +172,55 @@ class RuleSet:
     @property
     def rules(self) -> tuple[Rule, ...]:
         """The rules, oldest (lowest id) first."""
-        return tuple(c.rule for c in self._compiled)
+        return tuple(self._compiled[i].rule for i in sorted(self._compiled))
+
+    def changed(self, upsert: Iterable[Rule] = (), remove: Iterable[int] = ()) -> RuleSet:
+        """A new rule set with `upsert` added or replacing the rule of the same id and the rules of
+        `remove` gone. Costs the changed rules plus copying the maps (no rule is recompiled, the
+        main keyword index is shared)."""
+        upsert = list(upsert)
+        compiled = dict(self._compiled)
+        by_key = dict(self._by_key)
+        all_counts = dict(self._all_counts)
+        for rule_id in {*remove, *(r.id for r in upsert)}:
+            old = compiled.pop(rule_id, None)
+            if old is None:
+                continue
+            for key in old.keys:
+                left = tuple(i for i in by_key[key] if i != rule_id)
+                if left:
+                    by_key[key] = left
+                else:
+                    del by_key[key]
+                if old.needs_all:
+                    _count(all_counts, key, -1)
+        for rule in upsert:
+            c = compiled[rule.id] = _compile(rule)
+            for key in c.keys:
+                by_key[key] = tuple(sorted((*by_key.get(key, ()), rule.id)))
+                if c.needs_all:
+                    _count(all_counts, key, +1)
+        derived = RuleSet.__new__(RuleSet)
+        derived._set(compiled, by_key, all_counts, self._base)
+        return derived
+
+    @property
+    def wants_compaction(self) -> bool:
+        """Whether the keys added since the main index was built are many enough to rebuild it."""
+        return self._delta is not None and len(self._delta) > max(DELTA_KEYS, len(self._base) // 4)
+
+    def compacted(self) -> RuleSet:
+        """The same rules with one keyword index over all their keys (build it off the event loop)."""
+        derived = RuleSet.__new__(RuleSet)
+        derived._set(self._compiled, self._by_key, self._all_counts, KeywordIndex(self._by_key))
+        return derived
+
+    def with_index_of(self, other: RuleSet) -> RuleSet:
+        """These rules, reusing `other`'s main keyword index (a compaction that finished after
+        further changes): keys it lacks go to the small second index."""
+        derived = RuleSet.__new__(RuleSet)
+        derived._set(self._compiled, self._by_key, self._all_counts, other._base)
+        return derived
 
     def evaluate(
         self,
@@ -156,15 +237,19 @@ class RuleSet:
         first message); the result's `seen` adds this message's keys that `all` rules use.
         """
         prior: frozenset[str] = frozenset() if first_message else seen
-        found = self._index.find(text)
+        found = self._base.find(text)
+        if self._delta is not None:
+            found |= self._delta.find(text)
+        by_key = self._by_key
+        if not found.issubset(by_key.keys()):  # the main index may hold keys of removed rules
+            found.intersection_update(by_key.keys())
         if not found:
             return Evaluation((), (), (), False, None, None, (), prior)
 
-        by_key = self._by_key
         if len(found) == 1:
             candidates: Iterable[int] = by_key[next(iter(found))]
         else:
-            candidates = sorted({p for k in found for p in by_key[k]})
+            candidates = sorted({i for k in found for i in by_key[k]})
 
         progress: frozenset[str] | None = None
         firings: list[Firing] = []
@@ -175,8 +260,9 @@ class RuleSet:
         crm: list[str] = []
         resolver: Firing | None = None
         reason: str | None = None
-        for position in candidates:
-            c = self._compiled[position]
+        compiled = self._compiled
+        for rule_id in candidates:
+            c = compiled[rule_id]
             if (c.channels and channel not in c.channels) or (c.types and type not in c.types):
                 continue
             if c.needs_all:

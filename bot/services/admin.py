@@ -45,10 +45,10 @@ from bot.errors import (
 )
 from bot.services import audit
 from bot.services.retry import when_busy
+from bot.store import automations, repo
 from bot.store import labels as label_store
 from bot.store import people as people_store
 from bot.store import queue as queue_store
-from bot.store import repo
 
 log = logging.getLogger("inbox.admin")
 
@@ -125,39 +125,104 @@ def plan_problem(a: Automation, settings: Settings) -> Forbidden | None:
 class RuleCache:
     """The compiled rules of the enabled automations the plan allows; reloaded when the
     automations revision in the store changes (checked every `interval`, so a change made on any
-    worker takes effect everywhere within about a second)."""
+    worker takes effect everywhere within about a second).
+
+    Off the hot path: a change reloads only the automations that changed (their `updated_at`
+    differs; one light query of ids and stamps) and derives the new rule set from the current one
+    in a thread; a full compile (start-up) and the occasional compaction of the keyword index run
+    in a thread too. The new set is swapped in whole, so a message sees the old or the new rules,
+    never a mix. A change this worker made is applied without the query when no other change came
+    in between (`applied`)."""
 
     def __init__(self, settings: Settings, *, interval: float = 0.5) -> None:
         self._settings = settings
         self._interval = interval
         self._ruleset = RuleSet([])
         self._revision = -1
+        self._stamps: dict[int, object] = {}  # enabled automation id → updated_at as last loaded
+        self._refused: set[int] = set()  # enabled automations the plan does not allow
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._compaction: asyncio.Task[None] | None = None
         self.on_reload: list[Callable[[int], object]] = []
 
     def current(self) -> RuleSet:
         return self._ruleset
 
+    def _allowed(self, found: Sequence[Automation]) -> tuple[list[Rule], list[int]]:
+        """(rules of the automations the plan allows, ids of those it refuses)."""
+        org = self._settings.organization
+        rules, refused = [], []
+        for a in found:
+            if plans.refusal(org, a.actions) is None:
+                rules.append(rule_of(a))
+            else:
+                refused.append(a.id)
+        return rules, refused
+
+    def _compile_all(self, found: Sequence[Automation]) -> tuple[RuleSet, list[int]]:
+        rules, refused = self._allowed(found)
+        return RuleSet(rules), refused
+
     async def refresh(self, *, force: bool = False) -> bool:
+        """Catch up with the store's automations; `force` recompiles all of them."""
         async with self._lock:
             revision = await repo.automations_revision()
             if revision == self._revision and not force:
                 return False
-            enabled = await repo.enabled_automations()
-            org = self._settings.organization
-            allowed = [a for a in enabled if plans.refusal(org, a.actions) is None]
-            skipped = len(enabled) - len(allowed)
-            if skipped:
-                log.warning("%d enabled automation(s) skipped: the plan no longer allows them", skipped)
-            self._ruleset = RuleSet(rule_of(a) for a in allowed)
-            self._revision = revision
-            for cb in self.on_reload:
-                cb(len(self._ruleset))
+            stamps = await automations.enabled_stamps()
+            if force or self._revision < 0:
+                ruleset, refused = await asyncio.to_thread(self._compile_all, await repo.enabled_automations())
+                self._refused = set(refused)
+            else:
+                changed = [i for i, stamp in stamps.items() if self._stamps.get(i, self) != stamp]
+                gone = {i for i in self._stamps if i not in stamps}
+                loaded = await automations.automations_by_ids(changed)
+                rules, refused = self._allowed([a for a in loaded if a.enabled])
+                gone |= set(changed) - {r.id for r in rules}
+                self._refused = (self._refused - gone - {r.id for r in rules}) | set(refused)
+                ruleset = await asyncio.to_thread(self._ruleset.changed, rules, gone)
+            if self._refused:
+                log.warning("%d enabled automation(s) skipped: the plan no longer allows them", len(self._refused))
+            self._swap(ruleset, revision, stamps)
             return True
+
+    async def applied(self, revision: int, *, upsert: Sequence[Automation] = (), remove: Sequence[int] = ()) -> None:
+        """This worker committed a change to `upsert` / `remove` that took the automations to
+        `revision`: apply it alone when the rules are at the revision before, else catch up."""
+        async with self._lock:
+            if revision == self._revision + 1:
+                rules, refused = self._allowed([a for a in upsert if a.enabled])
+                gone = {*remove, *(a.id for a in upsert)} - {r.id for r in rules}
+                self._refused = (self._refused - gone - {r.id for r in rules}) | set(refused)
+                stamps = {i: s for i, s in self._stamps.items() if i not in gone}
+                # the stamp of a rule applied here is unknown: the next reload re-reads that one row
+                stamps.update((r.id, None) for r in rules)
+                stamps.update((i, None) for i in refused)
+                self._swap(await asyncio.to_thread(self._ruleset.changed, rules, gone), revision, stamps)
+                return
+        await self.refresh()
+
+    def _swap(self, ruleset: RuleSet, revision: int, stamps: dict[int, object]) -> None:
+        self._ruleset = ruleset
+        self._revision = revision
+        self._stamps = stamps
+        for cb in self.on_reload:
+            cb(len(ruleset))
+        if ruleset.wants_compaction and (self._compaction is None or self._compaction.done()):
+            self._compaction = asyncio.create_task(self._compact(ruleset), name="rules-compaction")
+
+    async def _compact(self, source: RuleSet) -> None:
+        """Fold the keys added since the last full index into one index, in a thread."""
+        compact = await asyncio.to_thread(source.compacted)
+        async with self._lock:
+            current = self._ruleset
+            self._ruleset = compact if current is source else await asyncio.to_thread(current.with_index_of, compact)
 
     def stop(self) -> None:
         self._stop.set()
+        if self._compaction is not None:
+            self._compaction.cancel()
 
     async def watch(self) -> None:
         """Poll the revision until stop(); never cancelled mid-query (see Outbox.stop)."""
@@ -578,10 +643,10 @@ class Admin:
             async with repo.transaction():
                 created = await repo.create_automation(**columns, created_by=actor)
                 await self._record(created, RevisionChange.CREATED, actor, f'created "{created.name}"')
-                await repo.bump_automations_revision()
+                revision = await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise _name_taken(columns["name"]) from None
-        await self.rules.refresh()
+        await self.rules.applied(revision, upsert=[created])
         log.info("automation #%s %r created by %s", created.id, created.name, actor)
         return created
 
@@ -624,10 +689,10 @@ class Admin:
                 if saved is None:  # deleted meanwhile
                     raise NotFound("automation", a.id)
                 await self._record(saved, change, actor, summary)
-                await repo.bump_automations_revision()
+                revision = await repo.bump_automations_revision()
         except repo.IntegrityError:
             raise _name_taken(columns["name"]) from None
-        await self.rules.refresh()
+        await self.rules.applied(revision, upsert=[saved])
         return saved
 
     async def set_enabled(self, ref: str | int, enabled: bool, *, actor: str) -> tuple[Automation, bool]:
@@ -643,8 +708,8 @@ class Admin:
             if saved is None:  # deleted meanwhile
                 raise NotFound("automation", a.id)
             await self._record(saved, change, actor, f'{change.value} "{saved.name}"')
-            await repo.bump_automations_revision()
-        await self.rules.refresh()
+            revision = await repo.bump_automations_revision()
+        await self.rules.applied(revision, upsert=[saved])
         log.info("automation #%s %r %s by %s", saved.id, saved.name, "enabled" if enabled else "disabled", actor)
         return saved, True
 
@@ -656,8 +721,8 @@ class Admin:
             if gone is None:  # deleted meanwhile
                 raise NotFound("automation", a.id)
             await self._record(gone, RevisionChange.DELETED, actor, f'deleted "{gone.name}"')
-            await repo.bump_automations_revision()
-        await self.rules.refresh()
+            revision = await repo.bump_automations_revision()
+        await self.rules.applied(revision, remove=[a.id])
         log.info("automation #%s %r deleted by %s", a.id, a.name, actor)
         return gone
 
@@ -708,7 +773,8 @@ class Admin:
                     id=r.id, name=r.name, keywords=r.keywords, match=r.match, actions=r.actions, channels=r.channels
                 )
             rules.append(r)
-        ev = RuleSet(rules).evaluate(
+        compiled = await asyncio.to_thread(RuleSet, rules)  # thousands of rules: not on the event loop
+        ev = compiled.evaluate(
             text=text,
             channel=channel or "",
             type=conversation_type or ConversationType.DIRECT,

@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
+from tortoise.fields.data import JSON_LOADS
 from tortoise.transactions import in_transaction
 
 from bot import domain
@@ -63,9 +65,60 @@ async def list_automations(*, after_id: int | None = None, limit: int | None = N
     return [records.automation(a) for a in await qs]
 
 
+_COLUMNS = "id, name, keywords, match, actions, channels, types, enabled, created_by, created_at, updated_at, revision"
+
+
+def _json(value: Any) -> Any:
+    return JSON_LOADS(value) if isinstance(value, str | bytes) else value
+
+
+def _stamp(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _from_row(row: Any) -> domain.Automation:
+    """A record from a row of `_COLUMNS`, as both databases return it (JSON as text on both,
+    timestamps as text on SQLite): thousands at start-up without building an ORM object each."""
+    return domain.Automation(
+        id=int(row[0]),
+        name=row[1],
+        keywords=tuple(_json(row[2])),
+        match=domain.MatchMode(row[3]),
+        actions=records.actions(_json(row[4])),
+        channels=tuple(_json(row[5]) or ()),
+        types=tuple(domain.ConversationType(t) for t in _json(row[6]) or ()),
+        enabled=bool(row[7]),
+        created_by=row[8],
+        created_at=_stamp(row[9]),
+        updated_at=_stamp(row[10]),
+        revision=int(row[11]),
+    )
+
+
 @boundary
 async def enabled_automations() -> list[domain.Automation]:
-    return [records.automation(a) for a in await models.Automation.filter(enabled=True).order_by("id")]
+    """Every enabled automation, oldest first."""
+    _, rows = await connections.get("default").execute_query(
+        f"SELECT {_COLUMNS} FROM automations WHERE enabled ORDER BY id"
+    )
+    return [_from_row(row) for row in rows]
+
+
+@boundary
+async def enabled_stamps() -> dict[int, object]:
+    """Enabled automation id → when it last changed (as the database returns it: compare, do not
+    read). One light query that tells a worker which automations to reload after a change."""
+    conn = connections.get("default")
+    _, rows = await conn.execute_query("SELECT id, updated_at FROM automations WHERE enabled")
+    return {int(row[0]): row[1] for row in rows}
+
+
+@boundary
+async def automations_by_ids(ids: Sequence[int]) -> list[domain.Automation]:
+    """These automations (the ones that still exist), oldest first."""
+    if not ids:
+        return []
+    return [records.automation(a) for a in await models.Automation.filter(id__in=list(ids)).order_by("id")]
 
 
 @boundary

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tortoise.functions import Max
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
 
 from bot import domain
 from bot.domain import Direction, Effects, InboundMessage, NewJob, Received, Status
-from bot.store import models, queue, records, search
+from bot.store import models, queue, search
 from bot.store.base import boundary, now
 from bot.store.conversations import open_key, resolved_columns
 from bot.store.outbox import enqueue_jobs
@@ -91,12 +93,15 @@ async def find_inbound_many(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, 
     for channel, pid in keys:
         by_channel.setdefault(channel, []).append(pid)
     found: dict[tuple[str, str], tuple[int, int]] = {}
+    conn = _conn()
     for channel, pids in by_channel.items():
-        rows = await models.Message.filter(channel=channel, platform_id__in=pids).values_list(
-            "platform_id", "conversation_id", "id"
+        p = _Params(conn)
+        sql = (
+            "SELECT platform_id, conversation_id, id FROM messages "
+            f"WHERE channel = {p.add(channel)} AND platform_id IN ({p.add_all(pids)})"
         )
-        for pid, cid, mid in rows:
-            found[(channel, pid)] = (cid, mid)
+        for row in (await conn.execute_query(sql, p.values))[1]:
+            found[(channel, row[0])] = (int(row[1]), int(row[2]))
     return found
 
 
@@ -139,17 +144,32 @@ def _key(name: str | None) -> str | None:
     return name.casefold()[:255] if name else None
 
 
+_OPEN_COLUMNS = "id, open_key, type, keyword_progress, reply_to, crm_target"
+
+
+def _open_conversation(row: Any) -> tuple[str, domain.OpenConversation]:
+    """(open key, record) from a row of `_OPEN_COLUMNS` (JSON arrives as text on both stores)."""
+    progress, reply_to = row[3], row[4]
+    return row[1], domain.OpenConversation(
+        id=int(row[0]),
+        type=domain.ConversationType(row[2]),
+        keyword_progress=tuple(JSON_LOADS(progress) if isinstance(progress, str | bytes) else progress or ()),
+        reply_to=(JSON_LOADS(reply_to) if isinstance(reply_to, str | bytes) else reply_to) or {},
+        crm_target=row[5],
+    )
+
+
 @boundary
 async def open_conversations_for_update(keys: Sequence[str]) -> dict[str, domain.OpenConversation]:
     """Open conversations by open key, locked until the transaction ends (PostgreSQL)."""
     if not keys:
         return {}
-    rows = (
-        await models.Conversation.filter(open_key__in=list(keys))
-        .select_for_update()
-        .only(*records.OPEN_CONVERSATION_COLUMNS)
-    )
-    return {c.open_key: records.open_conversation(c) for c in rows if c.open_key}
+    conn = _conn()
+    p = _Params(conn)
+    sql = f"SELECT {_OPEN_COLUMNS} FROM conversations WHERE open_key IN ({p.add_all(keys)})"
+    if not p.sqlite:
+        sql += " FOR UPDATE"
+    return dict(_open_conversation(row) for row in (await conn.execute_query(sql, p.values))[1])
 
 
 @boundary
@@ -157,62 +177,134 @@ async def start_conversations(new: Sequence[tuple[InboundMessage, int]]) -> dict
     """Open one conversation per (message, contact pk), linked to the thread's previous one."""
     if not new:
         return {}
+    conn = _conn()
     previous: dict[tuple[str, str], int] = {}
     by_channel: dict[str, list[str]] = {}
     for msg, _ in new:
         by_channel.setdefault(msg.channel, []).append(msg.thread_key)
     for channel, threads in by_channel.items():
-        rows = (
-            await models.Conversation.filter(channel=channel, thread_key__in=threads)
-            .group_by("thread_key")
-            .annotate(last=Max("id"))
-            .values_list("thread_key", "last")
+        p = _Params(conn)
+        sql = (
+            "SELECT thread_key, MAX(id) FROM conversations "
+            f"WHERE channel = {p.add(channel)} AND thread_key IN ({p.add_all(threads)}) GROUP BY thread_key"
         )
-        for thread, last in rows:
-            previous[(channel, thread)] = last
-    await models.Conversation.bulk_create(
-        [
-            models.Conversation(
-                channel=msg.channel,
-                thread_key=msg.thread_key,
-                open_key=open_key(msg.channel, msg.thread_key),
-                type=msg.type.value,
-                status=Status.OPEN.value,
-                contact_id=contact_id,
-                previous_id=previous.get((msg.channel, msg.thread_key)),
-                keyword_progress=[],
-                reply_to=dict(msg.reply_to),
-            )
-            for msg, contact_id in new
-        ]
-    )
-    return await open_conversations_for_update([open_key(m.channel, m.thread_key) for m, _ in new])
+        for thread, last in (await conn.execute_query(sql, p.values))[1]:
+            previous[(channel, thread)] = int(last)
+    t = now()
+    rows = [
+        (
+            msg.channel,
+            msg.thread_key,
+            open_key(msg.channel, msg.thread_key),
+            msg.type.value,
+            Status.OPEN.value,
+            contact_id,
+            previous.get((msg.channel, msg.thread_key)),
+            "[]",
+            JSON_DUMPS(dict(msg.reply_to)),
+            t,
+            t,
+        )
+        for msg, contact_id in new
+    ]
+    columns = "channel, thread_key, open_key, type, status, contact_id, previous_id, keyword_progress, reply_to"
+    got = await _insert(conn, "conversations", f"{columns}, created_at, updated_at", rows, returning=_OPEN_COLUMNS)
+    return dict(_open_conversation(row) for row in got)
 
 
 @boundary
 async def add_inbound_many(items: Sequence[tuple[InboundMessage, int]]) -> dict[tuple[str, str], int]:
     """Store inbound messages (message, conversation pk); returns (channel, platform id) → message pk."""
     stamp = now()
-    await models.Message.bulk_create(
-        [
-            models.Message(
-                conversation_id=conversation_id,
-                channel=msg.channel,
-                platform_id=msg.platform_message_id,
-                direction=Direction.INBOUND.value,
-                text=msg.text,
-                author=f"contact:{msg.contact_id}",
-                sent_at=msg.sent_at or stamp,
-                created_at=stamp,
-            )
-            for msg, conversation_id in items
-        ]
+    rows = [
+        (
+            conversation_id,
+            msg.channel,
+            msg.platform_message_id,
+            Direction.INBOUND.value,
+            msg.text,
+            f"contact:{msg.contact_id}",
+            msg.sent_at or stamp,
+            stamp,
+        )
+        for msg, conversation_id in items
+    ]
+    got = await _insert(
+        _conn(),
+        "messages",
+        "conversation_id, channel, platform_id, direction, text, author, sent_at, created_at",
+        rows,
+        returning="channel, platform_id, id",
     )
-    found = await find_inbound_many([(m.channel, m.platform_message_id) for m, _ in items])
-    return {k: mid for k, (_, mid) in found.items()}
+    return {(row[0], row[1]): int(row[2]) for row in got}
+
+
+# --- raw SQL helpers: the hot path builds no ORM objects ---------------------------------------------
+
+
+def _conn() -> BaseDBAsyncClient:
+    """The current connection: the transaction's, inside one."""
+    conn: BaseDBAsyncClient = connections.get("default")
+    return conn
+
+
+class _Params:
+    """Placeholders in the connection's dialect (`?` or `$n`) with their values, in order."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.sqlite = conn.capabilities.dialect == "sqlite"
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return "?" if self.sqlite else f"${len(self.values)}"
+
+    def add_all(self, values: Sequence[Any]) -> str:
+        return ", ".join(self.add(v) for v in values)
+
+
+async def _insert(
+    conn: BaseDBAsyncClient,
+    table: str,
+    columns: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: str | None = None,
+    ignore_conflicts: bool = False,
+) -> list[Any]:
+    """One multi-row INSERT for all `rows` (tuples in `columns` order); the RETURNING rows."""
+    if not rows:
+        return []
+    p = _Params(conn)
+    values = ", ".join(f"({p.add_all(row)})" for row in rows)
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    if not returning:
+        await conn.execute_query(sql, p.values)
+        return []
+    # execute_query_dict: PostgreSQL's execute_query drops the rows of an INSERT
+    return [tuple(row.values()) for row in await conn.execute_query_dict(f"{sql} RETURNING {returning}", p.values)]
 
 
 # --- applying what the engine planned ------------------------------------------------------------
+
+
+# An automation run as stored: one column list, and `_run_row` gives the values in its order.
+RUN_COLUMNS = "automation_id, automation_name, conversation_id, message_id, keywords, actions, revision, created_at"
+
+
+def _run_row(e: Effects, r: domain.PlannedRun, at: datetime) -> tuple[Any, ...]:
+    return (
+        r.automation_id,
+        r.automation_name,
+        e.conversation_id,
+        e.message_id,
+        JSON_DUMPS(list(r.keywords)),
+        JSON_DUMPS([a.to_json() for a in r.actions]),
+        r.revision,
+        at,
+    )
 
 
 @boundary
@@ -221,61 +313,33 @@ async def apply(effects: Sequence[Effects]) -> bool:
     topics — and the priority and team they give —, runs, status events, outbox jobs). Returns
     whether outbox work was asked for."""
     t = now()
-    tags: list[models.MessageTag] = []
-    topics: list[models.ConversationTopic] = []
-    runs: list[models.AutomationRun] = []
-    events: list[models.ConversationEvent] = []
+    conn = _conn()
+    tags: list[tuple[Any, ...]] = []
+    topics: list[tuple[Any, ...]] = []
+    runs: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
     jobs: list[NewJob] = []
     for e in effects:
         if e.changes_conversation:
             await models.Conversation.filter(id=e.conversation_id).update(**_conversation_columns(e, t))
         if e.resolve is not None:
-            events.append(
-                models.ConversationEvent(
-                    conversation_id=e.conversation_id,
-                    action="resolve",
-                    actor=e.resolve.actor,
-                    reason=e.resolve.reason,
-                    created_at=t,
-                )
-            )
-        for name in e.tags:
-            tags.append(
-                models.MessageTag(
-                    message_id=e.message_id, conversation_id=e.conversation_id, name=name, key=name.casefold()
-                )
-            )
-        for name in e.topics:
-            topics.append(models.ConversationTopic(conversation_id=e.conversation_id, name=name, key=name.casefold()))
-        for r in e.runs:
-            runs.append(
-                models.AutomationRun(
-                    automation_id=r.automation_id,
-                    automation_name=r.automation_name,
-                    conversation_id=e.conversation_id,
-                    message_id=e.message_id,
-                    keywords=list(r.keywords),
-                    actions=[a.to_json() for a in r.actions],
-                    revision=r.revision,
-                    created_at=t,
-                )
-            )
+            events.append((e.conversation_id, "resolve", e.resolve.actor, e.resolve.reason, t))
+        tags += [(e.message_id, e.conversation_id, name, name.casefold()) for name in e.tags]
+        topics += [(e.conversation_id, name, name.casefold()) for name in e.topics]
+        runs += [_run_row(e, r, t) for r in e.runs]
         jobs += e.jobs
     # the contact waits from their first message after our last reply: only conversations not
     # waiting yet can change (one statement for the round; resolved ones hold NULL)
     await refresh_waiting([e.conversation_id for e in effects if e.resolve is None], only_unset=True)
     await search.index_messages([(e.message_id, e.conversation_id, e.search_document) for e in effects])
-    if tags:
-        await models.MessageTag.bulk_create(tags, ignore_conflicts=True)
+    await _insert(conn, "message_tags", "message_id, conversation_id, name, key", tags, ignore_conflicts=True)
     if topics:
-        await models.ConversationTopic.bulk_create(topics, ignore_conflicts=True)
+        await _insert(conn, "conversation_topics", "conversation_id, name, key", topics, ignore_conflicts=True)
         # priority and team follow the new topics, in the same transaction; the conversations
         # are locked since `receive`, so an agent changing their topics waits for this commit
         await queue.reroute([e.conversation_id for e in effects if e.topics])
-    if runs:
-        await models.AutomationRun.bulk_create(runs)
-    if events:
-        await models.ConversationEvent.bulk_create(events)
+    await _insert(conn, "automation_runs", RUN_COLUMNS, runs)
+    await _insert(conn, "conversation_events", "conversation_id, action, actor, reason, created_at", events)
     await enqueue_jobs(jobs)
     return bool(jobs)
 

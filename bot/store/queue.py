@@ -39,7 +39,9 @@ async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool =
     sql = WAITING_SQL.format(ids=_ids(sorted(set(conversation_ids))))
     if only_unset:
         sql += " AND waiting_since IS NULL"
-    await connections.get("default").execute_script(sql)
+    # execute_query, not execute_script: Python's sqlite3 `executescript` COMMITs a pending
+    # transaction first, which would commit half of the caller's transaction (ingest's included)
+    await connections.get("default").execute_query(sql)
 
 
 @boundary
