@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from bot.app import build_app
 from bot.front.openapi import OPENAPI
-from connectors.webhook.connector import signed_headers
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, make_settings
+from tests.signing import signed_headers
 from tests.test_reliability import free_port, scalar
 
 FUZZ = hsettings(

@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.webhook.connector import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.conftest import SHOP_SECRET, TOKEN, Bot, make_settings
 from tests.doubles.slack_api import BOT_TOKEN as SLACK_BOT_TOKEN
 from tests.doubles.slack_api import SlackApiDouble
 from tests.doubles.telegram_api import BOT_TOKEN as TG_TOKEN
 from tests.doubles.telegram_api import TelegramApiDouble
+from tests.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from tests.test_reliability import SECRET, Server, api_headers, post_webhook, scalar, stop_all
 
 BODY = {"id": "sec-1", "contact": {"id": "c-1", "name": "Marie"}, "text": "bonjour"}
