@@ -12,7 +12,7 @@ HOST ?=
 PORT ?=
 SERVE_FLAGS := $(if $(strip $(HOST)),--host $(strip $(HOST))) $(if $(strip $(PORT)),--port $(strip $(PORT)))
 
-.PHONY: run test lint bench migrate check clean lock messages screenshots
+.PHONY: run test lint bench migrate check clean lock messages screenshots fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,12 @@ check: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
+# CI replays a fixed set of fuzz examples; this explores: fresh random inputs, four to five times as many,
+# Hypothesis' health checks on (found failures are kept in .hypothesis/ and replayed first next time)
+fuzz: $(TEST_STAMP)
+	env -u CI INBOX_FUZZ=explore INBOX_FUZZ_EXAMPLES=$${INBOX_FUZZ_EXAMPLES:-300} \
+	  INBOX_SCHEMATHESIS_EXAMPLES=$${INBOX_SCHEMATHESIS_EXAMPLES:-100} $(BIN)/python -m pytest tests/test_fuzz.py
+
 # extract new page and chat wording into the French catalogue (then translate what it added)
 messages: $(TEST_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k plural:2,3 --no-location --omit-header -o .messages.pot .
@@ -59,6 +65,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_queue.py --conversations 10000
 	$(BIN)/python bench/bench_live.py
 	$(BIN)/python bench/bench_preview.py --messages 100000
+	$(BIN)/python bench/bench_propagation.py
 
 # README's pictures of the web inbox: the real server on a temporary store with demo data, shot with
 # the Chromium the browser tests use (apt-get install -y chromium), into docs/screenshots/.

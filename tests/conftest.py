@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 from bot.app import STATE_KEY, AppState, build_app
 from bot.config import Settings, settings_from_dict
 from bot.store import db
-from connectors.webhook.connector import signed_headers
+from tests.signing import signed_headers
 
 # Property-based tests explore new inputs on every local run; in CI (CI=true) they replay a fixed
 # set, so a submission's result does not depend on the luck of the draw.

@@ -854,7 +854,7 @@ async def test_unclosed_quote_in_keywords_is_refused_like_the_chat_command(bot: 
     assert (await bot.api("GET", "/api/automations"))["items"] == []
 
 
-async def test_crm_stays_null_until_the_case_exists(make_bot: MakeBot, db_url: str) -> None:
+async def test_crm_is_null_without_salesforce_configured(make_bot: MakeBot, db_url: str) -> None:
     bot = await make_bot(make_settings(db_url, organization={"advanced_inbox": True}))
     await bot.api(
         "POST",

@@ -13,8 +13,8 @@ import pytest
 
 from bot.cli import main as cli_main
 from bot.config import ConfigError, SlackChannel, TelegramChannel, WebhookChannel, load_settings, settings_from_dict
-from connectors.webhook.connector import signed_headers
 from tests.conftest import SHOP_SECRET, Bot, make_settings
+from tests.signing import signed_headers
 
 MakeBot = Callable[..., Awaitable[Bot]]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.store import db
-from tests.conftest import STORES, Bot, make_settings
+from tests.conftest import STORES, Bot, eventually, make_settings
 
 pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 
@@ -213,15 +213,17 @@ async def test_reopen_conflicts_when_a_newer_conversation_is_open(bot: Bot) -> N
     assert r3["conversation_id"] == r1["conversation_id"]
 
 
-async def test_automation_change_reaches_another_worker_within_a_second(make_bot: Any, db_url: str) -> None:
+async def test_automation_change_reaches_another_worker(make_bot: Any, db_url: str) -> None:
+    """No restart needed: the other worker picks the change up by itself. Bounded polling with a
+    generous limit (a busy machine must not fail it); bench/bench_propagation.py measures the delay."""
     one = await make_bot(make_settings(db_url))
     two = await make_bot(make_settings(db_url))
     await setup_au_revoir(one)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 1.0
-    while loop.time() < deadline and len(two.state.rules.current()) == 0:  # noqa: ASYNC110 - another worker's state
-        await asyncio.sleep(0.05)
-    assert len(two.state.rules.current()) == 1
+
+    async def reloaded() -> bool:
+        return len(two.state.rules.current()) == 1
+
+    await eventually(reloaded, "the other worker to load the new automation", tries=1000)  # up to ~20 s
     r = await two.webhook("bye", thread="w2")
     assert (await two.conversation(r["conversation_id"]))["status"] == "resolved"
 
@@ -276,6 +278,13 @@ async def test_every_kind_of_automation_change_reaches_both_workers(make_bot: An
     assert (await one.conversation(r["conversation_id"]))["status"] == "resolved"
 
 
-async def test_migrate_is_idempotent(db_url: str) -> None:
+async def test_migrate_is_idempotent(make_bot: Any, db_url: str) -> None:
+    """Migrating an up-to-date store again applies nothing and keeps what it holds."""
+    bot = await make_bot(make_settings(db_url))
+    cid = (await bot.webhook("kept across migrations", thread="mig"))["conversation_id"]
+    assert await db.pending_migrations(db_url) == []
     await db.migrate(db_url)
     await db.migrate(db_url)
+    assert await db.pending_migrations(db_url) == []
+    again = await make_bot(make_settings(db_url))
+    assert [m["text"] for m in (await again.conversation(cid))["messages"]] == ["kept across migrations"]

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -256,16 +257,31 @@ async def test_a_long_job_keeps_its_lease_and_runs_once(db_url: str) -> None:
         await repo.enqueue("slow", {})
         runs: list[int] = []
 
+        release = asyncio.Event()
+
         async def slow(payload: dict[str, Any]) -> None:
             runs.append(1)
-            await asyncio.sleep(0.5)
+            await release.wait()  # runs until the test lets it finish, however slow the machine
 
-        boxes = [Outbox(metrics=Metrics(), skip_locked=True, lease_seconds=0.15) for _ in range(2)]
+        # a lease long enough that a busy machine still renews in time (every lease/3 s)
+        boxes = [Outbox(metrics=Metrics(), skip_locked=True, lease_seconds=3.0) for _ in range(2)]
         for box in boxes:
             box.register("slow", slow)
         first = asyncio.create_task(boxes[0].run_once())
-        await asyncio.sleep(0.3)  # past the first lease: only renewal keeps the job
-        assert await boxes[1].run_once() == 0
+
+        async def claimed() -> Any:
+            (job,) = await repo.list_jobs()
+            return job.locked_until if runs else None
+
+        first_lease = await eventually(claimed, "the first worker to take the job")
+
+        async def past_first_lease() -> bool:  # bounded polling on the store's own clock
+            (job,) = await repo.list_jobs()
+            return job.locked_until is not None and job.locked_until > first_lease and datetime.now(UTC) > first_lease
+
+        await eventually(past_first_lease, "the first lease to run out and be renewed", tries=1500)
+        assert await boxes[1].run_once() == 0  # only renewal keeps the job: the second worker gets nothing
+        release.set()
         assert await first == 1
         assert runs == [1]
         assert [j.status for j in await repo.list_jobs()] == ["done"]

@@ -17,8 +17,8 @@ from bot.domain import User
 from bot.services.people import People
 from bot.store import repo
 from bot.store.models import Conversation, Team
-from connectors.webhook.connector import signed_headers
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, eventually, make_settings
+from tests.signing import signed_headers
 
 pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 

@@ -242,6 +242,10 @@ async def test_failures_then_recovery_give_one_case_and_each_comment_once(
     assert len(double.cases) == 1
     if not external_id:  # 500, 503, timeout; then the look-up found the Case: no fourth create
         assert double.calls("create_case") == 3
+    else:  # one Case by the bot's own requests, not by luck: every write is an upsert on one key
+        keys = {detail.split(" ", 1)[0] for op, detail in double.requests if op == "upsert_case"}
+        assert keys == {f"{external_id}/{cid}"} and double.calls("create_case") == 0
+        assert double.calls("upsert_case") == 4  # 500, 503, timeout (saved, answer lost), then ok
     case_id = next(iter(double.cases))
 
     double.fail("create_comment", "timeout")  # the comment is saved, the answer is lost
@@ -610,3 +614,60 @@ def test_case_draft_and_comments_are_clipped_to_the_crm_limits() -> None:
     assert len(body) == 4000 and body.startswith("Marie (from the contact, 2026-11-24 10:00 UTC):\n")
     marker = COMMENT_MARKER_RE.search(body)
     assert marker is not None and marker.group(1) == "3"
+
+
+# --- promises checked against a configured Salesforce -----------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+async def test_crm_is_null_until_the_case_exists_then_names_it(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    """Salesforce configured and the crm automation fired, but the Case create keeps failing: the
+    conversation shows `crm: null` (not a guess) until Salesforce has the Case, then its id and number."""
+    double, _ = salesforce
+    double.fail("create_case", 503, times=10_000)  # Salesforce refuses every create for now
+    bot = await make_bot(setup())
+    await crm_automation(bot)
+    cid = (await bot.webhook("I want a refund"))["conversation_id"]
+
+    async def tried() -> bool:
+        return double.calls("create_case") >= 2
+
+    await eventually(tried, "Case creates tried and refused")
+    assert double.cases == {}
+    assert (await bot.conversation(cid))["crm"] is None
+    assert (await bot.api("GET", "/api/conversations"))["items"][0]["crm"] is None
+
+    double.faults.clear()  # Salesforce is back
+    for job in (await bot.api("GET", f"/api/outbox?conversation_id={cid}&status=failed"))["items"]:
+        await bot.api("POST", f"/api/outbox/{job['id']}/retry")  # in case its attempts ran out
+    await settled(bot, cid)
+    (case,) = double.cases.values()
+    assert (await bot.conversation(cid))["crm"] == {"case_id": case["Id"], "case_number": case["CaseNumber"]}
+    assert (await bot.api("GET", "/api/conversations"))["items"][0]["crm"]["case_id"] == case["Id"]
+
+
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+async def test_subject_description_and_comments_are_clipped_to_salesforce_limits(
+    make_bot: MakeBot, setup: Callable[..., Settings], salesforce: tuple[SalesforceDouble, TestServer]
+) -> None:
+    """Subject 255, Description 32,000, CaseComment 4,000 characters: longer text is clipped, not
+    refused (the double answers 400 STRING_TOO_LONG above each limit, as Salesforce does)."""
+    double, _ = salesforce
+    bot = await make_bot(setup())
+    await crm_automation(bot)
+    first = "A" * 300
+    cid = (await bot.webhook(first))["conversation_id"]
+    for i in range(9):  # a transcript of ~36,000 characters before the Case is made
+        await bot.webhook(f"{i}" + "b" * 3999)
+    await bot.webhook("refund please")
+    await settled(bot, cid)
+    (case,) = double.cases.values()
+    assert len(case["Subject"]) <= 255 and case["Subject"].startswith("A" * 200)
+    assert case["Subject"].endswith(case_marker(cid))  # the tag that finds the Case again is kept
+    assert 31_000 < len(case["Description"]) <= 32_000
+    await bot.webhook("C" * 5000)
+    await settled(bot, cid)
+    (comment,) = double.comments_of(case["Id"])
+    assert 3_900 < len(comment["CommentBody"]) <= 4_000 and "C" * 3000 in comment["CommentBody"]

@@ -567,8 +567,11 @@ async def test_socket_mode_channel_builds_without_connecting_and_has_no_http_pat
     )
     from bot.app import build_app
 
-    build_app(settings)  # construction only: the network guard would fail any connection
+    app = build_app(settings)  # construction only: the network guard would fail any connection
     assert slack_api.calls == []
+    paths = {r.canonical for r in app.router.resources()}
+    assert not [p for p in paths if p.startswith("/slack")], paths  # Socket Mode serves no HTTP path
+    assert "/webhooks/{channel}" in paths or any(p.startswith("/webhooks") for p in paths)  # the others do
 
 
 # --- normalization (pure) ------------------------------------------------------------------------

@@ -6,6 +6,10 @@ Speaks the documented wire format: `POST …/sobjects/Case/`, `PATCH|GET …/sob
 tests/payloads/salesforce/. A tiny SOQL evaluator handles the statements the bot sends
 (SELECT … FROM … WHERE a AND b … ORDER BY … LIMIT n with =, >=, IN, LIKE).
 
+Username/password login: `POST /services/Soap/u/<version>` (the SOAP API's `login`, as
+simple-salesforce sends it) answers a `loginResponse` with a new session id and the org's My
+Domain serverUrl, or a `LoginFault` (INVALID_LOGIN); `expire_session()` ends the current session.
+
 Faults: `fail(op, 500 | 503 | "timeout", times=n)` — a status answers with a Salesforce error body
 and changes nothing; "timeout" does the work, then answers only after `slow_seconds` (the client
 gives up first: Salesforce created the record but the caller never heard).
@@ -52,6 +56,9 @@ class SalesforceDouble:
     comments: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (op, detail)
     faults: list[Fault] = field(default_factory=list)
+    login_user: str | None = None  # username/password login: see allow_login()
+    login_password: str | None = None
+    my_domain: str = "inbox-test.my.salesforce.com"
     _clock: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
     _seq: int = 0
     _cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -139,9 +146,65 @@ class SalesforceDouble:
                 return f.mode
         return None
 
+    # --- username/password login (the SOAP API's `login` call) ----------------------------------
+    def allow_login(self, username: str, password: str, *, my_domain: str) -> None:
+        """Accept `username` with `password` (the user's password followed by the security token,
+        as clients send it); the session's serverUrl then names `my_domain` (the org's My Domain)."""
+        self.login_user, self.login_password, self.my_domain = username, password, my_domain
+
+    def expire_session(self) -> None:
+        """Salesforce ends the current session: calls with it answer 401 INVALID_SESSION_ID."""
+        self.session_id = f"00DHs0000000001!AQ4AQExpired{uuid.uuid4().hex[:8]}"
+
+    async def _soap_login(self, request: web.Request) -> web.Response:
+        from xml.etree import ElementTree
+
+        body = await request.read()
+        ns = {"urn": "urn:partner.soap.sforce.com"}
+        try:
+            root = ElementTree.fromstring(body)
+            username = root.findtext(".//urn:login/urn:username", namespaces=ns)
+            password = root.findtext(".//urn:login/urn:password", namespaces=ns)
+        except ElementTree.ParseError:
+            username = password = None
+        self.requests.append(("login", username or ""))
+        if (
+            request.headers.get("SOAPAction") != "login"
+            or not username
+            or ((username, password) != (self.login_user, self.login_password))
+        ):
+            fault = (
+                '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+                'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+                'xmlns:sf="urn:fault.partner.soap.sforce.com">'
+                "<soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_LOGIN</faultcode>"
+                "<faultstring>INVALID_LOGIN: Invalid username, password, security token; or user locked out."
+                "</faultstring>"
+                "<detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode><sf:exceptionMessage>"
+                "Invalid username, password, security token; or user locked out.</sf:exceptionMessage>"
+                "</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+            )
+            return web.Response(status=500, body=fault.encode(), content_type="text/xml")
+        self.session_id = f"00DHs0000000001!AQ4AQLogin{uuid.uuid4().hex[:16]}"
+        version = request.match_info["version"]
+        server = f"https://{self.my_domain}/services/Soap/u/{version}/00DHs0000000001"
+        answer = (
+            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
+            "<soapenv:Body><loginResponse><result>"
+            f"<metadataServerUrl>https://{self.my_domain}/services/Soap/m/{version}/00DHs0000000001</metadataServerUrl>"
+            "<passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
+            f"<serverUrl>{server}</serverUrl><sessionId>{self.session_id}</sessionId>"
+            f"<userId>{INTEGRATION_USER}</userId>"
+            f"<userInfo><organizationId>00DHs0000000001</organizationId><userName>{username}</userName></userInfo>"
+            "</result></loginResponse></soapenv:Body></soapenv:Envelope>"
+        )
+        return web.Response(body=answer.encode(), content_type="text/xml")
+
     # --- the app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
+        app.router.add_post("/services/Soap/u/{version}", self._soap_login)
         base = "/services/data/v{version}"
         app.router.add_post(base + "/sobjects/{obj}/", self._create)
         app.router.add_get(base + "/sobjects/{obj}/{id}", self._get)
@@ -153,6 +216,8 @@ class SalesforceDouble:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/services/Soap/u/"):  # the login itself carries no session
+            return await handler(request)
         if request.headers.get("Authorization") != f"Bearer {self.session_id}":
             return web.json_response(load("error_invalid_session.json"), status=401)
         return await handler(request)

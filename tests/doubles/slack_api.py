@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +128,7 @@ class Call:
     method: str
     params: dict[str, Any]
     token: str | None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (to check a Retry-After wait)
 
     def get(self, key: str) -> Any:
         return self.params.get(key)

@@ -38,6 +38,7 @@ MAX_POLL_WAIT = 0.2
 class Call:
     method: str
     params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (to check a retry_after wait)
 
     def get(self, key: str) -> Any:
         return self.params.get(key)
