@@ -585,8 +585,9 @@ async def test_every_kind_of_reply_in_french(bot: Bot) -> None:
     assert await bot.command("create x keywords=bye match=some tags=closing", lang=fr) == (
         'match doit valoir "any" ou "all", pas "some"'
     )
-    assert await bot.command("create x keywords=bye tags=closing channels=nowhere", lang=fr) == (
-        'canal "nowhere" inconnu — canaux configurés : shop, support'
+    # a channel the config does not hold is saved, with a warning in French under the reply
+    assert "⚠ le canal \"nowhere\" n’est pas configuré" in await bot.command(
+        "create x keywords=bye tags=closing channels=nowhere", lang=fr
     )
     assert await bot.command("create x keywords=bye tags=vip", lang=fr) == (
         'étiquette "vip" inconnue — créez-la avec /automation tags add vip'

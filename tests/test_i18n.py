@@ -56,6 +56,16 @@ def test_every_string_in_the_code_has_a_french_translation() -> None:
     assert not missing, "untranslated (run `make messages`, then translate):\n" + "\n".join(missing)
 
 
+def test_each_english_text_is_in_the_catalogue_once() -> None:
+    """Merged catalogues can hold a text twice, translated two ways: only one of them would show."""
+    text = (i18n.LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    keys = [block.split("msgstr", 1)[0] for block in text.split("\n\n") if "\nmsgid " in "\n" + block]
+    repeated = sorted({k.strip() for k in keys if keys.count(k) > 1})
+    assert not repeated, "repeated (python scripts/dedupe_po.py bot/locale/fr/LC_MESSAGES/messages.po):\n" + "\n".join(
+        repeated
+    )
+
+
 def test_translations_keep_the_placeholders_of_the_english() -> None:
     wrong = []
     for msgid, strings in french().items():
