@@ -200,16 +200,19 @@ async def test_an_agent_is_refused_every_settings_page(web: WebInbox) -> None:
 
 
 async def test_a_settings_post_without_the_csrf_token_is_refused_and_changes_nothing(web: WebInbox) -> None:
+    await web.bot.state.admin.add_label("tag", "vip")
     page = await web.page(web.admin)
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
     async with ClientSession(cookies=cookies) as client:
         for path, form in (
+            ("/settings/automations/new", {"name": "Bye", "keywords": "bye", "tags": "vip"}),
             ("/settings/labels/tag/add", {"name": "closing"}),
             ("/settings/users/new", {"email": "eve@example.com", "role": "admin"}),
         ):
             resp = await client.post(f"{web.url}{path}", data=form, allow_redirects=False)
             assert resp.status == 403, path
-    assert await web.bot.state.admin.list_labels("tag") == []
+    assert await web.bot.state.admin.list_labels("tag") == ["vip"]
+    assert await web.bot.state.admin.list_automations() == []
     assert len(await web.bot.state.people.list_users()) == 2
 
 
@@ -340,3 +343,30 @@ async def test_the_audit_page_says_the_log_is_not_kept_yet(web: WebInbox) -> Non
     await expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     await expect(page.get_by_role("status")).to_contain_text("not kept yet")
     assert await page.get_by_role("row").count() == 0
+
+
+async def test_an_admin_cannot_take_their_own_admin_role_away(web: WebInbox) -> None:
+    page = await web.page(web.admin)
+    await page.goto(f"/settings/users/{web.admin.user.id}")
+    await page.get_by_label("Role").select_option("agent")
+    async with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        await page.get_by_role("button", name="Save").click()
+    assert (await answer.value).status == 400
+    await expect(page.get_by_role("alert")).to_contain_text("ask another admin")
+    assert (await web.bot.state.people.get_user(web.admin.user.id)).role.value == "admin"
+
+
+async def test_names_are_shown_as_text_and_run_nothing(web: WebInbox) -> None:
+    await web.bot.state.admin.add_label("tag", "closing")
+    await web.bot.state.admin.create(
+        {"name": "<img src=x onerror=alert(1)>", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]}
+    )
+    page = await web.page(web.admin)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    await page.goto("/settings/automations")
+    await expect(page.get_by_role("link", name="<img src=x onerror=alert(1)>")).to_be_visible()
+    await page.goto("/settings/automations?text=bye")
+    await expect(page.get_by_role("status")).to_contain_text("“<img src=x onerror=alert(1)>” would fire")
+    assert await page.locator("img").count() == 0
+    assert dialogs == []

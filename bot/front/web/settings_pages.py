@@ -18,7 +18,18 @@ from bot import plans
 from bot.config import OrganizationSettings
 from bot.domain import Action, ActionType, Automation, Role, User
 from bot.engine.normalize import format_keywords
-from bot.errors import Conflict, Forbidden, InboxError, Invalid, Missing, NotFound, PlanRefused, TurnedOff, UnknownLabel
+from bot.errors import (
+    Conflict,
+    Forbidden,
+    InboxError,
+    Invalid,
+    Missing,
+    NotFound,
+    PlanRefused,
+    TurnedOff,
+    UnknownLabel,
+    UnknownTeam,
+)
 from bot.front.web.auth import current_user, require_admin
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import flash, render, wording_for
@@ -41,10 +52,10 @@ def describe(exc: InboxError, _: Wording) -> str:
         return _("Your plan ({plan}) does not include this: it needs {needs}.", plan=exc.plan, needs=exc.needs)
     if isinstance(exc, TurnedOff):
         return _("Resolution reasons are turned off (resolution_reasons = false in [organization]).")
-    if isinstance(exc, UnknownLabel):
+    if isinstance(exc, UnknownLabel | UnknownTeam):
         return _("“{name}” does not exist: add it under Labels first.", name=exc.name)
-    if isinstance(exc, Conflict) and exc.field == "name":
-        return _("This name is taken: pick another one.") + f" ({exc})"
+    if isinstance(exc, Conflict) and exc.field in ("name", "email"):
+        return _("This name is taken: pick another one.") if exc.field == "name" else _("This email is taken.")
     return str(exc)
 
 
