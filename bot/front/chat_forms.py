@@ -16,7 +16,7 @@ from typing import Any, Literal
 from bot import plans
 from bot.domain import Action, ActionType, Automation, ConversationType
 from bot.errors import N_, InboxError, Missing, NotFound, PlanRefused, TurnedOff, UnknownLabel
-from bot.front.commands import NOT_ADMIN, CommandRunner, describe
+from bot.front.commands import CommandRunner, describe
 from bot.i18n import Wording
 from bot.services.admin import Admin
 
@@ -112,6 +112,8 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
+    """The automation the form created, and the sentence that says what it does."""
+
     automation: Automation
     text: str
 
@@ -164,6 +166,7 @@ class ChatForms:
         self.commands = commands
 
     def wording(self, lang: str | None) -> Wording:
+        """The catalogue in `lang`, else in the organization's language."""
         return self.commands.wording(lang)
 
     # --- the list with buttons ---------------------------------------------------------------
@@ -254,10 +257,6 @@ class ChatForms:
         except InboxError as exc:
             return Refused({field_of(exc): describe(exc, _)})
         return Saved(a, self.commands.created(a, _))
-
-    @staticmethod
-    def not_admin(_: Wording) -> str:
-        return _(NOT_ADMIN)
 
 
 def _unavailable(why: InboxError, _: Wording) -> str:
