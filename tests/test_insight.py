@@ -177,7 +177,7 @@ async def test_preview_of_a_saved_automation_and_the_default_since(bot: Bot) -> 
     assert status == 404
 
 
-@pytest.mark.parametrize("since", ["yesterday", "7 days", "-3d", "9999999d", "2026-13-01"])
+@pytest.mark.parametrize("since", ["yesterday", "7 days", "-3d", "9999999d", "2026-13-01", "0001-01-01T00:00:00+01:00"])
 async def test_unreadable_since_is_a_400_naming_it(bot: Bot, since: str) -> None:
     status, err = await raw(
         bot,

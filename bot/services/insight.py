@@ -56,10 +56,9 @@ def parse_since(value: object, *, now: datetime) -> datetime:
         else:
             try:
                 at = datetime.fromisoformat(value.strip().replace("z", "Z"))
-            except ValueError:
+                return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            except (ValueError, OverflowError):  # unreadable, or out of UTC's range
                 pass
-            else:
-                return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     raise Invalid("since", f"since must be {SINCE_FORMS}")
 
 
