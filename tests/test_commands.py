@@ -586,7 +586,7 @@ async def test_every_kind_of_reply_in_french(bot: Bot) -> None:
         'match doit valoir "any" ou "all", pas "some"'
     )
     # a channel the config does not hold is saved, with a warning in French under the reply
-    assert "⚠ le canal \"nowhere\" n’est pas configuré" in await bot.command(
+    assert '⚠ le canal "nowhere" n’est pas configuré' in await bot.command(
         "create x keywords=bye tags=closing channels=nowhere", lang=fr
     )
     assert await bot.command("create x keywords=bye tags=vip", lang=fr) == (
