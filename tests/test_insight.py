@@ -89,7 +89,7 @@ async def test_why_explains_each_message_with_offsets_into_the_stored_text(bot: 
     assert fired["actions"] == [{"type": "tag", "tag": "closing"}]
     assert fired["not_applied"] == [{"type": "resolve", "why": "not the first message"}]
     assert [second[f["start"] : f["end"]] for f in fired["found"]] == ["bye"]
-    assert "revision" in fired
+    assert fired["revision"] == 1
 
     completed = got[(m2, both["id"])]
     assert completed["outcome"] == "fired"
@@ -103,6 +103,28 @@ async def test_why_explains_each_message_with_offsets_into_the_stored_text(bot: 
     disabled = got[(m2, off["id"])]
     assert disabled["outcome"] == "disabled"
     assert [second[f["start"] : f["end"]] for f in disabled["found"]] == ["ﬁne"]
+
+
+async def test_why_judges_each_message_by_the_automation_as_it_stood_then(bot: Bot) -> None:
+    """A message is explained by the revision in force when it came: a later keyword change, or a
+    deletion, does not rewrite what happened before it."""
+    await bot.api("POST", "/api/tags", json={"name": "vip"}, expect=201)
+    a = await automation(
+        bot, name="Orders", keywords="order, refund", match="all", actions=[{"type": "tag", "tag": "vip"}]
+    )
+    cid = await say(bot, "my order", thread="asof")
+    await bot.api("PATCH", f"/api/automations/{a['id']}", json={"keywords": "parcel"})  # revision 2
+    assert await say(bot, "my order again", thread="asof") == cid
+
+    items = (await bot.api("GET", f"/api/conversations/{cid}/why"))["items"]
+    first, second = [m["id"] for m in (await bot.conversation(cid))["messages"] if m["direction"] == "inbound"]
+    [entry] = items  # the second message holds no keyword of revision 2: nothing to explain there
+    assert (entry["message_id"], entry["revision"], entry["outcome"]) == (first, 1, "keywords_incomplete")
+    assert entry["missing"] == ["refund"]
+    assert second not in [i["message_id"] for i in items]
+
+    await bot.api("DELETE", f"/api/automations/{a['id']}")
+    assert (await bot.api("GET", f"/api/conversations/{cid}/why"))["items"] == items
 
 
 async def test_why_keeps_a_deleted_automations_firing(bot: Bot) -> None:
@@ -297,9 +319,7 @@ async def test_chat_why_in_a_few_lines(bot: Bot) -> None:
         "(resolve not applied: not the first message)"
     )
     assert len(lines) == 5
-    bot.state.commands.language = "fr"
-    assert "(résolution non appliquée : ce n’est pas le premier message)" in await bot.command(f"why #{cid}")
-    bot.state.commands.language = None
+    assert "(résolution non appliquée : ce n’est pas le premier message)" in await bot.command(f"why #{cid}", lang="fr")
     assert await bot.command("why #999999") == "no conversation #999999"
     assert await bot.command("why twelve") == "name the conversation by its number, e.g. /automation why #12"
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot import plans
 from bot.config import Settings
-from bot.domain import ActionType, Automation, ConversationType
+from bot.domain import ActionType, Automation, AutomationRevision, ConversationType, RevisionChange
 from bot.engine.lint import GENERIC_WORDS, UNSAVED, LintSubject, Warning, lint
 from bot.engine.matcher import KeywordIndex
 from bot.engine.preview import PreviewCounts, Replay, ReplayMessage
@@ -81,18 +81,36 @@ class Insight:
 
     # --- automations as they stood ------------------------------------------------------------
     async def automations_as_of(self, times: Sequence[datetime]) -> list[list[AsOf]]:
-        """For each time given, the automations as they stood then.
-
-        The one place that knows how past definitions are found: today, the current definitions
-        of the automations that existed at that time (a later change to one is not seen).
-        """
-        current = await repo.list_automations()
+        """For each time given, the automations as they stood then: each one's latest revision
+        made by that time (none once deleted). An automation stored before revisions were kept
+        got its first revision when the store was upgraded: from its creation until then, that
+        first revision stands for it."""
+        if not times:
+            return []
+        history_ = await repo.revisions_until(max(times))
+        by_automation: dict[int, list[AutomationRevision]] = {}
+        for r in history_:
+            by_automation.setdefault(r.automation_id, []).append(r)
         org = self.settings.organization
-        as_of = [
-            (a.created_at, AsOf(rule_of(a), enabled=a.enabled, plan_allows=plans.refusal(org, a.actions) is None))
-            for a in current
-        ]
-        return [[s for created, s in as_of if created <= at] for at in times]
+        out: list[list[AsOf]] = []
+        for at in times:
+            standing: list[AsOf] = []
+            for revisions in by_automation.values():
+                made = [r for r in revisions if r.at <= at]
+                if made:
+                    last = made[-1]
+                else:  # the backfilled first revision, for an automation created before it
+                    first = repo.automation_of(revisions[0])
+                    if revisions[0].revision != 1 or first.created_at > at:
+                        continue
+                    last = revisions[0]
+                if last.change is RevisionChange.DELETED:
+                    continue
+                a = repo.automation_of(last)
+                allowed = plans.refusal(org, a.actions) is None
+                standing.append(AsOf(rule_of(a), enabled=a.enabled, plan_allows=allowed, revision=last.revision))
+            out.append(standing)
+        return out
 
     # --- why ----------------------------------------------------------------------------------
     async def why(self, conversation_id: int) -> list[WhyEntry]:
@@ -107,7 +125,7 @@ class Insight:
             zip((m.id for m in messages), await self.automations_as_of([at for *_, at in stored]), strict=True)
         )
         runs = [
-            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions)
+            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
             for r in await repo.conversation_runs(conversation_id)
         ]
         return explain(

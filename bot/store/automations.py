@@ -280,6 +280,32 @@ async def list_revisions(
 
 
 @boundary
+async def revisions_until(at: datetime) -> list[domain.AutomationRevision]:
+    """Every revision of every automation made at or before `at`, by automation then revision."""
+    rows = await models.AutomationRevision.filter(created_at__lte=at).order_by("automation_id", "revision")
+    return [records.revision(r) for r in rows]
+
+
+def automation_of(r: domain.AutomationRevision) -> domain.Automation:
+    """The automation as the revision `r` kept it (its JSON form back into a record)."""
+    a = r.automation
+    return domain.Automation(
+        id=r.automation_id,
+        name=str(a["name"]),
+        keywords=tuple(a.get("keywords", ())),
+        match=domain.MatchMode(a.get("match", "any")),
+        actions=records.actions(a.get("actions", ())),
+        channels=tuple(a.get("channels", ())),
+        types=tuple(domain.ConversationType(t) for t in a.get("types", ())),
+        enabled=bool(a.get("enabled", True)),
+        created_by=None,
+        created_at=datetime.fromisoformat(str(a["created_at"]).replace("Z", "+00:00")),
+        updated_at=datetime.fromisoformat(str(a["updated_at"]).replace("Z", "+00:00")),
+        revision=r.revision,
+    )
+
+
+@boundary
 async def get_revision(automation_id: int, revision: int) -> domain.AutomationRevision | None:
     if automation_id > MAX_INT or revision > MAX_INT:
         return None

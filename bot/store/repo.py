@@ -20,6 +20,7 @@ from bot.domain import (
 from bot.store import StoreBusy, StoreConflict, StoreError, StoreInvalid, StoreUnavailable
 from bot.store.automations import (
     AUTOMATIONS_REVISION,
+    automation_of,
     automations_revision,
     automations_using,
     bump_automations_revision,
@@ -33,6 +34,7 @@ from bot.store.automations import (
     list_revisions,
     list_runs,
     record_revision,
+    revisions_until,
     save_automation,
     set_automation_enabled,
     update_automation,
@@ -116,6 +118,7 @@ __all__ = [
     "add_inbound_many",
     "add_message",
     "apply",
+    "automation_of",
     "automations_revision",
     "automations_using",
     "bump_automations_revision",
@@ -172,6 +175,7 @@ __all__ = [
     "renew_job",
     "requeue_job",
     "retry_job",
+    "revisions_until",
     "save_automation",
     "set_automation_enabled",
     "set_crm_fields",
