@@ -55,6 +55,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_workers.py
 	$(BIN)/python bench/bench_queue.py --conversations 10000
+	$(BIN)/python bench/bench_web.py --conversations 10000
 
 # After changing dependencies in pyproject.toml: install them, run `make test`, then `make lock`.
 lock: $(TEST_STAMP)
