@@ -348,6 +348,7 @@ def test_the_banner_commands_use_the_port_actually_served(tmp_path: Path, env: d
     served = lines[-1].split("http://127.0.0.1:", 1)[1].split(" ", 1)[0]
     assert served.isdigit() and served != "0", (lines, err)
     assert f'  .venv/bin/inbox-bot send demo "Au revoir !" --url http://127.0.0.1:{served}' in lines
+    assert f"Web inbox: http://127.0.0.1:{served}/ (sign in with a user's email and password)" in lines
     assert any(line.endswith(f" http://127.0.0.1:{served}/api/conversations") for line in lines), lines
 
 
