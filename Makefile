@@ -66,6 +66,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench_live.py
 	$(BIN)/python bench/bench_preview.py --messages 100000
 	$(BIN)/python bench/bench_propagation.py
+	$(BIN)/python bench/bench_web.py --conversations 10000
 
 # README's pictures of the web inbox: the real server on a temporary store with demo data, shot with
 # the Chromium the browser tests use (apt-get install -y chromium), into docs/screenshots/.

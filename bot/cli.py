@@ -256,6 +256,7 @@ def _print_banner(settings: Settings, host: str, port: int, *, admin_password: s
     print(f"Channels: {channels}. Store: {_safe_url(settings.database.url)}")
     if admin_password:
         print(f"Demo admin: {DEMO_ADMIN}, password {admin_password} (kept in {LOCAL_ENV} as {DEMO_ADMIN_ENV})")
+    print(f"Web inbox: http://{_url_host(_reachable_host(host))}:{port}/ (sign in with a user's email and password)")
     if demo is not None:
         base = f"http://{_url_host(_reachable_host(host))}:{port}"
         print("Send a first message (in another terminal):")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import http.server
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,7 +17,9 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -344,6 +348,7 @@ def test_the_banner_commands_use_the_port_actually_served(tmp_path: Path, env: d
     served = lines[-1].split("http://127.0.0.1:", 1)[1].split(" ", 1)[0]
     assert served.isdigit() and served != "0", (lines, err)
     assert f'  .venv/bin/inbox-bot send demo "Au revoir !" --url http://127.0.0.1:{served}' in lines
+    assert f"Web inbox: http://127.0.0.1:{served}/ (sign in with a user's email and password)" in lines
     assert any(line.endswith(f" http://127.0.0.1:{served}/api/conversations") for line in lines), lines
 
 
@@ -726,3 +731,54 @@ def test_make_run_prints_the_demo_admin_password_on_every_start(tmp_path: Path, 
     assert local.read_text(encoding="utf-8").count("INBOX_DEMO_ADMIN_PASSWORD=") == 1
     # the same session key on the next start: people stay signed in across restarts
     assert f"INBOX_SESSION_KEY={saved['INBOX_SESSION_KEY']}" in local.read_text(encoding="utf-8").splitlines()
+
+
+# --- serve --workers: one session key for every worker ------------------------------------------------------
+
+
+def test_workers_share_one_session_key_so_a_session_works_on_any_worker(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No session key in the environment: the supervisor makes one for all its workers. Each new
+    connection may reach either worker; the signed-in cookie must work on every one."""
+    cfg = write_config(tmp_path)
+    assert cli_main(["--config", str(cfg), "migrate"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    add = ["--config", str(cfg), "users", "add", "ana@example.com", "--role", "agent", "--password-stdin"]
+    assert cli_main(add) == 0
+    monkeypatch.delenv("INBOX_SESSION_KEY", raising=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "INBOX_SESSION_KEY"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=5):
+                    break
+            except OSError:  # not listening yet, or still starting
+                time.sleep(0.1)
+        jar = CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        login = browser.open(f"{base}/login", timeout=30).read().decode()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+        assert csrf is not None
+        form = urllib.parse.urlencode(
+            {"csrf": csrf.group(1), "email": "ana@example.com", "password": "correct horse battery"}
+        )
+        landed = browser.open(f"{base}/login", data=form.encode(), timeout=30)
+        assert urllib.parse.urlsplit(landed.url).path == "/inbox"
+        for _ in range(20):  # a new connection each time: the kernel spreads them over the workers
+            page = browser.open(f"{base}/inbox", timeout=30)
+            assert urllib.parse.urlsplit(page.url).path == "/inbox"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert out.count("sessions end when the server restarts; set INBOX_SESSION_KEY") == 1, (out, err)
+    assert "sessions end when the server restarts" not in err  # the workers were given the key

@@ -304,3 +304,36 @@ async def test_a_renewed_lease_is_a_new_record(db_url: str) -> None:
         assert await repo.finish_job(renewed)
         stored = await repo.get_job(job.id)
         assert stored is not None and stored.status == "done"
+
+
+@on_both_stores
+async def test_messages_read_back_whole_and_each_conversation_has_its_latest(db_url: str) -> None:
+    async with db.open_store(db_url):
+        (first, other), _ = await ingest_round(
+            [inbound("hello", mid="a", thread="t-1"), inbound("other thread", mid="b", thread="t-2")], rules()
+        )
+        (later,), _ = await ingest_round([inbound("second line\nof text", mid="c", thread="t-1")], rules())
+        reply = await repo.add_message(
+            conversation_id=first.conversation_id,
+            channel="web",
+            direction=Direction.OUTBOUND,
+            text="our answer",
+            author="user:7",
+            delivery=domain.Delivery.PENDING,
+        )
+        messages, _ = await repo.conversation_messages(first.conversation_id)
+        assert [(m.id, m.text, m.direction) for m in messages] == [
+            (first.message_id, "hello", Direction.INBOUND),
+            (later.message_id, "second line\nof text", Direction.INBOUND),
+            (reply.id, "our answer", Direction.OUTBOUND),
+        ]
+        assert messages[0].sent_at == NOW and messages[0].created_at.tzinfo is not None
+        assert (messages[2].author, messages[2].delivery, messages[2].platform_id) == ("user:7", "pending", None)
+        assert messages == [await repo.get_message(m.id) for m in messages]  # the same records as one by one
+
+        latest = await repo.last_messages([first.conversation_id, other.conversation_id, 10**9])
+        assert {cid: m.text for cid, m in latest.items()} == {
+            first.conversation_id: "our answer",
+            other.conversation_id: "other thread",
+        }
+        assert await repo.last_messages([]) == {}

@@ -145,7 +145,8 @@ async def test_runs_are_told_in_words_and_the_previous_conversation_is_linked(we
 
 
 async def test_filters_and_search_narrow_the_queue(web: WebInbox) -> None:
-    await topic(web, "Billing", "high")
+    await web.bot.state.people.add_team("Money")
+    await web.bot.state.admin.add_topic("Billing", priority="high", team="Money")
     refund = await web.bot.webhook("I want a refund for my order", contact="c-1", name="Alice")
     await web.bot.webhook("Hello there", contact="c-2", name="Bruno")
     await web.bot.webhook("Other channel", contact="c-3", name="Chloé", channel="support")
@@ -187,6 +188,16 @@ async def test_filters_and_search_narrow_the_queue(web: WebInbox) -> None:
     await page.get_by_role("button", name="Filter").click()
     await page.wait_for_url("**assignee=none*")
     assert sorted(await queue_names(page)) == ["Bruno", "Chloé"]
+    await page.get_by_label("Assignee").select_option(label="Agent")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url(f"**assignee={web.agent.user.id}*")
+    assert await queue_names(page) == ["Alice"]
+
+    await page.goto("/inbox")
+    await page.get_by_label("Team").select_option("Money")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**team=Money*")
+    assert await queue_names(page) == ["Alice"]
 
 
 async def test_the_queue_pages_through_every_conversation(web: WebInbox) -> None:
