@@ -128,8 +128,8 @@ def _add_unique(target: list[str], folded: set[str], values: tuple[str, ...]) ->
 
 
 # A derived rule set keeps the keyword index it was built from and indexes keys added since in a
-# second, small one; past this many keys (or a quarter of the main index) it asks to be compacted.
-# Geometric growth keeps the total index-building work of N changes O(N).
+# second, small one (rebuilt per change); past this many keys, or 1/32 of the main index, it asks to
+# be compacted. The threshold grows with the index, so the index work of N changes stays O(N).
 DELTA_KEYS = 256
 
 
@@ -207,7 +207,7 @@ class RuleSet:
     @property
     def wants_compaction(self) -> bool:
         """Whether the keys added since the main index was built are many enough to rebuild it."""
-        return self._delta is not None and len(self._delta) > max(DELTA_KEYS, len(self._base) // 4)
+        return self._delta is not None and len(self._delta) > max(DELTA_KEYS, len(self._base) // 32)
 
     def compacted(self) -> RuleSet:
         """The same rules with one keyword index over all their keys (build it off the event loop)."""
@@ -241,8 +241,10 @@ class RuleSet:
         if self._delta is not None:
             found |= self._delta.find(text)
         by_key = self._by_key
-        if not found.issubset(by_key.keys()):  # the main index may hold keys of removed rules
-            found.intersection_update(by_key.keys())
+        # the main index may hold keys of removed rules (a loop over the few found keys: a set
+        # operation with `by_key.keys()` would copy all of them)
+        if any(k not in by_key for k in found):
+            found = {k for k in found if k in by_key}
         if not found:
             return Evaluation((), (), (), False, None, None, (), prior)
 
