@@ -589,6 +589,7 @@ async def test_every_kind_of_reply_in_french(bot: Bot) -> None:
     assert '⚠ le canal "nowhere" n’est pas configuré' in await bot.command(
         "create x keywords=bye tags=closing channels=nowhere", lang=fr
     )
+    assert (await bot.command("delete x", lang=fr)).startswith("Automatisation #2")
     assert await bot.command("create x keywords=bye tags=vip", lang=fr) == (
         'étiquette "vip" inconnue — créez-la avec /automation tags add vip'
     )
