@@ -766,8 +766,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-async def only_post(request: web.Request) -> web.Response:
-    return _json({"error": f"{request.method} is not allowed here; use POST"}, 405, headers={"Allow": "POST"})
+def only(method: str) -> Handler:
+    """A 405 for every other method of a fixed path that `/api/automations/{id}` would also match."""
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return _json({"error": f"{request.method} is not allowed here; use {method}"}, 405, headers={"Allow": method})
+
+    return refuse
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -845,9 +850,13 @@ def routes() -> list[web.RouteDef]:
         if not op.public:
             handler = _checked(handler, no_query=op.query is None, settings=op.tag != "conversations")
         defs.append(web.get(op.path, handler) if op.method == "get" else web.route(op.method.upper(), op.path, handler))
-    # without this, PATCH/GET /api/automations/test would fall through to /api/automations/{id}: a 404
-    at = next(i for i, op in enumerate(OPERATIONS) if op.id == "testAutomations")
-    defs.insert(at + 1, web.route("*", "/api/automations/test", only_post))
-    at = next(i for i, d in enumerate(defs) if d.path == "/api/automations/preview")
-    defs.insert(at + 1, web.route("*", "/api/automations/preview", only_post))
+    # without these, PATCH /api/automations/test (…/preview, …/lint) would fall through to
+    # /api/automations/{id}: a 404 or a 400 instead of a 405
+    for path, method in (
+        ("/api/automations/test", "POST"),
+        ("/api/automations/preview", "POST"),
+        ("/api/automations/lint", "GET"),
+    ):
+        at = max(i for i, d in enumerate(defs) if isinstance(d, web.RouteDef) and d.path == path)
+        defs.insert(at + 1, web.route("*", path, only(method)))
     return defs

@@ -58,7 +58,7 @@ MAX_KEYWORD_LEN = 200
 MAX_CHANNEL = 64  # the longest channel name a message holds
 # Read-only fields of an automation as the API shows it: ignored in a change, so a client may send
 # back what it read.
-READ_ONLY = frozenset({"id", "problem", "created_at", "updated_at"})
+READ_ONLY = frozenset({"id", "problem", "created_at", "updated_at", "revision", "warnings"})
 # What a rollback restores of a revision (`enabled` stays as it is).
 RESTORED = ("name", "keywords", "match", "actions", "channels", "types")
 
