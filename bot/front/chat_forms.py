@@ -16,6 +16,7 @@ from typing import Any, Literal
 from bot import plans
 from bot.domain import Action, ActionType, Automation, ConversationType
 from bot.errors import N_, InboxError, Missing, NotFound, PlanRefused, TurnedOff, UnknownLabel
+from bot.front import views
 from bot.front.commands import CommandRunner, describe
 from bot.i18n import Wording
 from bot.services.admin import Admin
@@ -94,20 +95,18 @@ class Submission:
 
     def data(self) -> dict[str, Any]:
         """The automation's JSON form, as the admin service takes it."""
-        actions: list[dict[str, Any]] = [{"type": "tag", "tag": t} for t in self.tags]
-        actions += [{"type": "topic", "topic": t} for t in self.topics]
-        if self.resolve or self.reason:
-            actions.append({"type": "resolve", "reason": self.reason or None})
-        if self.crm:
-            actions.append({"type": "crm", "target": "salesforce"})
-        return {
-            "name": self.name,
-            "keywords": self.keywords,
-            "match": self.match,
-            "actions": actions,
-            "channels": list(self.channels),
-            "types": list(self.types),
-        }
+        return views.automation_fields(
+            name=self.name,
+            keywords=self.keywords,
+            match=self.match,
+            tags=self.tags,
+            topics=self.topics,
+            resolve=self.resolve,
+            reason=self.reason,
+            crm=self.crm,
+            channels=self.channels,
+            types=self.types,
+        )
 
 
 @dataclass(frozen=True, slots=True)

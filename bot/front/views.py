@@ -336,3 +336,34 @@ def preview_json(p: Preview) -> dict[str, Any]:
         ],
         "warnings": warnings_json(p.warnings),
     }
+
+
+def automation_fields(
+    *,
+    name: str,
+    keywords: str,
+    match: str,
+    tags: Sequence[str],
+    topics: Sequence[str],
+    resolve: bool,
+    reason: str | None,
+    crm: bool,
+    channels: Sequence[str],
+    types: Sequence[str],
+) -> dict[str, Any]:
+    """An automation form's answers (the web page's, the Slack modal's) as the JSON form the admin
+    service takes: the ticked actions become the action list."""
+    actions: list[dict[str, str | None]] = [{"type": "tag", "tag": t} for t in tags]
+    actions += [{"type": "topic", "topic": t} for t in topics]
+    if resolve or reason:  # a reason implies resolving
+        actions.append({"type": "resolve", "reason": reason or None})
+    if crm:
+        actions.append({"type": "crm", "target": "salesforce"})
+    return {
+        "name": name,
+        "keywords": keywords,
+        "match": match,
+        "actions": actions,
+        "channels": list(channels),
+        "types": list(types),
+    }

@@ -30,6 +30,7 @@ from bot.errors import (
     UnknownLabel,
     UnknownTeam,
 )
+from bot.front import views
 from bot.front.web.auth import current_user, require_admin
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import flash, render, wording_for
@@ -184,20 +185,18 @@ class AutomationForm:
 
     def fields(self) -> dict[str, Any]:
         """The automation's JSON form, as the admin service takes it."""
-        actions: list[dict[str, str | None]] = [{"type": "tag", "tag": t} for t in self.tags]
-        actions += [{"type": "topic", "topic": t} for t in self.topics]
-        if self.resolve:
-            actions.append({"type": "resolve", "reason": self.reason or None})
-        if self.crm:
-            actions.append({"type": "crm", "target": "salesforce"})
-        return {
-            "name": self.name,
-            "keywords": self.keywords,
-            "match": self.match,
-            "actions": actions,
-            "channels": self.channels,
-            "types": self.types,
-        }
+        return views.automation_fields(
+            name=self.name,
+            keywords=self.keywords,
+            match=self.match,
+            tags=self.tags,
+            topics=self.topics,
+            resolve=self.resolve,
+            reason=self.reason,
+            crm=self.crm,
+            channels=self.channels,
+            types=self.types,
+        )
 
 
 async def _form_page(
