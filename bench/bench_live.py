@@ -61,7 +61,11 @@ def serve(port: int, db_url: str) -> None:
 
     async def first_user() -> User:
         async with db.open_store(db_url):
-            return (await People().add_user(email="bench@example.com", role="agent", password="bench password")).user
+            return (
+                await People().add_user(
+                    email="bench@example.com", role="agent", password="bench password", actor="bench"
+                )
+            ).user
 
     user = asyncio.run(first_user())
 

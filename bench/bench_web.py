@@ -110,7 +110,9 @@ async def add_long_conversation_and_agent(url: str, conversations: int) -> int:
                  "created_at"],
                 msgs,
             )  # fmt: skip
-        await People().add_user(email="bench-agent@example.com", role="agent", name="Bench Agent", password=PASSWORD)
+        await People().add_user(
+            email="bench-agent@example.com", role="agent", name="Bench Agent", password=PASSWORD, actor="bench"
+        )
     return cid
 
 

@@ -127,7 +127,7 @@ def make_live_bot(db_url: str, aiohttp_client: Any) -> Callable[[Settings], Awai
 
 
 async def add_user(bot: Bot, email: str = "ana@example.com") -> User:
-    return (await bot.state.people.add_user(email=email, role="agent", password="a long password")).user
+    return (await bot.state.people.add_user(email=email, role="agent", password="a long password", actor="test")).user
 
 
 # --- the hub alone ------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ async def test_a_deactivation_no_hub_heard_ends_the_stream_at_the_next_check(
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as browser:
         stream = await open_stream(browser, str(server.make_url("")).rstrip("/"), user)
-        await People().deactivate(user.email)  # a People of its own: no hub hears it
+        await People().deactivate(user.email, actor="test")  # a People of its own: no hub hears it
         await stream.ends()
         assert stream.comments >= 1  # the pings kept coming until then
     assert hub.streams == 0

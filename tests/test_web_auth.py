@@ -131,7 +131,7 @@ async def test_an_agent_is_refused_admins_pages_with_a_page_that_says_so(web: We
 @both_stores
 async def test_a_deactivated_user_is_signed_out_at_once(web: WebInbox) -> None:
     page = await web.page(web.agent)
-    await web.bot.state.people.update_user(web.agent.user.id, active=False)
+    await web.bot.state.people.update_user(web.agent.user.id, active=False, actor="test")
     await page.goto("/inbox")
     assert urlsplit(page.url).path == "/login"
 
