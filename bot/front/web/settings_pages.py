@@ -597,15 +597,6 @@ async def reactivate_user(request: web.Request) -> web.StreamResponse:
     return await _set_active(request, True)
 
 
-# --- audit -----------------------------------------------------------------------------------------------
-
-
-@require_admin
-async def audit_page(request: web.Request) -> web.StreamResponse:
-    """No audit log is kept yet: the page says so rather than show anything made up."""
-    return await render(request, "settings/audit.html", {})
-
-
 def routes() -> list[web.RouteDef]:
     """Every admin page, in one place."""
     return [
@@ -628,5 +619,4 @@ def routes() -> list[web.RouteDef]:
         web.post(f"/settings/users/{ID}", update_user),
         web.post(f"/settings/users/{ID}/deactivate", deactivate_user),
         web.post(f"/settings/users/{ID}/reactivate", reactivate_user),
-        web.get("/settings/audit", audit_page),
     ]
