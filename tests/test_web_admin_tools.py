@@ -128,3 +128,121 @@ async def test_the_french_history_and_audit_pages(web: WebInbox) -> None:
     await page.goto("/settings/audit")
     await expect(page.get_by_role("heading", name="Journal d'audit")).to_be_visible()
     await expect(page.get_by_role("button", name="Filtrer")).to_be_visible()
+
+
+@both_stores
+async def test_preview_shows_what_the_typed_automation_would_do_and_saves_nothing(web: WebInbox) -> None:
+    await web.bot.state.admin.add_label("tag", "closing", actor="api")
+    await web.bot.webhook("ok, bye then", contact="c-1")
+    await web.bot.webhook("bye <b>bold</b>", contact="c-2")
+    await web.bot.webhook("hello, a question", contact="c-3")
+    page = await web.page(web.admin)
+    await page.goto("/settings/automations/new")
+    await page.get_by_label("Name").fill("Bye")
+    await page.get_by_label("Keywords", exact=True).fill("bye")
+    await page.get_by_role("group", name="Tags").get_by_label("closing").check()
+    await page.get_by_role("button", name="Preview").click()
+
+    preview = page.get_by_role("region", name="nothing was saved")
+    await expect(preview).to_be_visible()
+    figures = await preview.locator("dl").inner_text()
+    assert "Messages scanned\n3" in figures
+    assert "Conversations scanned\n3" in figures
+    assert "Messages it would fire on\n2" in figures
+    assert "Messages it would tag\n2" in figures
+    assert "Conversations it would resolve\n0" in figures
+    await expect(preview.get_by_role("listitem")).to_have_count(2)  # the examples
+    assert await preview.locator("mark").all_inner_texts() == ["bye", "bye"]
+    assert await preview.locator("b").count() == 0  # a contact's text stays text
+    await expect(preview).to_contain_text("bye <b>bold</b>")
+    await expect(page.get_by_label("Name")).to_have_value("Bye")  # what was typed is kept
+    assert await web.bot.state.admin.list_automations() == []  # nothing saved
+
+
+async def test_preview_of_an_edit_changes_nothing_and_refusals_show_on_the_field(web: WebInbox) -> None:
+    admin = web.bot.state.admin
+    await admin.add_label("tag", "closing", actor="api")
+    a = await admin.create(
+        {"name": "Bye", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]}, actor="api"
+    )
+    page = await web.page(web.admin)
+    await page.goto(f"/settings/automations/{a.id}")
+    await page.get_by_label("Keywords", exact=True).fill("ciao")
+    await page.get_by_label("Preview since").select_option("30d")
+    await page.get_by_role("button", name="Preview").click()
+    await expect(page.get_by_role("region", name="nothing was saved")).to_be_visible()
+    await expect(page.get_by_label("Preview since")).to_have_value("30d")
+    assert (await admin.find(a.id)).keywords == ("bye",)
+    assert [r.revision for r in await admin.revisions(a.id)] == [1]
+
+    await page.get_by_label("Keywords", exact=True).fill("")
+    async with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        await page.get_by_role("button", name="Preview").click()
+    assert (await answer.value).status == 400
+    await expect(page.get_by_label("Keywords", exact=True)).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_role("region", name="nothing was saved")).to_have_count(0)
+
+
+@both_stores
+async def test_a_greeting_resolve_keyword_is_saved_with_a_warning_under_the_form(web: WebInbox) -> None:
+    page = await web.page(web.admin)
+    await page.goto("/settings/automations/new")
+    await page.get_by_label("Name").fill("Hello")
+    await page.get_by_label("Keywords", exact=True).fill("hello")
+    await page.get_by_label("Resolve the conversation").check()
+    await page.get_by_role("button", name="Save").click()
+    warnings = page.get_by_role("region", name="Warnings")
+    await expect(warnings).to_contain_text('resolve keyword "hello" is a greeting or thanks')
+    await expect(page.get_by_role("status").first).to_contain_text("saved and enabled")
+    (saved,) = await web.bot.state.admin.list_automations()
+    assert saved.name == "Hello" and saved.enabled  # a warning never blocks a save
+    assert page.url.endswith(f"/settings/automations/{saved.id}#warnings")
+
+
+@both_stores
+async def test_why_marks_the_found_words_at_their_offsets_and_keeps_contact_text_as_text(web: WebInbox) -> None:
+    admin = web.bot.state.admin
+    await admin.add_label("tag", "closing", actor="api")
+    await admin.create({"name": "Bye", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]}, actor="api")
+    await admin.create(
+        {
+            "name": "Refund order",
+            "keywords": "refund, order",
+            "match": "all",
+            "actions": [{"type": "tag", "tag": "closing"}],
+        },
+        actor="api",
+    )
+    first = await web.bot.webhook("ﬁne, bye!", contact="c-1")  # a ligature: normalization lengthens the text
+    second = await web.bot.webhook("<img src=x onerror=alert(1)> refund", contact="c-1")
+    assert second["conversation_id"] == first["conversation_id"]
+    page = await web.page(web.agent)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    await page.goto(f"/inbox/{first['conversation_id']}")
+
+    why = page.get_by_role("region", name="Why the automations acted")
+    bye = why.get_by_role("article", name=f"Message #{first['message_id']}")
+    assert await bye.locator("blockquote").inner_html() == "ﬁne, <mark>bye</mark>!"
+    await expect(bye.get_by_role("listitem")).to_contain_text("Bye (revision 1): fired")
+    await expect(bye.get_by_role("listitem")).to_contain_text("found “bye”")
+
+    refund = why.get_by_role("article", name=f"Message #{second['message_id']}")
+    await expect(refund.locator("blockquote")).to_have_text("<img src=x onerror=alert(1)> refund")
+    assert await refund.locator("mark").all_inner_texts() == ["refund"]
+    await expect(refund.get_by_role("listitem")).to_contain_text("Refund order (revision 1): did not fire")
+    await expect(refund.get_by_role("listitem")).to_contain_text("missing “order”")
+    assert await page.locator("img").count() == 0
+    assert dialogs == []
+
+
+async def test_why_in_french(web: WebInbox) -> None:
+    admin = web.bot.state.admin
+    await admin.add_label("tag", "closing", actor="api")
+    await admin.create({"name": "Bye", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]}, actor="api")
+    answer = await web.bot.webhook("bye", contact="c-1")
+    page = await web.page(locale="fr-FR")
+    await web.sign_in(page, web.admin, email_label="E-mail")
+    await page.goto(f"/inbox/{answer['conversation_id']}")
+    why = page.get_by_role("region", name="Pourquoi les automatisations ont agi")
+    await expect(why).to_contain_text("s’est déclenchée")
