@@ -246,3 +246,20 @@ async def test_why_in_french(web: WebInbox) -> None:
     await page.goto(f"/inbox/{answer['conversation_id']}")
     why = page.get_by_role("region", name="Pourquoi les automatisations ont agi")
     await expect(why).to_contain_text("s’est déclenchée")
+
+
+async def test_a_refused_rollback_says_why_and_changes_nothing(web: WebInbox) -> None:
+    admin = web.bot.state.admin
+    await admin.add_label("tag", "closing", actor="api")
+    await admin.add_label("tag", "vip", actor="api")
+    a = await admin.create(
+        {"name": "Bye", "keywords": "bye", "actions": [{"type": "tag", "tag": "closing"}]}, actor="api"
+    )
+    await admin.update(a.id, {"actions": [{"type": "tag", "tag": "vip"}]}, actor="api")
+    await admin.delete_label("tag", "closing", actor="api")  # revision 1's tag is gone
+    page = await web.page(web.admin)
+    await page.goto(f"/settings/automations/{a.id}/history")
+    await page.get_by_role("button", name="Roll back to revision 1").click()
+    await expect(page.get_by_role("status").first).to_contain_text("Not rolled back: “closing” does not exist")
+    assert [r.revision for r in await admin.revisions(a.id)] == [2, 1]
+    assert [x.value for x in (await admin.find(a.id)).actions] == ["vip"]
