@@ -73,7 +73,6 @@ class AppState:
         self.admin = Admin(settings, self.rules)
         self.insight = Insight(settings, self.admin)
         self.commands = CommandRunner(self.admin, self.insight)
-        self.commands = CommandRunner(self.admin)
         # live updates; on PostgreSQL other workers hear them through NOTIFY/LISTEN (on SQLite
         # several workers are a development setup: each page hears its own worker's changes)
         relay = (
@@ -291,7 +290,7 @@ def build_app(settings: Settings, *, authenticate: live.Authenticate = signed_in
     if not settings.api_tokens():
         log.warning("the JSON API is locked: set %s to one or more comma-separated tokens", settings.api.tokens_env)
     app.add_routes(api.routes())
-    setup_web(app, settings=settings, people=state.people, inbox=state.inbox, admin=state.admin)
+    setup_web(app, settings=settings, people=state.people, inbox=state.inbox, admin=state.admin, insight=state.insight)
     app[live.LIVE_HUB] = state.live
     app.add_routes(live.routes(state.live, authenticate))
 

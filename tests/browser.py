@@ -112,6 +112,7 @@ async def add_person(
         role=role,
         name=name or role.capitalize(),
         password=PASSWORD.get(role, "some-password-1"),
+        actor="cli",
         **fields,
     )
     return Person(created.user, PASSWORD.get(role, "some-password-1"))

@@ -131,7 +131,7 @@ async def test_an_agent_is_refused_admins_pages_with_a_page_that_says_so(web: We
 @both_stores
 async def test_a_deactivated_user_is_signed_out_at_once(web: WebInbox) -> None:
     page = await web.page(web.agent)
-    await web.bot.state.people.update_user(web.agent.user.id, active=False, actor="test")
+    await web.bot.state.people.update_user(web.agent.user.id, active=False, actor="api")
     await page.goto("/inbox")
     assert urlsplit(page.url).path == "/login"
 
@@ -154,7 +154,9 @@ async def test_the_cookie_is_secure_when_people_reach_the_inbox_over_https(make_
 
 async def test_a_session_idle_for_more_than_12_hours_is_over(make_bot: Any, db_url: str) -> None:
     bot = await make_bot(make_settings(db_url, env={"INBOX_SESSION_KEY": SESSION_KEY}))
-    user = (await bot.state.people.add_user(email="ana@example.com", role="agent", password="correct horse")).user
+    user = (
+        await bot.state.people.add_user(email="ana@example.com", role="agent", password="correct horse", actor="cli")
+    ).user
 
     def cookie(seen_ago: int) -> str:
         """A session cookie as the server writes it, last used `seen_ago` seconds ago."""

@@ -23,7 +23,7 @@ async def queue_names(page: Page) -> list[str]:
 
 
 async def topic(web: WebInbox, name: str, priority: str = "normal") -> None:
-    await web.bot.state.admin.add_topic(name, priority=priority, actor="test")
+    await web.bot.state.admin.add_topic(name, priority=priority, actor="api")
 
 
 async def conversation(web: WebInbox, cid: int) -> dict[str, Any]:
@@ -58,7 +58,7 @@ async def test_the_open_queue_is_in_queue_order_and_resolved_ones_have_their_tab
 
 @both_stores
 async def test_an_agent_replies_resolves_with_a_reason_reopens_and_takes_a_conversation(web: WebInbox) -> None:
-    await web.bot.state.admin.add_label("reason", "Contact left", actor="test")
+    await web.bot.state.admin.add_label("reason", "Contact left", actor="api")
     cid = (await web.bot.webhook("Où est ma commande ?", contact="c-9", name="Marie"))["conversation_id"]
     me = f"user:{web.agent.user.id}"
     page = await web.page(web.agent)
@@ -119,8 +119,8 @@ async def test_topics_are_added_and_removed_by_hand(web: WebInbox) -> None:
 
 
 async def test_runs_are_told_in_words_and_the_previous_conversation_is_linked(web: WebInbox) -> None:
-    await web.bot.state.admin.add_label("tag", "closing", actor="test")
-    await web.bot.state.admin.add_label("reason", "Contact left", actor="test")
+    await web.bot.state.admin.add_label("tag", "closing", actor="api")
+    await web.bot.state.admin.add_label("reason", "Contact left", actor="api")
     await web.bot.state.admin.create(
         {
             "name": "Au revoir",
@@ -145,8 +145,8 @@ async def test_runs_are_told_in_words_and_the_previous_conversation_is_linked(we
 
 
 async def test_filters_and_search_narrow_the_queue(web: WebInbox) -> None:
-    await web.bot.state.people.add_team("Money", actor="test")
-    await web.bot.state.admin.add_topic("Billing", priority="high", team="Money", actor="test")
+    await web.bot.state.people.add_team("Money", actor="api")
+    await web.bot.state.admin.add_topic("Billing", priority="high", team="Money", actor="api")
     refund = await web.bot.webhook("I want a refund for my order", contact="c-1", name="Alice")
     await web.bot.webhook("Hello there", contact="c-2", name="Bruno")
     await web.bot.webhook("Other channel", contact="c-3", name="Chloé", channel="support")
@@ -245,7 +245,7 @@ async def test_a_reply_posted_without_the_csrf_token_is_refused_and_stores_nothi
 
 
 async def test_the_pages_speak_french_to_a_french_browser(web: WebInbox) -> None:
-    await web.bot.state.admin.add_label("reason", "Contact left", actor="test")
+    await web.bot.state.admin.add_label("reason", "Contact left", actor="api")
     cid = (await web.bot.webhook("Bonjour", name="Marie"))["conversation_id"]
     await web.bot.api(
         "POST",
@@ -276,7 +276,7 @@ async def test_the_pages_speak_french_to_a_french_browser(web: WebInbox) -> None
 
 
 async def test_a_users_own_language_wins_over_the_browsers(web: WebInbox) -> None:
-    await web.bot.state.people.update_user(web.agent.user.id, language="fr", actor="test")
+    await web.bot.state.people.update_user(web.agent.user.id, language="fr", actor="api")
     page = await web.page(web.agent, locale="en-US")  # signs in on the English form
     await page.goto("/inbox")
     assert await page.locator("html").get_attribute("lang") == "fr"

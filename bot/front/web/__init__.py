@@ -21,12 +21,13 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.config import Settings
 from bot.errors import Conflict, Forbidden, InboxError, Invalid, NotFound
-from bot.front.web import inbox_pages, session_pages, settings_pages
+from bot.front.web import admin_tools, inbox_pages, session_pages, settings_pages
 from bot.front.web.auth import IDLE_SECONDS, AdminOnly, CsrfRefused, signed_in_user
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import render, wording_for
 from bot.services.admin import Admin
 from bot.services.inbox import Inbox
+from bot.services.insight import Insight
 from bot.services.people import People
 
 __all__ = ["SESSION_COOKIE", "WEB_KEY", "WebContext", "setup_web"]
@@ -112,11 +113,13 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
 
 
-def setup_web(app: web.Application, *, settings: Settings, people: People, inbox: Inbox, admin: Admin) -> None:
+def setup_web(
+    app: web.Application, *, settings: Settings, people: People, inbox: Inbox, admin: Admin, insight: Insight
+) -> None:
     """Add the web inbox to `app`: its pages, templates, session cookie and security headers."""
     # aiohttp-session keeps its session under plain string request keys: not ours to change
     warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_session")
-    app[WEB_KEY] = WebContext(settings=settings, people=people, inbox=inbox, admin=admin)
+    app[WEB_KEY] = WebContext(settings=settings, people=people, inbox=inbox, admin=admin, insight=insight)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(os.fspath(TEMPLATES)),
@@ -140,3 +143,4 @@ def setup_web(app: web.Application, *, settings: Settings, people: People, inbox
     app.add_routes(session_pages.routes())
     app.add_routes(inbox_pages.routes())
     app.add_routes(settings_pages.routes())
+    app.add_routes(admin_tools.routes())

@@ -9,6 +9,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.services.admin import Admin
 from bot.services.inbox import Inbox
+from bot.services.insight import Insight
 from bot.services.people import People
 
 
@@ -20,6 +21,7 @@ class WebContext:
     people: People
     inbox: Inbox
     admin: Admin
+    insight: Insight  # why, preview and lint: reads only
 
 
 WEB_KEY = web.AppKey("web", WebContext)

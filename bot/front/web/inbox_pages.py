@@ -21,6 +21,7 @@ from bot.front.api import decode_cursor, decode_queue_cursor, encode_cursor, enc
 from bot.front.web.auth import current_user, require_user
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import flash, page_language, render, wording_for
+from bot.front.web.why_view import why_items
 from bot.i18n import Wording
 from bot.store import repo
 
@@ -301,6 +302,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             "priorities": priority_words(_),
             "types": type_words(_),
             "deliveries": delivery_words(_),
+            "why": await why_items(ctx, cid, _),
         },
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp import web
 from bot import plans
 from bot.config import OrganizationSettings
 from bot.domain import Action, ActionType, Automation, Role, User
+from bot.engine.lint import UNSAVED
 from bot.engine.normalize import format_keywords
 from bot.errors import (
     Conflict,
@@ -31,14 +33,18 @@ from bot.errors import (
     UnknownTeam,
 )
 from bot.front import views
+from bot.front.commands import warning_lines
 from bot.front.web.auth import current_user, require_admin
 from bot.front.web.context import WEB_KEY, WebContext
+from bot.front.web.marks import segments
 from bot.front.web.render import flash, render, wording_for
 from bot.i18n import LANGUAGES, Wording
+from bot.services.insight import Preview, parse_since
 
 ID = r"{id:\d{1,18}}"  # longer ids do not exist (and would not fit the store's integers)
 LABEL_PAGE_KINDS = ("tag", "topic", "reason", "team")
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}  # each language in its own words
+PREVIEW_SINCE = ("24h", "7d", "30d")  # the form's choices; 7 days unless another is picked
 
 
 # --- wording shared by the pages --------------------------------------------------------------------
@@ -205,16 +211,24 @@ async def _form_page(
     *,
     automation: Automation | None,
     error: InboxError | None = None,
+    preview: dict[str, Any] | None = None,
+    since: str = "7d",
 ) -> web.Response:
-    """The add/edit form, with the refusal next to the field it names (the actions, for a plan)."""
+    """The add/edit form, with the refusal next to the field it names (the actions, for a plan),
+    a preview's answer when one was asked, and a saved automation's lint warnings under it."""
     ctx = _web(request)
     org = ctx.settings.organization
     _ = wording_for(request)
     errors: dict[str, str] = {}
     if error is not None:
-        at = error.field if error.field in ("name", "keywords", "match", "channels", "types") else "actions"
+        at = error.field if error.field in ("name", "keywords", "match", "channels", "types", "since") else "actions"
         errors[at] = describe(error, _)
+    warnings = warning_lines(await ctx.insight.lint_saved(automation), _) if automation is not None else []
     data = {
+        "preview": preview,
+        "since": since,
+        "since_choices": since_choices(_),
+        "warnings": warnings,
         "automation": automation,
         "form": form,
         "errors": errors,
@@ -282,15 +296,19 @@ async def new_automation_form(request: web.Request) -> web.StreamResponse:
 
 @require_admin
 async def create_automation(request: web.Request) -> web.StreamResponse:
-    """Saved = enabled. A refusal shows the form again with what was typed."""
-    form = AutomationForm.posted(await request.post())
+    """Saved = enabled. A refusal shows the form again with what was typed; so does Preview,
+    with what the automation would have done (nothing is saved)."""
+    posted = await request.post()
+    form = AutomationForm.posted(posted)
+    if "preview" in posted:
+        return await _preview_page(request, form, posted, automation=None)
     try:
         created = await _web(request).admin.create(form.fields(), actor=current_user(request).actor)
     except InboxError as exc:
         return await _form_page(request, form, automation=None, error=exc)
     _ = wording_for(request)
     await flash(request, _("Automation “{name}” saved and enabled.", name=created.name))
-    raise web.HTTPSeeOther("/settings/automations")
+    raise web.HTTPSeeOther(await _after_save(request, created))
 
 
 async def _automation(request: web.Request) -> Automation:
@@ -307,7 +325,10 @@ async def edit_automation_form(request: web.Request) -> web.StreamResponse:
 async def update_automation(request: web.Request) -> web.StreamResponse:
     """Saving an edit keeps the automation enabled or disabled as it was."""
     a = await _automation(request)
-    form = AutomationForm.posted(await request.post())
+    posted = await request.post()
+    form = AutomationForm.posted(posted)
+    if "preview" in posted:
+        return await _preview_page(request, form, posted, automation=a)
     try:
         saved = await _web(request).admin.update(a.id, form.fields(), actor=current_user(request).actor)
     except InboxError as exc:
@@ -316,7 +337,60 @@ async def update_automation(request: web.Request) -> web.StreamResponse:
         return await _form_page(request, form, automation=a, error=exc)
     _ = wording_for(request)
     await flash(request, _("Automation “{name}” saved.", name=saved.name))
-    raise web.HTTPSeeOther("/settings/automations")
+    raise web.HTTPSeeOther(await _after_save(request, saved))
+
+
+async def _after_save(request: web.Request, saved: Automation) -> str:
+    """Where a save leads: back to the list, or to the automation's form when it raises warnings
+    (they are shown under the form; they never block the save)."""
+    warnings = await _web(request).insight.lint_saved(saved)
+    return f"/settings/automations/{saved.id}#warnings" if warnings else "/settings/automations"
+
+
+def since_choices(_: Wording) -> dict[str, str]:
+    return {"24h": _("the last 24 hours"), "7d": _("the last 7 days"), "30d": _("the last 30 days")}
+
+
+def preview_view(p: Preview, _: Wording) -> dict[str, Any]:
+    """A preview's answer as the form shows it: figures with their labels, the examples with the
+    found words marked, the warnings."""
+    c = p.counts
+    return {
+        "since": p.since.strftime("%Y-%m-%d %H:%M UTC"),
+        "figures": [
+            (_("Messages scanned"), c.messages_scanned),
+            (_("Conversations scanned"), p.conversations_scanned),
+            (_("Messages it would fire on"), c.would_fire_messages),
+            (_("Conversations it would fire in"), c.would_fire_conversations),
+            (_("Messages it would tag"), c.would_tag),
+            (_("Conversations it would give topics"), c.would_apply_topics),
+            (_("Conversations it would resolve"), c.would_resolve),
+            (_("Conversations it would send to Salesforce"), c.would_send_to_crm),
+        ],
+        "examples": [
+            {"conversation_id": x.conversation_id, "parts": segments(x.text, x.found)} for x in c.examples[:5]
+        ],
+        "warnings": warning_lines(p.warnings, _),
+    }
+
+
+async def _preview_page(
+    request: web.Request, form: AutomationForm, posted: Posted, *, automation: Automation | None
+) -> web.Response:
+    """What the typed automation would have done to the stored messages since the chosen time,
+    checked as a save checks it (the same refusals, on the same fields). Nothing is saved."""
+    ctx = _web(request)
+    _ = wording_for(request)
+    since = _text(posted, "since") or "7d"
+    since = since if since in PREVIEW_SINCE else "7d"
+    try:
+        start = parse_since(since, now=datetime.now(UTC))
+        rule = await ctx.admin.candidate(form.fields(), id=automation.id if automation is not None else UNSAVED)
+        enabled = automation.enabled if automation is not None else True
+        p = await ctx.insight.preview(rule, since=start, enabled=enabled)
+    except InboxError as exc:
+        return await _form_page(request, form, automation=automation, error=exc, since=since)
+    return await _form_page(request, form, automation=automation, preview=preview_view(p, _), since=since)
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.StreamResponse:
@@ -596,15 +670,6 @@ async def reactivate_user(request: web.Request) -> web.StreamResponse:
     return await _set_active(request, True)
 
 
-# --- audit -----------------------------------------------------------------------------------------------
-
-
-@require_admin
-async def audit_page(request: web.Request) -> web.StreamResponse:
-    """No audit log is kept yet: the page says so rather than show anything made up."""
-    return await render(request, "settings/audit.html", {})
-
-
 def routes() -> list[web.RouteDef]:
     """Every admin page, in one place."""
     return [
@@ -627,5 +692,4 @@ def routes() -> list[web.RouteDef]:
         web.post(f"/settings/users/{ID}", update_user),
         web.post(f"/settings/users/{ID}/deactivate", deactivate_user),
         web.post(f"/settings/users/{ID}/reactivate", reactivate_user),
-        web.get("/settings/audit", audit_page),
     ]
