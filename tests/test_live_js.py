@@ -6,7 +6,6 @@ script); the inbox's own pages are tested end to end with the web front-end."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +18,9 @@ from bot.domain import Role, User
 from bot.front.web import live
 from bot.services import live as changes
 from bot.services.live import Hub
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 
 STATIC = Path(live.__file__).parent / "static"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CSP = "default-src 'self'; script-src 'self'; connect-src 'self'"
 AGENT = User(
     id=1,
@@ -35,9 +34,11 @@ AGENT = User(
     created_at=datetime(2026, 1, 1, tzinfo=UTC),
 )
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
-)
+
+@pytest.fixture(autouse=True)
+def chromium_present() -> None:
+    """Skip only outside CI when Chromium is missing; in CI a missing browser fails the test."""
+    need_chromium()
 
 
 class Site:
@@ -103,7 +104,7 @@ async def page() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield await browser.new_page()
         finally:
