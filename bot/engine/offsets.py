@@ -5,18 +5,24 @@ stored text's ("ﬁ" → "fi", "ß" → "ss", "é" written as e + accent → "e"
 separator). `TextMap` builds the normalized forms once more, this time keeping for each of their
 characters the run of stored characters it came from, so a keyword found at normalized positions
 is reported as code point offsets (end exclusive) into the stored text: the very words to
-highlight. This is the slow, explaining path (a few messages at a time); live matching stays on
-`KeywordIndex`.
+highlight. This is the explaining path; live matching stays on `KeywordIndex`.
+
+A page explains every message of a conversation, and most hold none of the keywords: a `TextMap`
+searches the matcher's own forms (`prepare`, C-level for the most part) and maps characters back
+to the stored text only once a keyword is there; ASCII text, the common case, is mapped in one
+regex pass.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from bot.engine.matcher import compile_key
+from bot.engine.matcher import compile_key, prepare
 from bot.engine.normalize import _SYMBOL_TABLE, _TABLE, is_no_space, keyword_key
 
 __all__ = ["Found", "TextMap", "find_keywords"]
@@ -24,6 +30,10 @@ __all__ = ["Found", "TextMap", "find_keywords"]
 # Conjoining Hangul vowels and finals compose with the syllable before them under NFC, though
 # they are letters, not marks: they stay with the character before them.
 _JAMO_TAILS: Final = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF))
+# In ASCII the words are the runs of letters and digits (every other character is a separator).
+_ASCII_WORD: Final = re.compile(r"[A-Za-z0-9]+")
+# Whether a character is of a script written without spaces: asked per character of a text.
+_no_space = functools.lru_cache(maxsize=4096)(is_no_space)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,43 +80,67 @@ def _clusters(text: str) -> list[tuple[int, int, str]]:
     return pieces
 
 
+Origins = list[tuple[int, int]]
+
+
+def _word_form(text: str) -> tuple[str, Origins]:
+    """`prepare(text).words`, with the run of stored characters each of its characters came from."""
+    chars: list[str] = []
+    origin: Origins = []
+    if text.isascii():  # one stored character per normalized one; separators fold to one space
+        previous_end = 0
+        for m in _ASCII_WORD.finditer(text):
+            start, end = m.span()
+            if chars:
+                chars.append(" ")
+                origin.append((previous_end, previous_end + 1))
+            chars.append(m.group().lower())
+            origin += [(i, i + 1) for i in range(start, end)]
+            previous_end = end
+        return "".join(chars), origin
+    for start, end, piece in _clusters(text):
+        for c in piece:
+            if c.isspace():
+                if chars and chars[-1] != " ":  # runs of separators fold to one space
+                    chars.append(" ")
+                    origin.append((start, end))
+                continue
+            if chars and chars[-1] != " " and _no_space(chars[-1]) != _no_space(c):
+                # a script without spaces meets another: an implicit word boundary
+                chars.append(" ")
+                origin.append((start, start))
+            chars.append(c)
+            origin.append((start, end))
+    if chars and chars[-1] == " ":
+        chars.pop()
+        origin.pop()
+    return "".join(chars), origin
+
+
+def _symbol_form(text: str) -> tuple[str, Origins]:
+    """`prepare(text).symbols` (per character already), with each character's stored one."""
+    sym: list[str] = []
+    origin: Origins = []
+    for i, ch in enumerate(text):
+        for c in ch.translate(_SYMBOL_TABLE):
+            sym.append(c)
+            origin.append((i, i + 1))
+    return "".join(sym), origin
+
+
 class TextMap:
-    """A stored text's matching forms, each character mapped back to its stored characters."""
+    """A stored text's matching forms; each character is mapped back to its stored characters
+    when a keyword is first found (most texts hold none)."""
 
     __slots__ = ("_symbol_origin", "_word_origin", "symbols", "text", "words")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        # words: normalize() then match_form()'s boundaries, built per run of stored characters
-        chars: list[str] = []
-        origin: list[tuple[int, int]] = []
-        for start, end, piece in _clusters(text):
-            for c in piece:
-                if c.isspace():
-                    if chars and chars[-1] != " ":  # runs of separators fold to one space
-                        chars.append(" ")
-                        origin.append((start, end))
-                    continue
-                if chars and chars[-1] != " " and is_no_space(chars[-1]) != is_no_space(c):
-                    # a script without spaces meets another: an implicit word boundary
-                    chars.append(" ")
-                    origin.append((start, start))
-                chars.append(c)
-                origin.append((start, end))
-        if chars and chars[-1] == " ":
-            chars.pop()
-            origin.pop()
-        self.words = "".join(chars)
-        self._word_origin = origin
-        # symbols: symbol_form() is per character already
-        sym: list[str] = []
-        sym_origin: list[tuple[int, int]] = []
-        for i, ch in enumerate(text):
-            for c in ch.translate(_SYMBOL_TABLE):
-                sym.append(c)
-                sym_origin.append((i, i + 1))
-        self.symbols = "".join(sym)
-        self._symbol_origin = sym_origin
+        prepared = prepare(text)
+        self.words = prepared.words
+        self.symbols = prepared.symbols
+        self._word_origin: Origins | None = None
+        self._symbol_origin: Origins | None = None
 
     def locate(self, keyword: str) -> tuple[int, int] | None:
         """[start, end) in the stored text of the keyword's first whole-word occurrence (the same
@@ -117,16 +151,36 @@ class TextMap:
         pattern, is_symbol = compiled
         if is_symbol:
             at = self.symbols.find(pattern)
-            if at == -1:
+            if at != -1 and self._symbol_origin is None:
+                symbols, self._symbol_origin = _symbol_form(self.text)
+                if symbols != self.symbols:  # equal by construction (tested): the mapped form wins
+                    self.symbols = symbols
+                    at = symbols.find(pattern)
+            if at == -1 or self._symbol_origin is None:
                 return None
             return self._symbol_origin[at][0], self._symbol_origin[at + len(pattern) - 1][1]
+        where = self._whole_word(pattern)
+        if where is not None and self._word_origin is None:
+            words, self._word_origin = _word_form(self.text)
+            if words != self.words:  # equal by construction (tested): the mapped form wins
+                self.words = words
+                where = self._whole_word(pattern)
+        if where is None or self._word_origin is None:
+            return None
+        return self._word_origin[where][0], self._word_origin[where + len(pattern) - 1][1]
+
+    def _whole_word(self, pattern: str) -> int | None:
+        """Where `pattern` first occurs in the words with a word boundary on each side that needs
+        one (a side whose edge is of a script without spaces needs none), or None."""
         text = self.words
-        left_free, right_free = is_no_space(pattern[0]), is_no_space(pattern[-1])
         at = text.find(pattern)
+        if at == -1:
+            return None
+        left_free, right_free = _no_space(pattern[0]), _no_space(pattern[-1])
         while at != -1:
             end = at + len(pattern)
             if (left_free or at == 0 or text[at - 1] == " ") and (right_free or end == len(text) or text[end] == " "):
-                return self._word_origin[at][0], self._word_origin[end - 1][1]
+                return at
             at = text.find(pattern, at + 1)
         return None
 
