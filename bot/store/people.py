@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from bot.domain import Role, Team, User
 from bot.store import StoreConflict, models
-from bot.store.base import boundary
+from bot.store.base import boundary, inline_ids, select, stored_at
 
 
 def _team(row: models.Team) -> Team:
@@ -94,20 +95,61 @@ async def create_user(*, email: str, name: str, role: Role, password_hash: str, 
     return user
 
 
+_USER_COLUMNS = "id, email, name, role, active, language, session_epoch, created_at"
+
+
 @boundary
 async def list_users(*, after_id: int | None = None, limit: int | None = None) -> list[User]:
-    qs = models.User.all().order_by("id")
+    sql = f"SELECT {_USER_COLUMNS} FROM users"
     if after_id is not None:
-        qs = qs.filter(id__gt=after_id)
+        sql += f" WHERE id > {int(after_id)}"
+    sql += " ORDER BY id"
     if limit is not None:
-        qs = qs.limit(limit)
-    return await _users(await qs)
+        sql += f" LIMIT {max(int(limit), 0)}"
+    return await _user_records(await select(sql))
 
 
 @boundary
 async def get_user(user_id: int) -> User | None:
-    row = await models.User.filter(id=user_id).first()
-    return (await _users([row]))[0] if row else None
+    """The user, or None. Asked on every page a user opens (who is signed in): plain SELECTs."""
+    found = await users_by_id([user_id])
+    return found.get(int(user_id))
+
+
+@boundary
+async def users_by_id(user_ids: Sequence[int]) -> dict[int, User]:
+    """The users of these ids that exist (two plain SELECTs for any number of them)."""
+    ids = inline_ids(sorted({int(i) for i in user_ids}))
+    if not ids:
+        return {}
+    rows = await select(f"SELECT {_USER_COLUMNS} FROM users WHERE id IN ({ids})")
+    return {u.id: u for u in await _user_records(rows)}
+
+
+async def _user_records(rows: Sequence[Any]) -> list[User]:
+    """From rows of `_USER_COLUMNS`, in that order, with each user's teams (by name)."""
+    if not rows:
+        return []
+    teams: dict[int, list[str]] = {int(r[0]): [] for r in rows}
+    for uid, name in await select(
+        "SELECT ut.user_id, t.name FROM user_teams ut JOIN teams t ON t.id = ut.team_id"
+        f" WHERE ut.user_id IN ({inline_ids(teams)}) ORDER BY t.key"
+    ):
+        teams[int(uid)].append(name)
+    return [
+        User(
+            id=int(r[0]),
+            email=r[1],
+            name=r[2],
+            role=Role(r[3]),
+            teams=tuple(teams[int(r[0])]),
+            active=bool(r[4]),
+            language=r[5],
+            session_epoch=int(r[6]),
+            created_at=stored_at(r[7]),
+        )
+        for r in rows
+    ]
 
 
 @boundary

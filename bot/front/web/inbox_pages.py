@@ -184,13 +184,7 @@ def _conversation_id(request: web.Request) -> int:
 
 
 async def _user_names(ctx: WebContext, ids: Iterable[int]) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for user_id in set(ids):
-        try:
-            names[user_id] = (await ctx.people.get_user(user_id)).name
-        except NotFound:
-            continue
-    return names
+    return {user_id: u.name for user_id, u in (await ctx.people.users_by_id(list(ids))).items()}
 
 
 def _actors(data: dict[str, Any]) -> list[str]:
@@ -302,7 +296,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             "priorities": priority_words(_),
             "types": type_words(_),
             "deliveries": delivery_words(_),
-            "why": await why_items(ctx, cid, _),
+            "why": await why_items(ctx, cid, _, {m["id"]: m["text"] for m in data["messages"]}),
         },
     )
 

@@ -6,6 +6,7 @@ The insight service decides (as each automation stood when the message came); th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.engine.why import NOT_FIRST, Outcome, WhyEntry
@@ -49,13 +50,15 @@ def why_words(e: WhyEntry, _: Wording) -> dict[str, Any]:
     }
 
 
-async def why_items(ctx: WebContext, conversation_id: int, _: Wording) -> list[dict[str, Any]]:
+async def why_items(
+    ctx: WebContext, conversation_id: int, _: Wording, texts: Mapping[int, str]
+) -> list[dict[str, Any]]:
     """Per inbound message that an automation fired on or found a keyword in (oldest first): its
-    text cut into segments at the found words' offsets, and the automations in words."""
+    text cut into segments at the found words' offsets, and the automations in words. `texts`:
+    the conversation's messages by id (the page has read them already)."""
     entries = await ctx.insight.why(conversation_id)
     if not entries:
         return []
-    texts = dict(await ctx.insight.inbound_texts(conversation_id))
     items: dict[int, dict[str, Any]] = {}
     found: dict[int, list[Any]] = {}
     for e in entries:
