@@ -60,7 +60,7 @@ def test_mapped_forms_are_the_matchers_forms(text: str) -> None:
     assert _word_form(text + "é")[0] == prepare(text + "é").words  # never the ASCII shortcut
 
 
-_ASCII = st.sampled_from(["a", "B", "ye", "Au", "REVOIR", "x9", " ", "  ", "!", ", ", "-_", "\t"])
+_ASCII = st.sampled_from(["a", "B", "ye", "Au", "REVOIR", "x9", "0", " ", "  ", "!", ", ", "-_", "\t", "\x1f"])
 
 
 @settings(max_examples=300)

@@ -16,9 +16,10 @@ regex pass.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,6 +35,13 @@ _JAMO_TAILS: Final = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF))
 _ASCII_WORD: Final = re.compile(r"[A-Za-z0-9]+")
 # Whether a character is of a script written without spaces: asked per character of a text.
 _no_space = functools.lru_cache(maxsize=4096)(is_no_space)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(keyword: str) -> tuple[str, bool] | None:
+    """A keyword's compiled form: asked once per keyword and message (a conversation's "why"
+    locates every keyword of every automation in each of its messages)."""
+    return compile_key(keyword_key(keyword))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,24 +88,31 @@ def _clusters(text: str) -> list[tuple[int, int, str]]:
     return pieces
 
 
-Origins = list[tuple[int, int]]
+Origin = Callable[[int], tuple[int, int]]
+"""For an index into a matching form: the run [start, end) of stored characters it came from."""
 
 
-def _word_form(text: str) -> tuple[str, Origins]:
+def _ascii_origin(text: str, words: str) -> Origin:
+    """`Origin` of `words`, the words of the ASCII `text`: its runs of letters and digits, lowered,
+    joined by one space. Each character is one stored character; a space stands for the first
+    separator after its run. Worked out for the asked index only (a found keyword's two ends)."""
+
+    def origin(i: int) -> tuple[int, int]:
+        run = words.count(" ", 0, i)  # the run holding i (or ending just before it)
+        offset = i - (words.rfind(" ", 0, i) + 1)
+        start = next(itertools.islice(_ASCII_WORD.finditer(text), run, None)).start()
+        return start + offset, start + offset + 1
+
+    return origin
+
+
+def _word_form(text: str) -> tuple[str, Origin]:
     """`prepare(text).words`, with the run of stored characters each of its characters came from."""
+    if text.isascii():
+        words = " ".join(_ASCII_WORD.findall(text)).lower()
+        return words, _ascii_origin(text, words)
     chars: list[str] = []
-    origin: Origins = []
-    if text.isascii():  # one stored character per normalized one; separators fold to one space
-        previous_end = 0
-        for m in _ASCII_WORD.finditer(text):
-            start, end = m.span()
-            if chars:
-                chars.append(" ")
-                origin.append((previous_end, previous_end + 1))
-            chars.append(m.group().lower())
-            origin += [(i, i + 1) for i in range(start, end)]
-            previous_end = end
-        return "".join(chars), origin
+    origin: list[tuple[int, int]] = []
     for start, end, piece in _clusters(text):
         for c in piece:
             if c.isspace():
@@ -114,18 +129,18 @@ def _word_form(text: str) -> tuple[str, Origins]:
     if chars and chars[-1] == " ":
         chars.pop()
         origin.pop()
-    return "".join(chars), origin
+    return "".join(chars), origin.__getitem__
 
 
-def _symbol_form(text: str) -> tuple[str, Origins]:
+def _symbol_form(text: str) -> tuple[str, Origin]:
     """`prepare(text).symbols` (per character already), with each character's stored one."""
     sym: list[str] = []
-    origin: Origins = []
+    origin: list[tuple[int, int]] = []
     for i, ch in enumerate(text):
         for c in ch.translate(_SYMBOL_TABLE):
             sym.append(c)
             origin.append((i, i + 1))
-    return "".join(sym), origin
+    return "".join(sym), origin.__getitem__
 
 
 class TextMap:
@@ -139,13 +154,13 @@ class TextMap:
         prepared = prepare(text)
         self.words = prepared.words
         self.symbols = prepared.symbols
-        self._word_origin: Origins | None = None
-        self._symbol_origin: Origins | None = None
+        self._word_origin: Origin | None = None
+        self._symbol_origin: Origin | None = None
 
     def locate(self, keyword: str) -> tuple[int, int] | None:
         """[start, end) in the stored text of the keyword's first whole-word occurrence (the same
         rule as the matcher), or None when it does not occur."""
-        compiled = compile_key(keyword_key(keyword))
+        compiled = _pattern(keyword)
         if compiled is None:
             return None
         pattern, is_symbol = compiled
@@ -158,16 +173,19 @@ class TextMap:
                     at = symbols.find(pattern)
             if at == -1 or self._symbol_origin is None:
                 return None
-            return self._symbol_origin[at][0], self._symbol_origin[at + len(pattern) - 1][1]
+            return self._symbol_origin(at)[0], self._symbol_origin(at + len(pattern) - 1)[1]
         where = self._whole_word(pattern)
         if where is not None and self._word_origin is None:
-            words, self._word_origin = _word_form(self.text)
-            if words != self.words:  # equal by construction (tested): the mapped form wins
-                self.words = words
-                where = self._whole_word(pattern)
+            if self.text.isascii():  # (the shortcut's words are the matcher's: tested)
+                self._word_origin = _ascii_origin(self.text, self.words)
+            else:
+                words, self._word_origin = _word_form(self.text)
+                if words != self.words:  # equal by construction (tested): the mapped form wins
+                    self.words = words
+                    where = self._whole_word(pattern)
         if where is None or self._word_origin is None:
             return None
-        return self._word_origin[where][0], self._word_origin[where + len(pattern) - 1][1]
+        return self._word_origin(where)[0], self._word_origin(where + len(pattern) - 1)[1]
 
     def _whole_word(self, pattern: str) -> int | None:
         """Where `pattern` first occurs in the words with a word boundary on each side that needs
