@@ -68,8 +68,13 @@ CONVERSATION_COLUMNS = (
 _CONVERSATION_SELECT = f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations"
 
 
+_EMPTY_JSON: dict[str, Any] = {"[]": (), "{}": {}}  # what most conversations hold: no parsing
+
+
 def _json(value: Any) -> Any:
     """A JSON column as the driver returns it: the stored text (SQLite, asyncpg) or decoded."""
+    if isinstance(value, str) and value in _EMPTY_JSON:
+        return _EMPTY_JSON[value]
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 

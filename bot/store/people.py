@@ -46,7 +46,8 @@ async def _users(rows: Sequence[models.User]) -> list[User]:
 
 @boundary
 async def list_teams() -> list[Team]:
-    return [_team(r) for r in await models.Team.all().order_by("key")]
+    rows = await select("SELECT id, name, created_at FROM teams ORDER BY key")
+    return [Team(id=int(r[0]), name=r[1], created_at=stored_at(r[2])) for r in rows]
 
 
 @boundary

@@ -5,6 +5,7 @@ to the page (POST → redirect → GET)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from babel import Locale
 from babel.dates import format_timedelta
 
 from bot.domain import Message, Priority
@@ -65,7 +67,12 @@ def waited(iso: str | None, lang: str, now: datetime) -> str:
     if not iso:
         return ""
     since = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return format_timedelta(max(now - since, now - now), locale=lang, threshold=1.0)
+    return format_timedelta(max(now - since, now - now), locale=_locale(lang), threshold=1.0)
+
+
+@functools.cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)  # once per language, not once per row of every page
 
 
 def first_line(text: str) -> str:
