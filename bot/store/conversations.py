@@ -297,15 +297,15 @@ async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]],
     if not ids:
         return topics, tags
     listed = inline_ids(sorted(set(ids)))
-    for cid, name in await select(
-        f"SELECT conversation_id, name FROM conversation_topics WHERE conversation_id IN ({listed}) ORDER BY id"
-    ):
-        topics[int(cid)].append(name)
     seen: set[tuple[int, str]] = set()
-    for cid, name, key in await select(
-        f"SELECT conversation_id, name, key FROM message_tags WHERE conversation_id IN ({listed}) ORDER BY id"
+    for kind, cid, name, key, _ in await select(  # both in one query: a page asks for them together
+        f"SELECT 0, conversation_id, name, key, id FROM conversation_topics WHERE conversation_id IN ({listed})"
+        f" UNION ALL SELECT 1, conversation_id, name, key, id FROM message_tags WHERE conversation_id IN ({listed})"
+        " ORDER BY 1, 5"
     ):
-        if (cid, key) not in seen:
+        if kind == 0:
+            topics[int(cid)].append(name)
+        elif (cid, key) not in seen:
             seen.add((cid, key))
             tags[int(cid)].append(name)
     return topics, tags

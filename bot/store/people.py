@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -96,61 +97,60 @@ async def create_user(*, email: str, name: str, role: Role, password_hash: str, 
     return user
 
 
-_USER_COLUMNS = "id, email, name, role, active, language, session_epoch, created_at"
+# Users with their teams' names: one row per (user, team), one for a user in no team.
+_USERS_WITH_TEAMS = (
+    "SELECT u.id, u.email, u.name, u.role, u.active, u.language, u.session_epoch, u.created_at, t.name"
+    " FROM users u LEFT JOIN user_teams ut ON ut.user_id = u.id LEFT JOIN teams t ON t.id = ut.team_id"
+)
 
 
 @boundary
 async def list_users(*, after_id: int | None = None, limit: int | None = None) -> list[User]:
-    sql = f"SELECT {_USER_COLUMNS} FROM users"
+    page = "SELECT id FROM users"
     if after_id is not None:
-        sql += f" WHERE id > {int(after_id)}"
-    sql += " ORDER BY id"
+        page += f" WHERE id > {int(after_id)}"
     if limit is not None:
-        sql += f" LIMIT {max(int(limit), 0)}"
-    return await _user_records(await select(sql))
+        page += f" ORDER BY id LIMIT {max(int(limit), 0)}"
+    return _user_records(await select(f"{_USERS_WITH_TEAMS} WHERE u.id IN ({page}) ORDER BY u.id, t.key"))
 
 
 @boundary
 async def get_user(user_id: int) -> User | None:
-    """The user, or None. Asked on every page a user opens (who is signed in): plain SELECTs."""
+    """The user, or None. Asked on every page a user opens (who is signed in): one plain SELECT."""
     found = await users_by_id([user_id])
     return found.get(int(user_id))
 
 
 @boundary
 async def users_by_id(user_ids: Sequence[int]) -> dict[int, User]:
-    """The users of these ids that exist (two plain SELECTs for any number of them)."""
+    """The users of these ids that exist (one plain SELECT for any number of them)."""
     ids = inline_ids(sorted({int(i) for i in user_ids}))
     if not ids:
         return {}
-    rows = await select(f"SELECT {_USER_COLUMNS} FROM users WHERE id IN ({ids})")
-    return {u.id: u for u in await _user_records(rows)}
+    rows = await select(f"{_USERS_WITH_TEAMS} WHERE u.id IN ({ids}) ORDER BY u.id, t.key")
+    return {u.id: u for u in _user_records(rows)}
 
 
-async def _user_records(rows: Sequence[Any]) -> list[User]:
-    """From rows of `_USER_COLUMNS`, in that order, with each user's teams (by name)."""
-    if not rows:
-        return []
-    teams: dict[int, list[str]] = {int(r[0]): [] for r in rows}
-    for uid, name in await select(
-        "SELECT ut.user_id, t.name FROM user_teams ut JOIN teams t ON t.id = ut.team_id"
-        f" WHERE ut.user_id IN ({inline_ids(teams)}) ORDER BY t.key"
-    ):
-        teams[int(uid)].append(name)
-    return [
-        User(
-            id=int(r[0]),
-            email=r[1],
-            name=r[2],
-            role=Role(r[3]),
-            teams=tuple(teams[int(r[0])]),
-            active=bool(r[4]),
-            language=r[5],
-            session_epoch=int(r[6]),
-            created_at=stored_at(r[7]),
+def _user_records(rows: Sequence[Any]) -> list[User]:
+    """From rows of `_USERS_WITH_TEAMS` ordered by user (then team key)."""
+    out: list[User] = []
+    for _, group in itertools.groupby(rows, key=lambda r: int(r[0])):
+        members = list(group)
+        r = members[0]
+        out.append(
+            User(
+                id=int(r[0]),
+                email=r[1],
+                name=r[2],
+                role=Role(r[3]),
+                teams=tuple(m[8] for m in members if m[8] is not None),
+                active=bool(r[4]),
+                language=r[5],
+                session_epoch=int(r[6]),
+                created_at=stored_at(r[7]),
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 @boundary
