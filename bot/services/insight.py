@@ -140,15 +140,17 @@ class Insight:
         conv = await repo.get_conversation(conversation_id)
         if conv is None:
             raise ConversationNotFound(conversation_id)
+        runs = [
+            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
+            for r in await repo.conversation_runs(conversation_id)
+        ]
+        if not runs and not await repo.has_revisions():
+            return []  # no automation ever existed (each has revisions), none fired here: nothing to say
         stored = await history.inbound_messages(conversation_id)
         messages = [HistoryMessage(mid, text, i == 0) for i, (mid, text, _) in enumerate(stored)]
         subjects = dict(
             zip((m.id for m in messages), await self.automations_as_of([at for *_, at in stored]), strict=True)
         )
-        runs = [
-            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
-            for r in await repo.conversation_runs(conversation_id)
-        ]
         return explain(
             messages, channel=conv.channel, type=conv.type, automations_at=lambda m: subjects[m.id], runs=runs
         )

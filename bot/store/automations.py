@@ -280,6 +280,14 @@ async def list_revisions(
 
 
 @boundary
+async def has_revisions() -> bool:
+    """Whether any automation was ever stored (each one has at least one revision, kept after it
+    is deleted; those stored before revisions were kept got one when the store was upgraded)."""
+    _, rows = await connections.get("default").execute_query("SELECT 1 FROM automation_revisions LIMIT 1")
+    return bool(rows)
+
+
+@boundary
 async def revisions_until(at: datetime) -> list[domain.AutomationRevision]:
     """Every revision of every automation made at or before `at`, by automation then revision."""
     # One plain SELECT (each conversation page asks, to explain its messages): ORM rows cost
