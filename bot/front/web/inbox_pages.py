@@ -5,17 +5,15 @@ to the page (POST → redirect → GET)."""
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from babel import Locale
-from babel.dates import format_timedelta
+from babel.dates import TIMEDELTA_UNITS, format_timedelta
 
 from bot.domain import Message, Priority
 from bot.errors import InboxError, Invalid, NotFound
@@ -67,12 +65,27 @@ def waited(iso: str | None, lang: str, now: datetime) -> str:
     if not iso:
         return ""
     since = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return format_timedelta(max(now - since, now - now), locale=_locale(lang), threshold=1.0)
+    seconds = max((now - since).total_seconds(), 0.0)
+    # Babel words the largest unit that holds at least one (`threshold=1.0`), its count rounded:
+    # those two say the words, so each is worded once (a queue page words 50 waits per view).
+    for unit, per_unit in TIMEDELTA_UNITS:
+        if seconds / per_unit >= 1.0 or unit == "second":
+            count = max(1, round(seconds / per_unit)) if seconds else 0
+            return _waited_words(lang, unit, count, seconds)
+    return ""  # pragma: no cover - the last unit always words it
 
 
-@functools.cache
-def _locale(lang: str) -> Locale:
-    return Locale.parse(lang)  # once per language, not once per row of every page
+_WAITED_WORDS: dict[tuple[str, str, int], str] = {}
+
+
+def _waited_words(lang: str, unit: str, count: int, seconds: float) -> str:
+    key = (lang, unit, count)
+    words = _WAITED_WORDS.get(key)
+    if words is None:
+        words = format_timedelta(timedelta(seconds=seconds), locale=lang, threshold=1.0)
+        if len(_WAITED_WORDS) < 10_000:
+            _WAITED_WORDS[key] = words
+    return words
 
 
 def first_line(text: str) -> str:
