@@ -189,8 +189,21 @@ async def record_event(conversation_id: int, action: str, actor: str, reason: st
 async def conversation_events(conversation_id: int) -> list[domain.ConversationEvent]:
     """What was done to the conversation and by whom (resolve, reopen, assign, topics changes),
     oldest first."""
-    rows = await models.ConversationEvent.filter(conversation_id=conversation_id).order_by("id")
-    return [records.event(r) for r in rows]
+    rows = await select(
+        "SELECT id, action, actor, reason, created_at FROM conversation_events"
+        f" WHERE conversation_id = {int(conversation_id)} ORDER BY id"
+    )
+    return [
+        domain.ConversationEvent(
+            id=int(r[0]),
+            conversation_id=int(conversation_id),
+            action=r[1],
+            actor=r[2],
+            reason=r[3],
+            created_at=stored_at(r[4]),
+        )
+        for r in rows
+    ]
 
 
 def _filtered(f: ConversationFilter) -> QuerySet[models.Conversation] | None:
@@ -367,8 +380,25 @@ def _message(r: Sequence[Any]) -> domain.Message:
 
 @boundary
 async def conversation_runs(conversation_id: int) -> list[domain.AutomationRun]:
-    rows = await models.AutomationRun.filter(conversation_id=conversation_id).order_by("id")
-    return [records.run(r) for r in rows]
+    """The automations that fired in the conversation, oldest first (each page of it reads them)."""
+    rows = await select(
+        "SELECT id, automation_id, automation_name, message_id, keywords, actions, created_at, revision"
+        f" FROM automation_runs WHERE conversation_id = {int(conversation_id)} ORDER BY id"
+    )
+    return [
+        domain.AutomationRun(
+            id=int(r[0]),
+            automation_id=int(r[1]),
+            automation_name=r[2],
+            conversation_id=int(conversation_id),
+            message_id=int(r[3]),
+            keywords=tuple(_json(r[4])),
+            actions=records.actions(_json(r[5])),
+            created_at=stored_at(r[6]),
+            revision=None if r[7] is None else int(r[7]),
+        )
+        for r in rows
+    ]
 
 
 # --- contacts and messages -----------------------------------------------------------------------
