@@ -16,7 +16,6 @@ regex pass.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -95,13 +94,15 @@ Origin = Callable[[int], tuple[int, int]]
 def _ascii_origin(text: str, words: str) -> Origin:
     """`Origin` of `words`, the words of the ASCII `text`: its runs of letters and digits, lowered,
     joined by one space. Each character is one stored character; a space stands for the first
-    separator after its run. Worked out for the asked index only (a found keyword's two ends)."""
+    separator after its run. Only where each run starts is kept (found on the first question)."""
+    starts: list[list[int]] = []
 
     def origin(i: int) -> tuple[int, int]:
+        if not starts:
+            starts.append([m.start() for m in _ASCII_WORD.finditer(text)])
         run = words.count(" ", 0, i)  # the run holding i (or ending just before it)
-        offset = i - (words.rfind(" ", 0, i) + 1)
-        start = next(itertools.islice(_ASCII_WORD.finditer(text), run, None)).start()
-        return start + offset, start + offset + 1
+        stored = starts[0][run] + i - (words.rfind(" ", 0, i) + 1)
+        return stored, stored + 1
 
     return origin
 
