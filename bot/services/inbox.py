@@ -23,10 +23,12 @@ from bot.domain import (
     ConversationFilter,
     Delivery,
     Direction,
+    Effects,
     InboundMessage,
     NewJob,
     Priority,
     QueueKey,
+    Received,
     Role,
     Status,
     User,
@@ -140,8 +142,7 @@ class Inbox:
     async def _run_batch(self, batch: list[_Item]) -> None:
         self._metrics.batch_size.observe(len(batch))
         try:
-            async with repo.transaction(topics="route"):
-                results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
+            results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
             self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
             if len(batch) > 1:
@@ -174,8 +175,7 @@ class Inbox:
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
         for attempt in range(ALONE_ATTEMPTS):
             try:
-                async with repo.transaction(topics="route"):
-                    (result,), enqueued = await self._process([msg], self._rules())
+                (result,), enqueued = await self._process([msg], self._rules())
                 if not result.duplicate:
                     self.live.publish(result.conversation_id, changes.MESSAGE)
                 if enqueued:
@@ -190,12 +190,11 @@ class Inbox:
         raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
 
     async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
-        """Store `msgs` in the current transaction, set-based: a handful of statements per round
-        rather than per message. A round holds at most one message per thread, so a message that
-        auto-resolves its conversation makes the next one of that thread (next round) open a new one.
-        Returns the results and whether outbox work was enqueued."""
-        enqueued = False
-        results: list[IngestResult | None] = [None] * len(msgs)
+        """Store `msgs` as one transaction, set-based: a handful of statements per round rather
+        than per message. A round holds at most one message per thread, so a message that
+        auto-resolves its conversation makes the next one of that thread (next round) open a new
+        one. Returns the results in order and whether outbox work was enqueued."""
+        rounds: list[list[int]] = []
         pending = list(range(len(msgs)))
         while pending:
             round_: list[int] = []
@@ -205,20 +204,19 @@ class Inbox:
                 key = (msgs[i].channel, msgs[i].thread_key)
                 (later if key in threads else round_).append(i)
                 threads.add(key)
-            round_results, round_enqueued = await self._process_round([msgs[i] for i in round_], rules)
-            for i, result in zip(round_, round_results, strict=True):
-                results[i] = result
-            enqueued |= round_enqueued
+            rounds.append(round_)
             pending = later
-        return [r for r in results if r is not None], enqueued
 
-    async def _process_round(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
-        """Take the round in, let the engine plan each new message's effects, apply them all."""
-        received = await ingest.receive(msgs, contacts=self._contacts)
-        effects = [plan(r, rules) for r in received if not r.duplicate]
-        self._metrics.fired(run.automation_id for e in effects for run in e.runs)
-        enqueued = await ingest.apply(effects) if effects else False
-        return [IngestResult(r.conversation_id, r.message_id, r.duplicate) for r in received], enqueued
+        def decide(received: Sequence[Received]) -> list[Effects]:  # the engine, pure
+            return [plan(r, rules) for r in received]
+
+        taken = await ingest.take_in([[msgs[i] for i in r] for r in rounds], decide, contacts=self._contacts)
+        self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
+        results: list[IngestResult | None] = [None] * len(msgs)
+        for round_, received in zip(rounds, taken.rounds, strict=True):
+            for i, r in zip(round_, received, strict=True):
+                results[i] = IngestResult(r.conversation_id, r.message_id, r.duplicate)
+        return [r for r in results if r is not None], taken.enqueued
 
     # --- agent actions -----------------------------------------------------------------------
     @when_busy
