@@ -70,9 +70,6 @@ class AppState:
         self.metrics = Metrics()
         self.rules = RuleCache(settings)
         self.rules.on_reload.append(self.metrics.automations.set)
-        self.admin = Admin(settings, self.rules)
-        self.insight = Insight(settings, self.admin)
-        self.commands = CommandRunner(self.admin, self.insight)
         # live updates; on PostgreSQL other workers hear them through NOTIFY/LISTEN (on SQLite
         # several workers are a development setup: each page hears its own worker's changes)
         relay = (
@@ -81,6 +78,9 @@ class AppState:
             else notify.PgRelay(settings.database.url, on_error=self.metrics.live_errors.labels("relay").inc)
         )
         self.live = Hub(metrics=self.metrics, relay=relay)
+        self.admin = Admin(settings, self.rules, live=self.live)
+        self.insight = Insight(settings, self.admin)
+        self.commands = CommandRunner(self.admin, self.insight)
         self.people = People(live=self.live)
         self.inbox = Inbox(
             rules=self.rules.current,
