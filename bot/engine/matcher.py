@@ -107,7 +107,10 @@ def _bytewise(text: str) -> str:
     keywords starting with different Han characters, a node could have thousands of children.
     Over UTF-8 bytes no node has more than 256 (the matches are the same: UTF-8 is
     self-synchronizing, so a pattern's bytes only occur at character boundaries).
+    ASCII text is its own UTF-8: returned as is (`isascii` is a flag check, not a scan).
     """
+    if text.isascii():
+        return text
     return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
