@@ -240,6 +240,23 @@ def test_replay_answers_what_live_evaluation_of_every_message_answers(
     assert replayed(r, stored, since_id=skip + 1, chunk=chunk) == reference(r, stored, since_id=skip + 1)
 
 
+def test_a_conversation_is_primed_once_however_many_chunks_it_spans() -> None:
+    """Its messages pass the sieve ("delivery") but hold no keyword ("late delivery"): its
+    progress stays empty, and the store is still asked for its earlier messages only once."""
+    r = rule(1, "late delivery,refund", TAG, match=MatchMode.ALL)
+    replay = Replay(r)
+    facts = {7: ConversationFacts(DIRECT, 1)}
+    asked: list[int] = []
+    for mid in range(2, 40):
+        rows = replay.sift([(mid, 7, "shop", f"delivery {mid}"), (mid + 1000, 8, "shop", "nothing")])
+        for cid, below in replay.to_prime(rows, facts).items():
+            asked.append(cid)
+            replay.prime(cid, [("delivery", i == 0) for i in range(below - 1)])
+        replay.feed(rows, facts)
+    assert asked == [7]
+    assert replay.counts().messages_scanned == 76
+
+
 def test_replay_of_a_busy_store_matches_the_reference() -> None:
     """A larger, fixed store: many conversations, a keyword in about one message in five."""
     rnd = random.Random(13)

@@ -102,8 +102,8 @@ class Replay:
         self._resolved = 0
         self._convs: set[int] = set()
         self._examples: list[Example] = []
-        # `all` only: the keyword progress of the conversations evaluated that have one; the same
-        # progress is one shared set (there are few distinct ones, and many conversations)
+        # `all` only: the keyword progress of the conversations primed or evaluated (empty ones
+        # too); equal progress sets are one shared set (few distinct ones, many conversations)
         self._progress: dict[int, frozenset[str]] = {}
         self._interned: dict[frozenset[str], frozenset[str]] = {}
 
@@ -122,7 +122,7 @@ class Replay:
         """For `all`: the conversations of sifted `rows` whose keyword progress before their first
         row here must come from the store, each with the id of that row (its earlier inbound
         messages are those below it). A conversation whose first inbound message it is has none;
-        one already evaluated has its progress here."""
+        one primed or evaluated before has its progress here: each is named once per replay."""
         if not self._history:
             return {}
         out: dict[int, int] = {}
@@ -148,8 +148,7 @@ class Replay:
                 seen = self._rules.evaluate(
                     text=text, channel="", type=ConversationType.DIRECT, first_message=first, seen=seen
                 ).seen
-        if seen:
-            self._progress[conversation_id] = self._interned.setdefault(seen, seen)
+        self._progress[conversation_id] = self._interned.setdefault(seen, seen)
 
     def feed(self, rows: Iterable[Row], facts: Mapping[int, ConversationFacts]) -> None:
         """Evaluates sifted rows, in order, with their conversations' facts (a row whose
@@ -165,7 +164,7 @@ class Replay:
             ev = evaluate(
                 text=text, channel=channel, type=conv.type, first_message=mid == conv.first_inbound_id, seen=seen
             )
-            if history and ev.seen and ev.seen is not seen:
+            if history:  # also when empty: the conversation is known, never primed again
                 progress[cid] = self._interned.setdefault(ev.seen, ev.seen)
             if not ev.firings:
                 continue
