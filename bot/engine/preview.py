@@ -107,11 +107,6 @@ class Replay:
         self._progress: dict[int, frozenset[str]] = {}
         self._interned: dict[frozenset[str], frozenset[str]] = {}
 
-    @property
-    def needs_history(self) -> bool:
-        """Whether a conversation's inbound messages before the replayed ones matter (`all`)."""
-        return self._history
-
     def sift(self, rows: Sequence[Row]) -> list[Row]:
         """Counts a chunk of rows as scanned; returns the rows that may hold one of the keywords,
         in order. The others are done with: evaluated, they fire nothing and change no progress."""
