@@ -84,6 +84,10 @@ class _Compiled:
     reason: str | None  # of its first resolve action
 
 
+_NO_KEYS: frozenset[str] = frozenset()
+_NOTHING = Evaluation((), (), (), False, None, None, (), _NO_KEYS)  # immutable: one serves every such message
+
+
 def _values(rule: Rule, type: ActionType) -> tuple[str, ...]:
     return tuple(a.value for a in rule.actions if a.type == type and a.value is not None)
 
@@ -236,17 +240,19 @@ class RuleSet:
         `seen` holds the keys found in the conversation's earlier inbound messages (ignored on a
         first message); the result's `seen` adds this message's keys that `all` rules use.
         """
-        prior: frozenset[str] = frozenset() if first_message else seen
+        prior: frozenset[str] = _NO_KEYS if first_message else seen
         found = self._base.find(text)
         if self._delta is not None:
             found |= self._delta.find(text)
+        if not found:  # most messages: nothing more to do
+            return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
         by_key = self._by_key
         # the main index may hold keys of removed rules (a loop over the few found keys: a set
         # operation with `by_key.keys()` would copy all of them)
         if any(k not in by_key for k in found):
             found = {k for k in found if k in by_key}
         if not found:
-            return Evaluation((), (), (), False, None, None, (), prior)
+            return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
 
         if len(found) == 1:
             candidates: Iterable[int] = by_key[next(iter(found))]
