@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -400,3 +401,47 @@ async def test_a_batch_the_database_refuses_raises_the_stores_conflict_and_keeps
         with pytest.raises(StoreConflict):
             await ingest.take_in([[inbound("hello", mid="b")]], broken, contacts=ingest.ContactCache())
         assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
+
+
+async def test_sqlite_checkpoints_run_in_the_background_not_inside_commits(tmp_path: Path) -> None:
+    """While the checkpointer runs, commits no longer checkpoint (automatic checkpoints are off
+    on the store's connection) and the log is copied into the database in the background; when
+    it stops, automatic checkpoints come back and the log is checkpointed."""
+    import asyncio
+
+    from tortoise import connections
+
+    from bot.store.checkpoint import Checkpointer
+
+    file = tmp_path / "inbox.sqlite3"
+    await db.migrate(f"sqlite://{file}")
+    async with db.open_store(f"sqlite://{file}"):
+        conn = connections.get("default")
+
+        async def automatic() -> int:
+            return int((await conn.execute_query("PRAGMA wal_autocheckpoint"))[1][0][0])
+
+        assert await automatic() == 1000
+        checkpointer = Checkpointer(file, interval=0.05)
+        await checkpointer.start()
+        await asyncio.sleep(0.2)  # what migrating left in the log is copied
+        empty = file.stat().st_size
+        try:
+            assert await automatic() == 0
+            ruleset = rules(BYE)
+            for i in range(40):  # ~1,500 pages of log: past what one automatic checkpoint allows
+                await ingest.take_in(
+                    [[inbound("x" * 20_000, mid=f"m-{i}", thread=f"t-{i}")]],
+                    lambda got: [plan(r, ruleset) for r in got],
+                    contacts=ingest.ContactCache(),
+                )
+            # the messages' pages reach the database file only through a checkpoint: ours
+            for _ in range(100):
+                if file.stat().st_size > empty + 700_000:
+                    break
+                await asyncio.sleep(0.05)
+            assert file.stat().st_size > empty + 700_000, "the log was never copied into the database"
+        finally:
+            await checkpointer.stop()
+        assert await automatic() == 1000
+        assert len(await repo.list_conversations(domain.ConversationFilter(), limit=100)) == 40
