@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bot.engine.matcher import prepare
 from bot.engine.normalize import keyword_key, match_form
-from bot.engine.offsets import TextMap, find_keywords
+from bot.engine.offsets import TextMap, _symbol_form, _word_form, find_keywords
 
 
 @pytest.mark.parametrize(
@@ -53,9 +53,27 @@ _texts = st.lists(st.one_of(_TRICKY, _PLAIN), max_size=20).map("".join)
 @settings(max_examples=400)
 @given(st.text(max_size=40))
 def test_mapped_forms_are_the_matchers_forms(text: str) -> None:
-    mapped, prepared = TextMap(text), prepare(text)
-    assert mapped.words == prepared.words
-    assert mapped.symbols == prepared.symbols
+    """The forms built character by character (to map offsets back) are the matcher's own."""
+    prepared = prepare(text)
+    assert _word_form(text)[0] == prepared.words
+    assert _symbol_form(text)[0] == prepared.symbols
+    assert _word_form(text + "é")[0] == prepare(text + "é").words  # never the ASCII shortcut
+
+
+_ASCII = st.sampled_from(["a", "B", "ye", "Au", "REVOIR", "x9", "0", " ", "  ", "!", ", ", "-_", "\t", "\x1f"])
+
+
+@settings(max_examples=300)
+@given(st.lists(_ASCII, max_size=20).map("".join), st.data())
+def test_ascii_text_is_mapped_as_any_other(text: str, data: st.DataObject) -> None:
+    """ASCII text takes a shortcut: the offsets are those the general path gives (a non-ASCII
+    character after the text sends it there, and changes nothing before it)."""
+    words = [w for w in match_form(text).split(" ") if w]
+    if not words:
+        return
+    i = data.draw(st.integers(0, len(words) - 1))
+    keyword = " ".join(words[i : data.draw(st.integers(i + 1, len(words)))])
+    assert find_keywords(text, [keyword]) == find_keywords(text + " é", [keyword])
 
 
 @settings(max_examples=400)

@@ -7,11 +7,13 @@ keywords found are located in the stored text (`bot.engine.offsets`), so a page 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.domain import Action, ActionType, ConversationType, MatchMode
+from bot.engine.matcher import KeywordIndex
 from bot.engine.normalize import keyword_key
 from bot.engine.offsets import Found, TextMap
 from bot.engine.rules import Rule
@@ -19,6 +21,9 @@ from bot.engine.rules import Rule
 __all__ = ["NOT_FIRST", "AsOf", "HistoryMessage", "NotApplied", "Outcome", "PastRun", "WhyEntry", "explain"]
 
 NOT_FIRST = "not the first message"
+
+# the key of a keyword found: asked per keyword found in each message of the conversation
+_key = functools.lru_cache(maxsize=4096)(keyword_key)
 
 
 class Outcome(StrEnum):
@@ -85,6 +90,8 @@ class WhyEntry:
     not_applied: tuple[NotApplied, ...]
 
 
+_NOTHING_FOUND = TextMap("")  # stands for a message in which no keyword is looked for
+
 _WHY_NOT = {
     Outcome.DISABLED: "the automation was disabled",
     Outcome.SKIPPED_PLAN: "the plan does not allow it",
@@ -118,18 +125,27 @@ def explain(
     by_message: dict[int, dict[int, PastRun]] = {}
     for run in runs:
         by_message.setdefault(run.message_id, {})[run.automation_id] = run
+    standing = [automations_at(msg) for msg in messages]
+    # Which keys each message holds: one scan of it for all of them (the live matcher's index);
+    # only the keywords it holds are then located in the stored text.
+    index = KeywordIndex({key for subjects in standing for s in subjects for key in s.rule.keys})
     seen: set[str] = set()  # keys found in the conversation's earlier inbound messages
     entries: list[WhyEntry] = []
-    for msg in messages:
-        mapped = TextMap(msg.text)
+    for msg, at_the_time in zip(messages, standing, strict=True):
         fired = by_message.get(msg.id, {})
         resolver = next((r for _, r in sorted(fired.items()) if _resolves(r.actions)), None)
-        subjects = {s.rule.id: s for s in automations_at(msg)}
+        subjects = {s.rule.id: s for s in at_the_time}
+        present = index.find(msg.text) if subjects and len(index) else set()
+        mapped = TextMap(msg.text) if fired or present else _NOTHING_FOUND
         here: set[str] = set()
         pending: list[tuple[AsOf, tuple[Found, ...]]] = []
         for subject in subjects.values():
-            found = _locate(mapped, subject.rule.keywords)
-            here.update(keyword_key(f.keyword) for f in found)
+            rule = subject.rule
+            if present.isdisjoint(rule.keys):
+                pending.append((subject, ()))
+                continue
+            found = _locate(mapped, [k for k, key in zip(rule.keywords, rule.keys, strict=True) if key in present])
+            here.update(_key(f.keyword) for f in found)
             pending.append((subject, found))
         progress = seen | here
         message_entries = [

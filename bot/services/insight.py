@@ -7,6 +7,7 @@ Reads only: nothing here changes the store. The engine decides (`bot.engine.why`
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections.abc import Sequence
@@ -91,26 +92,46 @@ class Insight:
         by_automation: dict[int, list[AutomationRevision]] = {}
         for r in history_:
             by_automation.setdefault(r.automation_id, []).append(r)
-        org = self.settings.organization
+        timelines = [(revisions, repo.automation_of(revisions[0]).created_at) for revisions in by_automation.values()]
+        # A long conversation asks for every message's time. What stands changes only at these
+        # instants: the times between two of them share one answer (the same list, read only),
+        # and each revision is compiled once.
+        changes = sorted({r.at for r in history_} | {created for _, created in timelines})
+        compiled: dict[tuple[int, int], AsOf] = {}
+        answers: dict[int, list[AsOf]] = {}
         out: list[list[AsOf]] = []
         for at in times:
-            standing: list[AsOf] = []
-            for revisions in by_automation.values():
-                made = [r for r in revisions if r.at <= at]
-                if made:
-                    last = made[-1]
-                else:  # the backfilled first revision, for an automation created before it
-                    first = repo.automation_of(revisions[0])
-                    if revisions[0].revision != 1 or first.created_at > at:
-                        continue
-                    last = revisions[0]
-                if last.change is RevisionChange.DELETED:
-                    continue
-                a = repo.automation_of(last)
-                allowed = plans.refusal(org, a.actions) is None
-                standing.append(AsOf(rule_of(a), enabled=a.enabled, plan_allows=allowed, revision=last.revision))
-            out.append(standing)
+            interval = bisect.bisect_right(changes, at)
+            if interval not in answers:
+                answers[interval] = [self._as_of(r, compiled) for r in self._standing(at, timelines)]
+            out.append(answers[interval])
         return out
+
+    @staticmethod
+    def _standing(
+        at: datetime, timelines: Sequence[tuple[list[AutomationRevision], datetime]]
+    ) -> list[AutomationRevision]:
+        """Each automation's revision that stood at `at` (see `automations_as_of`)."""
+        standing: list[AutomationRevision] = []
+        for revisions, first_created in timelines:
+            made = [r for r in revisions if r.at <= at]
+            if made:
+                last = made[-1]
+            else:  # the backfilled first revision, for an automation created before it
+                if revisions[0].revision != 1 or first_created > at:
+                    continue
+                last = revisions[0]
+            if last.change is not RevisionChange.DELETED:
+                standing.append(last)
+        return standing
+
+    def _as_of(self, r: AutomationRevision, compiled: dict[tuple[int, int], AsOf]) -> AsOf:
+        key = (r.automation_id, r.revision)
+        if key not in compiled:
+            a = repo.automation_of(r)
+            allowed = plans.refusal(self.settings.organization, a.actions) is None
+            compiled[key] = AsOf(rule_of(a), enabled=a.enabled, plan_allows=allowed, revision=r.revision)
+        return compiled[key]
 
     # --- why ----------------------------------------------------------------------------------
     async def why(self, conversation_id: int) -> list[WhyEntry]:
@@ -119,15 +140,17 @@ class Insight:
         conv = await repo.get_conversation(conversation_id)
         if conv is None:
             raise ConversationNotFound(conversation_id)
+        runs = [
+            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
+            for r in await repo.conversation_runs(conversation_id)
+        ]
+        if not runs and not await repo.has_revisions():
+            return []  # no automation ever existed (each has revisions), none fired here: nothing to say
         stored = await history.inbound_messages(conversation_id)
         messages = [HistoryMessage(mid, text, i == 0) for i, (mid, text, _) in enumerate(stored)]
         subjects = dict(
             zip((m.id for m in messages), await self.automations_as_of([at for *_, at in stored]), strict=True)
         )
-        runs = [
-            PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
-            for r in await repo.conversation_runs(conversation_id)
-        ]
         return explain(
             messages, channel=conv.channel, type=conv.type, automations_at=lambda m: subjects[m.id], runs=runs
         )

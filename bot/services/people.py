@@ -199,6 +199,10 @@ class People:
             raise NotFound("user", user_id)
         return user
 
+    async def users_by_id(self, user_ids: Sequence[int]) -> dict[int, User]:
+        """The users of these ids that exist (deactivated ones included)."""
+        return await store.users_by_id(user_ids)
+
     async def find_user(self, email: str) -> User:
         user = await store.find_user(email)
         if user is None:

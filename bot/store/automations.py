@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from bot import domain
 from bot.domain import Action, ActionType, RevisionChange
 from bot.store import models, records
-from bot.store.base import boundary, now
+from bot.store.base import boundary, now, timestamp
 
 AUTOMATIONS_REVISION = "automations_revision"
 # The largest automation id and revision the columns hold (32-bit): a larger one names nothing,
@@ -280,10 +280,37 @@ async def list_revisions(
 
 
 @boundary
+async def has_revisions() -> bool:
+    """Whether any automation was ever stored (each one has at least one revision, kept after it
+    is deleted; those stored before revisions were kept got one when the store was upgraded)."""
+    _, rows = await connections.get("default").execute_query("SELECT 1 FROM automation_revisions LIMIT 1")
+    return bool(rows)
+
+
+@boundary
 async def revisions_until(at: datetime) -> list[domain.AutomationRevision]:
     """Every revision of every automation made at or before `at`, by automation then revision."""
-    rows = await models.AutomationRevision.filter(created_at__lte=at).order_by("automation_id", "revision")
-    return [records.revision(r) for r in rows]
+    # One plain SELECT (each conversation page asks, to explain its messages): ORM rows cost
+    # several times the query. Few revisions come after a conversation: filtered here.
+    _, rows = await connections.get("default").execute_query(
+        "SELECT automation_id, revision, change, actor, automation, created_at FROM automation_revisions"
+        " ORDER BY automation_id, revision"
+    )
+    out: list[domain.AutomationRevision] = []
+    for row in rows:
+        made = timestamp(row[5])
+        if made is not None and made <= at:
+            out.append(
+                domain.AutomationRevision(
+                    automation_id=int(row[0]),
+                    revision=int(row[1]),
+                    change=domain.RevisionChange(row[2]),
+                    by=row[3],
+                    at=made,
+                    automation=dict(_json(row[4])),
+                )
+            )
+    return out
 
 
 def automation_of(r: domain.AutomationRevision) -> domain.Automation:

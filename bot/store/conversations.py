@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tortoise import connections
@@ -15,7 +16,7 @@ from tortoise.transactions import in_transaction
 from bot import domain
 from bot.domain import PRIORITY_ORDER, ConversationFilter, Delivery, Direction, QueueKey, Status
 from bot.store import models, records, search
-from bot.store.base import boundary, now
+from bot.store.base import boundary, inline_ids, now, select, stored_at, timestamp
 
 
 def open_key(channel: str, thread_key: str) -> str:
@@ -29,11 +30,98 @@ def open_key(channel: str, thread_key: str) -> str:
 @boundary
 async def get_conversation(conversation_id: int, *, for_update: bool = False) -> domain.Conversation | None:
     """The conversation, or None; `for_update` locks it until the transaction ends (PostgreSQL)."""
-    qs = models.Conversation.filter(id=conversation_id)
-    if for_update:
-        qs = qs.select_for_update()
-    row = await qs.first()
+    if not for_update:
+        return (await conversations_by_id([conversation_id])).get(conversation_id)
+    row = await models.Conversation.filter(id=conversation_id).select_for_update().first()
     return records.conversation(row) if row else None
+
+
+# Read with one plain SELECT wherever pages read conversations: building ORM rows (and parsing
+# their timestamps and JSON through the ORM) cost several times the query for a page of them.
+CONVERSATION_COLUMNS = (
+    "id",
+    "channel",
+    "thread_key",
+    "type",
+    "status",
+    "contact_id",
+    "previous_id",
+    "resolution_reason",
+    "resolved_by",
+    "resolved_at",
+    "keyword_progress",
+    "reply_to",
+    "crm_target",
+    "crm_case_id",
+    "crm_case_number",
+    "crm_status",
+    "crm_transcript_upto",
+    "crm_pending_message_id",
+    "crm_closed",
+    "created_at",
+    "updated_at",
+    "priority",
+    "team_id",
+    "assignee_id",
+    "waiting_since",
+)
+_CONVERSATION_SELECT = f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations"
+
+
+_EMPTY_JSON: dict[str, Any] = {"[]": (), "{}": {}}  # what most conversations hold: no parsing
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as the driver returns it: the stored text (SQLite, asyncpg) or decoded."""
+    if isinstance(value, str) and value in _EMPTY_JSON:
+        return _EMPTY_JSON[value]
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _conversation(r: Sequence[Any]) -> domain.Conversation:
+    """From a row of `CONVERSATION_COLUMNS`, in that order."""
+    return domain.Conversation(
+        id=int(r[0]),
+        channel=r[1],
+        thread_key=r[2],
+        type=records.TYPES[r[3]],
+        status=records.STATUSES[r[4]],
+        contact_id=int(r[5]),
+        previous_id=r[6],
+        resolution_reason=r[7],
+        resolved_by=r[8],
+        resolved_at=timestamp(r[9]),
+        keyword_progress=tuple(_json(r[10]) or ()),
+        reply_to=dict(_json(r[11]) or {}),
+        crm_target=r[12],
+        crm_case_id=r[13],
+        crm_case_number=r[14],
+        crm_status=r[15],
+        crm_transcript_upto=r[16],
+        crm_pending_message_id=r[17],
+        crm_closed=None if r[18] is None else bool(r[18]),
+        created_at=stored_at(r[19]),
+        updated_at=stored_at(r[20]),
+        priority=int(r[21]),
+        team_id=r[22],
+        assignee_id=r[23],
+        waiting_since=timestamp(r[24]),
+    )
+
+
+@boundary
+async def conversations_by_id(conversation_ids: Sequence[int]) -> dict[int, domain.Conversation]:
+    """The conversations of these ids that exist."""
+    ids = sorted({int(i) for i in conversation_ids})
+    if not ids:
+        return {}
+    rows = await select(f"{_CONVERSATION_SELECT} WHERE id IN ({inline_ids(ids)})")
+    return {c.id: c for c in map(_conversation, rows)}
+
+
+async def _in_order(ids: Sequence[int]) -> list[domain.Conversation]:
+    found = await conversations_by_id(ids)
+    return [found[i] for i in ids if i in found]
 
 
 def mark_resolved(conv: domain.Conversation, *, actor: str, reason: str | None) -> domain.Conversation:
@@ -101,8 +189,21 @@ async def record_event(conversation_id: int, action: str, actor: str, reason: st
 async def conversation_events(conversation_id: int) -> list[domain.ConversationEvent]:
     """What was done to the conversation and by whom (resolve, reopen, assign, topics changes),
     oldest first."""
-    rows = await models.ConversationEvent.filter(conversation_id=conversation_id).order_by("id")
-    return [records.event(r) for r in rows]
+    rows = await select(
+        "SELECT id, action, actor, reason, created_at FROM conversation_events"
+        f" WHERE conversation_id = {int(conversation_id)} ORDER BY id"
+    )
+    return [
+        domain.ConversationEvent(
+            id=int(r[0]),
+            conversation_id=int(conversation_id),
+            action=r[1],
+            actor=r[2],
+            reason=r[3],
+            created_at=stored_at(r[4]),
+        )
+        for r in rows
+    ]
 
 
 def _filtered(f: ConversationFilter) -> QuerySet[models.Conversation] | None:
@@ -155,22 +256,27 @@ async def list_conversations(
     qs = _filtered(f)
     if qs is None:
         return []
+    # the filter (composed by the ORM) picks the ids; one plain SELECT reads their rows
     if not queue:
         if before_id is not None:
             qs = qs.filter(id__lt=before_id)
-        return [records.conversation(c) for c in await qs.order_by("-id").limit(limit)]
-    return [records.conversation(c) for c in await _queue_page(qs, limit=limit, after=after, only=f.priority)]
+        return await _in_order(await _ids_of(qs.order_by("-id").limit(limit)))
+    return await _in_order(await _queue_page(qs, limit=limit, after=after, only=f.priority))
+
+
+async def _ids_of(qs: QuerySet[models.Conversation]) -> list[int]:
+    return [int(i) for i in await qs.values_list("id", flat=True)]  # type: ignore[call-overload]
 
 
 async def _queue_page(
     qs: QuerySet[models.Conversation], *, limit: int, after: QueueKey | None, only: int | None
-) -> list[models.Conversation]:
+) -> list[int]:
     """The queue's order, read segment by segment: for each priority, the waiting conversations
     (oldest wait first), then those not waiting (by id). Each segment is one range of the index
     (status, priority, waiting_since, id), on both databases alike: SQLite sorts NULL first where
     the queue wants it last, so one ORDER BY could not use the index there. A page touches at most
-    two segments per priority and reads no further than it shows."""
-    out: list[models.Conversation] = []
+    two segments per priority and reads no further than it shows. Returns their ids in order."""
+    out: list[int] = []
     ranks = [only] if only is not None else list(range(len(PRIORITY_ORDER)))
     for rank in ranks:
         if after is not None and rank < after.priority:
@@ -184,13 +290,13 @@ async def _queue_page(
                 waiting = waiting.filter(waiting_since__gte=here.waiting_since).filter(
                     Q(waiting_since__gt=here.waiting_since) | Q(id__gt=here.id)
                 )
-            out += await waiting.order_by("waiting_since", "id").limit(limit - len(out))
+            out += await _ids_of(waiting.order_by("waiting_since", "id").limit(limit - len(out)))
             if len(out) >= limit:
                 return out
         idle = level.filter(waiting_since__isnull=True)
         if here is not None and here.waiting_since is None:
             idle = idle.filter(id__gt=here.id)
-        out += await idle.order_by("id").limit(limit - len(out))
+        out += await _ids_of(idle.order_by("id").limit(limit - len(out)))
         if len(out) >= limit:
             return out
     return out
@@ -203,21 +309,18 @@ async def conversation_labels(ids: Sequence[int]) -> tuple[dict[int, list[str]],
     tags: dict[int, list[str]] = {i: [] for i in ids}
     if not ids:
         return topics, tags
-    for cid, name in (
-        await models.ConversationTopic.filter(conversation_id__in=ids)
-        .order_by("id")
-        .values_list("conversation_id", "name")
-    ):
-        topics[cid].append(name)
+    listed = inline_ids(sorted(set(ids)))
     seen: set[tuple[int, str]] = set()
-    for cid, name, key in (
-        await models.MessageTag.filter(conversation_id__in=ids)
-        .order_by("id")
-        .values_list("conversation_id", "name", "key")
+    for kind, cid, name, key, _ in await select(  # both in one query: a page asks for them together
+        f"SELECT 0, conversation_id, name, key, id FROM conversation_topics WHERE conversation_id IN ({listed})"
+        f" UNION ALL SELECT 1, conversation_id, name, key, id FROM message_tags WHERE conversation_id IN ({listed})"
+        " ORDER BY 1, 5"
     ):
-        if (cid, key) not in seen:
+        if kind == 0:
+            topics[int(cid)].append(name)
+        elif (cid, key) not in seen:
             seen.add((cid, key))
-            tags[cid].append(name)
+            tags[int(cid)].append(name)
     return topics, tags
 
 
@@ -229,12 +332,12 @@ async def conversation_messages(conversation_id: int) -> tuple[list[domain.Messa
     _, rows = await connections.get("default").execute_query(
         f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE conversation_id = {int(conversation_id)} ORDER BY id"
     )
-    messages = [_message(dict(row)) for row in rows]
+    messages = [_message(row) for row in rows]
     tags: dict[int, list[str]] = {m.id: [] for m in messages}
-    for mid, name in (
-        await models.MessageTag.filter(conversation_id=conversation_id).order_by("id").values_list("message_id", "name")
+    for mid, name in await select(
+        f"SELECT message_id, name FROM message_tags WHERE conversation_id = {int(conversation_id)} ORDER BY id"
     ):
-        tags.setdefault(mid, []).append(name)
+        tags.setdefault(int(mid), []).append(name)
     return messages, tags
 
 
@@ -254,37 +357,48 @@ MESSAGE_COLUMNS = (
 )
 
 
-def _timestamp(value: object) -> datetime | None:
-    """A timestamp as the driver returns it: a datetime (PostgreSQL) or the stored text (SQLite)."""
-    if value is None:
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+_DIRECTIONS = {d.value: d for d in Direction}
 
 
-def _message(row: dict[str, Any]) -> domain.Message:
-    created = _timestamp(row["created_at"])
-    assert created is not None  # NOT NULL
+def _message(r: Sequence[Any]) -> domain.Message:
+    """From a row of `MESSAGE_COLUMNS`, in that order."""
     return domain.Message(
-        id=int(row["id"]),
-        conversation_id=int(row["conversation_id"]),
-        channel=row["channel"],
-        platform_id=row["platform_id"],
-        external_id=row["external_id"],
-        direction=Direction(row["direction"]),
-        text=row["text"],
-        author=row["author"],
-        sent_at=_timestamp(row["sent_at"]),
-        crm_comment_id=row["crm_comment_id"],
-        created_at=created,
-        delivery=row["delivery"],
+        id=int(r[0]),
+        conversation_id=int(r[1]),
+        channel=r[2],
+        platform_id=r[3],
+        external_id=r[4],
+        direction=_DIRECTIONS[r[5]],
+        text=r[6],
+        author=r[7],
+        sent_at=timestamp(r[8]),
+        crm_comment_id=r[9],
+        created_at=stored_at(r[10]),
+        delivery=r[11],
     )
 
 
 @boundary
 async def conversation_runs(conversation_id: int) -> list[domain.AutomationRun]:
-    rows = await models.AutomationRun.filter(conversation_id=conversation_id).order_by("id")
-    return [records.run(r) for r in rows]
+    """The automations that fired in the conversation, oldest first (each page of it reads them)."""
+    rows = await select(
+        "SELECT id, automation_id, automation_name, message_id, keywords, actions, created_at, revision"
+        f" FROM automation_runs WHERE conversation_id = {int(conversation_id)} ORDER BY id"
+    )
+    return [
+        domain.AutomationRun(
+            id=int(r[0]),
+            automation_id=int(r[1]),
+            automation_name=r[2],
+            conversation_id=int(conversation_id),
+            message_id=int(r[3]),
+            keywords=tuple(_json(r[4])),
+            actions=records.actions(_json(r[5])),
+            created_at=stored_at(r[6]),
+            revision=None if r[7] is None else int(r[7]),
+        )
+        for r in rows
+    ]
 
 
 # --- contacts and messages -----------------------------------------------------------------------
@@ -301,8 +415,12 @@ async def get_contacts(contact_ids: Sequence[int]) -> dict[int, domain.Contact]:
     """Contacts by id (the ones that exist)."""
     if not contact_ids:
         return {}
-    rows = await models.Contact.filter(id__in=list(set(contact_ids)))
-    return {r.id: records.contact(r) for r in rows}
+    ids = inline_ids(sorted(set(contact_ids)))
+    rows = await select(f"SELECT id, channel, platform_id, name, created_at FROM contacts WHERE id IN ({ids})")
+    return {
+        int(r[0]): domain.Contact(id=int(r[0]), channel=r[1], platform_id=r[2], name=r[3], created_at=stored_at(r[4]))
+        for r in rows
+    }
 
 
 @boundary
@@ -422,4 +540,4 @@ async def last_messages(conversation_ids: Sequence[int]) -> dict[int, domain.Mes
         f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE id IN"
         f" (SELECT MAX(id) FROM messages WHERE conversation_id IN ({ids}) GROUP BY conversation_id)"
     )
-    return {m.conversation_id: m for m in (_message(dict(row)) for row in rows)}
+    return {m.conversation_id: m for m in map(_message, rows)}

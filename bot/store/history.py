@@ -18,7 +18,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.functions import Max
 
 from bot.store import models
-from bot.store.base import boundary
+from bot.store.base import boundary, select, stored_at
 
 
 class InboundRow(NamedTuple):
@@ -160,12 +160,12 @@ async def earlier_inbound(before: Mapping[int, int]) -> dict[int, list[tuple[str
 @boundary
 async def inbound_messages(conversation_id: int) -> list[tuple[int, str, datetime]]:
     """The conversation's inbound messages, oldest first: (id, text, when it arrived)."""
-    rows = (
-        await models.Message.filter(conversation_id=conversation_id, direction="inbound")
-        .order_by("id")
-        .values_list("id", "text", "created_at")
+    # one plain SELECT: the ORM's timestamp parsing cost more than the query for a long conversation
+    rows = await select(
+        "SELECT id, text, created_at FROM messages"
+        f" WHERE conversation_id = {int(conversation_id)} AND direction = 'inbound' ORDER BY id"
     )
-    return [(int(i), str(t), at) for i, t, at in rows]
+    return [(int(i), str(t), stored_at(at)) for i, t, at in rows]
 
 
 @boundary

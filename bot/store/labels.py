@@ -9,13 +9,19 @@ from typing import Any
 from bot import domain
 from bot.domain import Priority
 from bot.store import models, records
-from bot.store.base import boundary
+from bot.store.base import boundary, select, stored_at
+
+KINDS = ("tag", "topic", "reason")  # the only kinds stored (inlined into SQL: never anything else)
 
 
 @boundary
 async def list_labels(kind: str) -> list[domain.Label]:
-    """Labels of one kind, in name order (case-insensitive)."""
-    return [records.label(r) for r in await models.Label.filter(kind=kind).order_by("key")]
+    """Labels of one kind, in name order (case-insensitive). A plain SELECT: pages list them on
+    every view."""
+    if kind not in KINDS:
+        return []
+    rows = await select(f"SELECT id, name, created_at FROM labels WHERE kind = '{kind}' ORDER BY key")
+    return [domain.Label(id=int(r[0]), kind=kind, name=r[1], created_at=stored_at(r[2])) for r in rows]
 
 
 @boundary

@@ -256,6 +256,7 @@ class AutomationRun(Model):
 
     class Meta:
         table = "automation_runs"
+        indexes = (("conversation_id", "id"),)  # a conversation's runs, in order (its page reads them)
 
 
 class OutboxJob(Model):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from bot.domain import Role, Team, User
 from bot.store import StoreConflict, models
-from bot.store.base import boundary
+from bot.store.base import boundary, inline_ids, select, stored_at
 
 
 def _team(row: models.Team) -> Team:
@@ -45,7 +47,8 @@ async def _users(rows: Sequence[models.User]) -> list[User]:
 
 @boundary
 async def list_teams() -> list[Team]:
-    return [_team(r) for r in await models.Team.all().order_by("key")]
+    rows = await select("SELECT id, name, created_at FROM teams ORDER BY key")
+    return [Team(id=int(r[0]), name=r[1], created_at=stored_at(r[2])) for r in rows]
 
 
 @boundary
@@ -94,20 +97,60 @@ async def create_user(*, email: str, name: str, role: Role, password_hash: str, 
     return user
 
 
+# Users with their teams' names: one row per (user, team), one for a user in no team.
+_USERS_WITH_TEAMS = (
+    "SELECT u.id, u.email, u.name, u.role, u.active, u.language, u.session_epoch, u.created_at, t.name"
+    " FROM users u LEFT JOIN user_teams ut ON ut.user_id = u.id LEFT JOIN teams t ON t.id = ut.team_id"
+)
+
+
 @boundary
 async def list_users(*, after_id: int | None = None, limit: int | None = None) -> list[User]:
-    qs = models.User.all().order_by("id")
+    page = "SELECT id FROM users"
     if after_id is not None:
-        qs = qs.filter(id__gt=after_id)
+        page += f" WHERE id > {int(after_id)}"
     if limit is not None:
-        qs = qs.limit(limit)
-    return await _users(await qs)
+        page += f" ORDER BY id LIMIT {max(int(limit), 0)}"
+    return _user_records(await select(f"{_USERS_WITH_TEAMS} WHERE u.id IN ({page}) ORDER BY u.id, t.key"))
 
 
 @boundary
 async def get_user(user_id: int) -> User | None:
-    row = await models.User.filter(id=user_id).first()
-    return (await _users([row]))[0] if row else None
+    """The user, or None. Asked on every page a user opens (who is signed in): one plain SELECT."""
+    found = await users_by_id([user_id])
+    return found.get(int(user_id))
+
+
+@boundary
+async def users_by_id(user_ids: Sequence[int]) -> dict[int, User]:
+    """The users of these ids that exist (one plain SELECT for any number of them)."""
+    ids = inline_ids(sorted({int(i) for i in user_ids}))
+    if not ids:
+        return {}
+    rows = await select(f"{_USERS_WITH_TEAMS} WHERE u.id IN ({ids}) ORDER BY u.id, t.key")
+    return {u.id: u for u in _user_records(rows)}
+
+
+def _user_records(rows: Sequence[Any]) -> list[User]:
+    """From rows of `_USERS_WITH_TEAMS` ordered by user (then team key)."""
+    out: list[User] = []
+    for _, group in itertools.groupby(rows, key=lambda r: int(r[0])):
+        members = list(group)
+        r = members[0]
+        out.append(
+            User(
+                id=int(r[0]),
+                email=r[1],
+                name=r[2],
+                role=Role(r[3]),
+                teams=tuple(m[8] for m in members if m[8] is not None),
+                active=bool(r[4]),
+                language=r[5],
+                session_epoch=int(r[6]),
+                created_at=stored_at(r[7]),
+            )
+        )
+    return out
 
 
 @boundary

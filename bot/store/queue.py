@@ -14,8 +14,8 @@ from tortoise.expressions import Q
 from bot.domain import PRIORITY_ORDER, Priority, QueueFigure, TopicRouting
 from bot.engine.queue import route
 from bot.store import steps
-from bot.store.base import boundary
-from bot.store.models import Conversation, ConversationTopic, Team, User
+from bot.store.base import boundary, inline_ids, select
+from bot.store.models import Conversation, ConversationTopic
 from bot.store.steps import Statement, Steps, marks
 
 # waiting_since by its rule (also run by migrations/0005 over conversations stored before it)
@@ -128,10 +128,14 @@ async def names(
     team_ids: Iterable[int | None], user_ids: Iterable[int | None]
 ) -> tuple[dict[int, str], dict[int, str]]:
     """(team name by id, user name by id) for a page of conversations: two queries at most."""
-    teams = sorted({t for t in team_ids if t is not None})
-    users = sorted({u for u in user_ids if u is not None})
-    team_names = dict(await Team.filter(id__in=teams).values_list("id", "name")) if teams else {}
-    user_names = dict(await User.filter(id__in=users).values_list("id", "name")) if users else {}
+    teams = inline_ids(sorted({t for t in team_ids if t is not None}))
+    users = inline_ids(sorted({u for u in user_ids if u is not None}))
+    team_names = (
+        {int(i): n for i, n in await select(f"SELECT id, name FROM teams WHERE id IN ({teams})")} if teams else {}
+    )
+    user_names = (
+        {int(i): n for i, n in await select(f"SELECT id, name FROM users WHERE id IN ({users})")} if users else {}
+    )
     return team_names, user_names
 
 

@@ -11,8 +11,8 @@ from bot.store import models
 
 # Enum members by stored value: a dict look-up is several times cheaper than calling the enum, and
 # ingest converts a conversation row per message.
-_TYPES = {t.value: t for t in ConversationType}
-_STATUSES = {s.value: s for s in Status}
+TYPES = {t.value: t for t in ConversationType}
+STATUSES = {s.value: s for s in Status}
 _DIRECTIONS = {d.value: d for d in Direction}
 
 
@@ -27,8 +27,8 @@ def conversation(row: models.Conversation) -> domain.Conversation:
         id=row.id,
         channel=row.channel,
         thread_key=row.thread_key,
-        type=_TYPES[row.type],
-        status=_STATUSES[row.status],
+        type=TYPES[row.type],
+        status=STATUSES[row.status],
         contact_id=row.contact_id,
         previous_id=row.previous_id,
         resolution_reason=row.resolution_reason,
@@ -59,7 +59,7 @@ def open_conversation(row: models.Conversation) -> domain.OpenConversation:
     """From a row loaded with `.only(*OPEN_CONVERSATION_COLUMNS)`."""
     return domain.OpenConversation(
         id=row.id,
-        type=_TYPES[row.type],
+        type=TYPES[row.type],
         keyword_progress=tuple(row.keyword_progress or ()),
         reply_to=row.reply_to or {},
         crm_target=row.crm_target,
