@@ -64,6 +64,17 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise SystemExit(f"server at {url} did not come up")
 
 
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
 async def seed(db_url: str, n: int) -> None:
     from bot.store import db, repo
 
@@ -103,6 +114,15 @@ def start_servers(tmp: Path, db_url: str) -> tuple[subprocess.Popen[bytes], subp
         stdout=subprocess.DEVNULL,
     )
     return bot, bare, port_bot, port_bare
+
+
+def has_uvloop() -> bool:
+    """Whether `inbox-bot serve` runs on uvloop here (it does wherever uvloop is installed)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def make_request_factory(run: str) -> Callable[[int], tuple[bytes, dict[str, str]]]:
@@ -228,8 +248,20 @@ def main() -> None:
             base = measure_python(bare_url, "bare", args)
             ours = measure_python(bot_url, "bot", args)
         print(base.line("baseline: bare aiohttp (parse the JSON, 200)"))
-        print(ours.line("inbox-bot ingest (verify, store, 200)"))
+        print(ours.line(f"inbox-bot ingest (verify, store, 200){' on uvloop' if has_uvloop() else ''}"))
         print(f"ratio inbox-bot / bare: {ours.rate / base.rate:.3f}   (target >= 0.25, p99 <= 50 ms)")
+        if wrk and has_uvloop():
+            # inbox-bot serves on uvloop: the same bare server on uvloop, for the fair comparison
+            port_fast = free_port()
+            fast = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_server.py"), str(port_fast), "uvloop"])
+            try:
+                wait_port(port_fast)
+                quick = measure_wrk(wrk, f"http://127.0.0.1:{port_fast}/webhooks/bench", "bare-uvloop", args, tmp)
+            finally:
+                fast.terminate()
+                fast.wait(timeout=30)
+            print(quick.line("reference: bare aiohttp on uvloop"))
+            print(f"ratio inbox-bot / bare on uvloop: {ours.rate / quick.rate:.3f}   (for reference)")
     finally:
         for p in (bot, bare):
             p.terminate()

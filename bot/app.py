@@ -26,6 +26,7 @@ from bot.services.insight import Insight
 from bot.services.live import DELIVERY, Hub
 from bot.services.people import People
 from bot.store import StoreBusy, StoreConflict, StoreInvalid, StoreUnavailable, db, notify, repo
+from bot.store.checkpoint import Checkpointer
 from connectors.base import Connector, ConnectorContext, OutboundTarget, mount_routes
 
 log = logging.getLogger("inbox.app")
@@ -70,9 +71,6 @@ class AppState:
         self.metrics = Metrics()
         self.rules = RuleCache(settings)
         self.rules.on_reload.append(self.metrics.automations.set)
-        self.admin = Admin(settings, self.rules)
-        self.insight = Insight(settings, self.admin)
-        self.commands = CommandRunner(self.admin, self.insight)
         # live updates; on PostgreSQL other workers hear them through NOTIFY/LISTEN (on SQLite
         # several workers are a development setup: each page hears its own worker's changes)
         relay = (
@@ -81,6 +79,12 @@ class AppState:
             else notify.PgRelay(settings.database.url, on_error=self.metrics.live_errors.labels("relay").inc)
         )
         self.live = Hub(metrics=self.metrics, relay=relay)
+        # SQLite: WAL checkpoints in the background, not inside a commit a request waits on
+        database = db.sqlite_file(settings.database.url)
+        self.checkpointer = Checkpointer(database) if database is not None else None
+        self.admin = Admin(settings, self.rules, live=self.live)
+        self.insight = Insight(settings, self.admin)
+        self.commands = CommandRunner(self.admin, self.insight)
         self.people = People(live=self.live)
         self.inbox = Inbox(
             rules=self.rules.current,
@@ -181,6 +185,8 @@ class AppState:
     async def start(self) -> None:
         await self.rules.refresh(force=True)
         await self.live.start()
+        if self.checkpointer is not None:
+            await self.checkpointer.start()
         self.inbox.start()
         for name, c in list(self.connectors.items()):
             try:
@@ -211,6 +217,8 @@ class AppState:
             except Exception:
                 log.exception('stopping channel "%s" failed', name)
         await self.inbox.stop()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         await self.live.stop()
         self.rules.stop()
         if self._tasks:

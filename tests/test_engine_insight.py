@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -9,7 +11,8 @@ from hypothesis import strategies as st
 
 from bot.domain import Action, ActionType, ConversationType, MatchMode
 from bot.engine.lint import GENERIC_WORDS, UNSAVED, Kind, LintSubject, lint
-from bot.engine.preview import MAX_EXAMPLES, Replay, ReplayMessage
+from bot.engine.offsets import find_keywords
+from bot.engine.preview import MAX_EXAMPLES, ConversationFacts, Example, PreviewCounts, Replay
 from bot.engine.rules import Rule, RuleSet
 from bot.engine.why import AsOf, HistoryMessage, Outcome, PastRun, explain
 
@@ -59,43 +62,223 @@ def test_plan_skip_and_silence() -> None:
 
 # --- preview --------------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Stored:
+    """An inbound message as stored, with its conversation's facts."""
+
+    id: int
+    cid: int
+    channel: str
+    type: ConversationType
+    text: str
+
+
+def replayed(r: Rule, stored: list[Stored], *, since_id: int, chunk: int) -> PreviewCounts:
+    """The replay fed as the insight service feeds it, from these stored messages (id order): the
+    messages from `since_id` on in chunks, the facts and earlier messages it asks for."""
+    first = {m.cid: m.id for m in reversed(stored)}
+    types = {m.cid: m.type for m in stored}
+    window = [m for m in stored if m.id >= since_id]
+    replay = Replay(r)
+    for start in range(0, len(window), chunk):
+        rows = [(m.id, m.cid, m.channel, m.text) for m in window[start : start + chunk]]
+        candidates = replay.sift(rows)
+        facts = {cid: ConversationFacts(types[cid], first[cid]) for cid in {row[1] for row in candidates}}
+        for cid, below in replay.to_prime(candidates, facts).items():
+            replay.prime(cid, [(m.text, m.id == first[cid]) for m in stored if m.cid == cid and m.id < below])
+        replay.feed(candidates, facts)
+    return replay.counts()
+
+
+def reference(r: Rule, stored: list[Stored], *, since_id: int) -> PreviewCounts:
+    """What the preview must answer: live ingest's evaluation of every stored message in order,
+    each conversation's keyword progress carried from message to message, counted from `since_id`."""
+    live = RuleSet([r])
+    first = {m.cid: m.id for m in reversed(stored)}
+    progress: dict[int, frozenset[str]] = {}
+    fired = tagged = resolved = 0
+    conversations: set[int] = set()
+    examples: list[Example] = []
+    for m in stored:
+        ev = live.evaluate(
+            text=m.text,
+            channel=m.channel,
+            type=m.type,
+            first_message=m.id == first[m.cid],
+            seen=progress.get(m.cid, frozenset()),
+        )
+        progress[m.cid] = ev.seen
+        if m.id < since_id or not ev.firings:
+            continue
+        fired += 1
+        conversations.add(m.cid)
+        tagged += bool(ev.tags)
+        resolved += ev.resolve
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(Example(m.cid, m.id, m.text, tuple(find_keywords(m.text, ev.firings[0].keywords))))
+    kinds = {a.type for a in r.actions}
+    return PreviewCounts(
+        messages_scanned=sum(1 for m in stored if m.id >= since_id),
+        would_fire_messages=fired,
+        would_fire_conversations=len(conversations),
+        would_tag=tagged,
+        would_apply_topics=len(conversations) if ActionType.TOPIC in kinds else 0,
+        would_resolve=resolved,
+        would_send_to_crm=len(conversations) if ActionType.CRM in kinds else 0,
+        examples=tuple(examples),
+    )
+
+
+def interleave(convs: list[list[str]], scopes: list[tuple[str, ConversationType]]) -> list[Stored]:
+    """Conversations' messages as they arrive: ids go round-robin across the conversations."""
+    arrival = sorted((i, cid) for cid, texts in enumerate(convs) for i in range(len(texts)))
+    return [Stored(n + 1, cid, *scopes[cid % len(scopes)], convs[cid][i]) for n, (i, cid) in enumerate(arrival)]
+
+
 _conversations = st.lists(
     st.lists(st.sampled_from(["a", "b", "a b", "x", "B!", "ａ"]), min_size=1, max_size=4), min_size=1, max_size=6
 )
 
 
 @settings(max_examples=150)
-@given(_conversations, st.sampled_from(list(MatchMode)), st.integers(0, 6))
-def test_replay_fires_where_live_evaluation_fires(convs: list[list[str]], match: MatchMode, skip: int) -> None:
+@given(_conversations, st.sampled_from(list(MatchMode)), st.integers(0, 6), st.integers(1, 5))
+def test_replay_fires_where_live_evaluation_fires(
+    convs: list[list[str]], match: MatchMode, skip: int, chunk: int
+) -> None:
     """Fed from any point (`skip` messages left before `since`, primed), the replay fires on
     exactly the messages a conversation-by-conversation live evaluation fires on."""
     r = rule(1, "a,b", TAG, RESOLVE, match=match)
-    live = RuleSet([r])
-    # conversations interleave as messages arrive: ids go round-robin across them
-    arrival = sorted((i, cid) for cid, texts in enumerate(convs) for i in range(len(texts)))
-    ids = {key: n + 1 for n, key in enumerate(arrival)}
-    stream: list[ReplayMessage] = []
-    expected: set[int] = set()
-    for cid, texts in enumerate(convs):
-        seen: frozenset[str] = frozenset()
-        for i, text in enumerate(texts):
-            ev = live.evaluate(text=text, channel="shop", type=DIRECT, first_message=i == 0, seen=seen)
-            seen = ev.seen
-            stream.append(ReplayMessage(ids[(i, cid)], cid, "shop", DIRECT, text, i == 0))
-            if ev.firings:
-                expected.add(ids[(i, cid)])
-    stream.sort(key=lambda m: m.id)
-    before, after = stream[:skip], stream[skip:]
+    stored = interleave(convs, [("shop", DIRECT)])
+    assert replayed(r, stored, since_id=skip + 1, chunk=chunk) == reference(r, stored, since_id=skip + 1)
+
+
+# Words of support messages, and the automation's keywords written the ways normalization brings
+# back: capitals, accents (composed, or as combining marks), ligatures, fullwidth forms, no-break
+# spaces, emoji, scripts written without spaces.
+_WORDS = st.sampled_from(
+    [
+        *["hello", "merci", "order", "the", "late", "delivery", "refund", "refunds", "remboursement", "invoice"],
+        "REFUND",
+        "Refund!",
+        "réfund",
+        "re\u0301fund",
+        "ｒｅｆｕｎｄ",
+        "ﬁle",
+        "file",
+        "Late-Delivery",
+        "late\u00a0delivery",
+        "late,delivery",
+        "Remboursé",
+        "remboursé",
+        "rembourse\u0301",
+        "REMBOURSÉ",
+        "Straße",
+        "strasse",
+        "再见",
+        "好的再见",
+        "谢谢bye",
+        "bye",
+        "👋",
+        "👋🏽",
+        "🙏🙏",
+        "❤️",
+        "ลาก่อน",
+        "by\u00adstander",
+        "\u200b",
+        ",",
+        "!",
+        "ﬁ",
+        "ß",
+        "İ",
+    ]
+)
+_TEXTS = st.lists(_WORDS, min_size=1, max_size=6).map(" ".join) | st.text(max_size=12)
+_KEYWORDS = st.lists(
+    st.sampled_from(["refund", "late delivery", "remboursé", "file", "strasse", "再见", "bye", "👋", "🙏🙏", "ลาก่อน"]),
+    min_size=1,
+    max_size=4,
+    unique=True,
+)
+_ACTIONS = st.lists(st.sampled_from([TAG, RESOLVE, CRM, Action(ActionType.TOPIC, "Billing")]), min_size=1, max_size=3)
+_SCOPES = [("shop", DIRECT), ("shop", ConversationType.GROUP), ("support", DIRECT)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    convs=st.lists(st.lists(_TEXTS, min_size=1, max_size=5), min_size=1, max_size=8),
+    keywords=_KEYWORDS,
+    match=st.sampled_from(list(MatchMode)),
+    actions=_ACTIONS,
+    channels=st.sampled_from([frozenset(), frozenset({"shop"})]),
+    types=st.sampled_from([frozenset(), frozenset({DIRECT})]),
+    skip=st.integers(0, 10),
+    chunk=st.integers(1, 7),
+)
+def test_replay_answers_what_live_evaluation_of_every_message_answers(
+    convs: list[list[str]],
+    keywords: list[str],
+    match: MatchMode,
+    actions: list[Action],
+    channels: frozenset[str],
+    types: frozenset[ConversationType],
+    skip: int,
+    chunk: int,
+) -> None:
+    """Counts, examples and their offsets: the replay, which evaluates only the messages its sieve
+    lets through, answers exactly what evaluating every message through the live rules answers."""
+    r = Rule(
+        id=1,
+        name="R",
+        keywords=tuple(keywords),
+        match=match,
+        actions=tuple(dict.fromkeys(actions)),
+        channels=channels,
+        types=types,
+    )
+    stored = interleave(convs, _SCOPES)
+    assert replayed(r, stored, since_id=skip + 1, chunk=chunk) == reference(r, stored, since_id=skip + 1)
+
+
+def test_a_conversation_is_primed_once_however_many_chunks_it_spans() -> None:
+    """Its messages pass the sieve ("delivery") but hold no keyword ("late delivery"): its
+    progress stays empty, and the store is still asked for its earlier messages only once."""
+    r = rule(1, "late delivery,refund", TAG, match=MatchMode.ALL)
     replay = Replay(r)
-    for cid in replay.unknown(after):
-        replay.prime(cid, [(m.text, m.first) for m in before if m.conversation_id == cid])
-    for m in after:
-        replay.feed(m)
-    counts = replay.counts()
-    fired_after = sorted(m for m in expected if m > (before[-1].id if before else 0))
-    assert counts.messages_scanned == len(after)
-    assert counts.would_fire_messages == len(fired_after) == counts.would_tag
-    assert [e.message_id for e in counts.examples] == fired_after[:MAX_EXAMPLES]
+    facts = {7: ConversationFacts(DIRECT, 1)}
+    asked: list[int] = []
+    for mid in range(2, 40):
+        rows = replay.sift([(mid, 7, "shop", f"delivery {mid}"), (mid + 1000, 8, "shop", "nothing")])
+        for cid, below in replay.to_prime(rows, facts).items():
+            asked.append(cid)
+            replay.prime(cid, [("delivery", i == 0) for i in range(below - 1)])
+        replay.feed(rows, facts)
+    assert asked == [7]
+    assert replay.counts().messages_scanned == 76
+
+
+def test_replay_of_a_busy_store_matches_the_reference() -> None:
+    """A larger, fixed store: many conversations, a keyword in about one message in five."""
+    rnd = random.Random(13)
+    words = ["order", "where", "is", "my", "parcel", "merci", "thanks", "please", "Café", "ｏｋ", "👋"]
+    keys = ["refund", "late delivery", "remboursé", "file"]
+    spellings = ["REFUND", "re\u0301fund", "Late - delivery", "REMBOURSE\u0301", "ﬁle", "ｆｉｌｅ", "late"]
+    convs = [
+        [
+            " ".join(rnd.choice(words + spellings if rnd.random() < 0.2 else words) for _ in range(rnd.randint(3, 12)))
+            for _ in range(rnd.randint(1, 6))
+        ]
+        for _ in range(300)
+    ]
+    stored = interleave(convs, _SCOPES)
+    for match, keywords in ((MatchMode.ANY, keys), (MatchMode.ALL, keys[::3])):
+        r = Rule(
+            1, "R", tuple(keywords), match, (TAG, RESOLVE), channels=frozenset({"shop"}), types=frozenset({DIRECT})
+        )
+        expected = reference(r, stored, since_id=200)
+        assert expected.would_fire_messages > 10 and len(expected.examples) == MAX_EXAMPLES
+        for chunk in (1, 64, 5000):
+            assert replayed(r, stored, since_id=200, chunk=chunk) == expected
 
 
 # --- lint -----------------------------------------------------------------------------------------

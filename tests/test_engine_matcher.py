@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.engine import KeywordIndex, keyword_key, reference_find
+from bot.engine.matcher import Sieve
 
 # (keyword as written, message, matches?)
 CASES: list[tuple[str, str, bool]] = [
@@ -140,3 +141,112 @@ def test_keyword_between_separators_is_found(keys: list[str], before: str, after
     found = KeywordIndex(keys).find(text)
     assert keyword in found
     assert found == reference_find(keys, text)
+
+
+# --- the sieve of a preview: never turns away a text the index finds a key in --------------------
+
+# Texts whose keywords are written the ways normalization brings back: capitals, accents (composed
+# and as combining marks), ligatures, fullwidth forms, no-break and zero-width characters, emoji.
+_SIEVE_ALPHABET = st.sampled_from(
+    [
+        *"abefilnorstu AEFILNOST ,.!-'",
+        *"éÉèçüßİı",
+        "\u0301",  # combining acute
+        "\u0308",  # combining diaeresis
+        "\u00a0",
+        "\u00ad",
+        "\u200b",
+        "\u200d",
+        "\ufe0f",
+        "ﬁ",
+        "ﬂ",
+        "ｂ",
+        "Ｆ",
+        "²",
+        "👋",
+        "🙏",
+        "❤",
+        *"再见はさガｶﾞลาก่อ한",
+    ]
+)
+_SPELLINGS = (
+    str,
+    str.upper,
+    str.title,
+    lambda w: w.replace("fi", "ﬁ").replace("fl", "ﬂ"),
+    lambda w: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in w),  # fullwidth
+    lambda w: "".join(f"{c}\u0301" if c.isalpha() else c for c in w),  # an accent on every letter
+    lambda w: w.replace("e", "é").replace("u", "ü"),
+    lambda w: w.replace(" ", "\u00a0"),
+    lambda w: w.replace(" ", " - "),
+)
+
+
+def _sieve_agrees(keys: list[str], text: str) -> None:
+    sieve = Sieve(keys)
+    found = KeywordIndex(keys).find(text)
+    assert found == reference_find(keys, text)
+    if found:
+        assert sieve.maybe(text), (keys, text, found)
+    assert sieve.select([(0, text)], 1) == ([(0, text)] if sieve.maybe(text) else [])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    keys=st.lists(st.text(_SIEVE_ALPHABET, min_size=1, max_size=8), min_size=1, max_size=12),
+    text=st.text(_SIEVE_ALPHABET, max_size=40),
+)
+def test_sieve_never_turns_away_a_text_with_a_key(keys: list[str], text: str) -> None:
+    _sieve_agrees([keyword_key(k) for k in keys], text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    keys=st.lists(st.text(_SIEVE_ALPHABET, min_size=1, max_size=8), min_size=1, max_size=12),
+    before=st.text(_SIEVE_ALPHABET, max_size=12),
+    after=st.text(_SIEVE_ALPHABET, max_size=12),
+    pick=st.integers(min_value=0),
+    spelling=st.sampled_from(_SPELLINGS),
+)
+def test_sieve_lets_through_a_key_however_it_is_written(
+    keys: list[str], before: str, after: str, pick: int, spelling: object
+) -> None:
+    keys = [keyword_key(k) for k in keys]
+    written = spelling(keys[pick % len(keys)])  # type: ignore[operator]
+    for text in (f"{before} {written} {after}", f"{before}{written}{after}", written):
+        _sieve_agrees(keys, text)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "text", "maybe"),
+    [
+        (["refund"], "I want my REFUND!", True),
+        (["refund"], "I want my money back", False),
+        (["late delivery"], "late - Delivery", True),
+        (["late delivery"], "it is late", False),  # one word of each key is looked for: the longest
+        (["remboursé"], "REMBOURSEMENT", True),  # a substring test: the index decides
+        (["remboursé"], "rembourse\u0301", True),
+        (["café"], "un ｃａｆé", True),
+        (["fichier"], "un ﬁchier", True),
+        (["strasse"], "Straße", True),
+        (["再见"], "好的，再见！", True),
+        (["再见"], "bye", False),
+        (["café"], "plain ascii coffee", False),
+        (["👋"], "anything at all", True),  # emoji keys are matched elsewhere: always a maybe
+        ([], "anything", False),
+    ],
+)
+def test_sieve_cases(keywords: list[str], text: str, maybe: bool) -> None:
+    keys = [keyword_key(k) for k in keywords]
+    assert Sieve(keys).maybe(text) is maybe
+    assert (Sieve(keys).select([("x", text)], 1) != []) is maybe
+
+
+def test_sieve_of_many_keys_uses_one_pass_and_agrees() -> None:
+    keys = [keyword_key(f"word{i} thing") for i in range(40)] + [keyword_key("café crème")]
+    sieve = Sieve(keys)
+    texts = ["word7 - THING", "nothing here", "Café crème", "un ｃａｆé ｃｒèｍｅ", "word39", "wor d7", "un café"]
+    assert [sieve.maybe(t) for t in texts] == [True, False, True, True, True, False, False]
+    assert sieve.select([(t,) for t in texts], 0) == [(t,) for t in texts if sieve.maybe(t)]
+    for text in texts:
+        _sieve_agrees(keys, text)

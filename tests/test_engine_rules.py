@@ -380,3 +380,24 @@ def test_many_single_changes_ask_for_compaction_and_it_keeps_answers() -> None:
     # a compaction that finished after more changes is reused without losing them
     later = rules.changed(upsert=[rule(400, ("late",))], remove=[1]).with_index_of(compact)
     assert fired(evaluate(later, "late word2 bye")) == [2, 400]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet="ab cé,!Ω🙂", max_size=30),
+    first=st.booleans(),
+    seen=st.frozensets(st.sampled_from(["ab", "cé", "ω"])),
+)
+def test_an_evaluation_with_the_text_scanned_ahead_is_the_same(text: str, first: bool, seen: frozenset[str]) -> None:
+    """Ingest scans a text as its request arrives and evaluates it later, inside the
+    transaction: the result is the one of an evaluation in one go — and a scan made by another
+    rule set (the automations changed in between) is not trusted but redone."""
+    rules = RuleSet([rule(1, ("ab",)), rule(2, ("ab", "cé"), match=MatchMode.ALL), rule(3, ("Ω", "🙂"), resolve())])
+    changed = rules.changed([rule(4, ("c",))], remove=[1])
+    for current in (rules, changed):
+        alone = current.evaluate(text=text, channel="slack", type=DIRECT, first_message=first, seen=seen)
+        for ahead in (rules.scan(text), changed.scan(text)):
+            assert (
+                current.evaluate(text=text, channel="slack", type=DIRECT, first_message=first, seen=seen, scan=ahead)
+                == alone
+            )

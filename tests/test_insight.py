@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.engine import normalize
 from bot.front import schemas
 from bot.front.openapi import OPERATIONS
+from bot.services import insight
 from bot.services.insight import SHARE_MIN_MESSAGES
 from tests.conftest import SHOP_SECRET, STORES, TOKEN, Bot, make_settings, signed_headers
 
@@ -33,6 +35,19 @@ async def say(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, c
     data = await resp.json()
     assert resp.status == 200, data
     return int(data["conversation_id"])
+
+
+async def post(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, channel: str = "shop") -> int:
+    """Post a contact's message; returns the message id."""
+    payload: dict[str, Any] = {"id": f"m-{uuid.uuid4().hex[:10]}", "contact": {"id": f"c-{thread}"}, "text": text}
+    payload["thread"] = thread
+    if sent_at:
+        payload["sent_at"] = sent_at
+    body = json.dumps(payload).encode()
+    resp = await bot.client.post(f"/webhooks/{channel}", data=body, headers=signed_headers(SHOP_SECRET, body))
+    data = await resp.json()
+    assert resp.status == 200, data
+    return int(data["message_id"])
 
 
 async def raw(bot: Bot, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -294,6 +309,58 @@ async def test_preview_agrees_with_what_live_ingest_did(bot: Bot) -> None:
     assert out["would_fire"]["messages"] == out["would_tag"] == len(runs) > 0
     assert out["would_fire"]["conversations"] == len({r["conversation_id"] for r in runs})
     assert out["would_resolve"] == len(resolved) > 0
+
+
+@pytest.mark.parametrize("match", ["all", "any"])
+async def test_preview_of_varied_texts_read_in_small_chunks_agrees_with_live_ingest(
+    bot: Bot, match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keywords written the ways normalization brings back (capitals, accents composed or as
+    combining marks, ligatures, fullwidth forms, no-break spaces, no-space scripts, emoji), earlier
+    messages before `since`, other channels and a group, read three messages at a time: the
+    preview counts what live ingest did, and shows its first runs with the words found."""
+    monkeypatch.setattr(insight, "CHUNK", 3)
+    await bot.api("POST", "/api/tags", json={"name": "closing"}, expect=201)
+    fields = {
+        "keywords": "refund, remboursé" if match == "all" else "refund, late delivery, remboursé, 再见",
+        "match": match,
+        "actions": [{"type": "tag", "tag": "closing"}, {"type": "resolve"}],
+        "channels": ["shop"],
+    }
+    live = await automation(bot, name="Live", **fields)
+    old = [
+        await post(bot, "Ｒｅｆｕｎｄ?", thread="v1", sent_at="2020-01-01T10:00:00Z"),
+        await post(bot, "rien 👋", thread="v2", sent_at="2020-01-01T10:00:00Z"),
+        await post(bot, "re\u0301fund", thread="v3", sent_at="2020-01-01T10:00:00Z"),
+    ]
+    texts = [
+        "LATE\u00a0DELIVERY, again",
+        "je veux être REMBOURSÉ",
+        "rembourse\u0301 svp",
+        "好的，再见！",
+        "ﬁle a refund",
+        "late-delivery 🙏",
+        "refunds are late",
+        "nothing to see",
+        "Ｌａｔｅ ｄｅｌｉｖｅｒｙ",
+        "REFUND!!",
+        "by\u00adstander refund",
+        "remboursement",
+    ]
+    for i, text in enumerate(texts * 2):
+        await post(bot, text, thread=f"v{i % 5}", channel="support" if i % 7 == 6 else "shop")
+    runs = (await bot.api("GET", f"/api/automations/{live['id']}/runs?limit=200"))["items"]
+    runs = sorted((r for r in runs if r["message_id"] not in old), key=lambda r: r["message_id"])
+
+    out = await bot.api("POST", "/api/automations/preview", json={"name": "Copy", **fields, "since": "2021-01-01"})
+    assert out["messages_scanned"] == len(texts) * 2
+    assert out["would_fire"]["messages"] == out["would_tag"] == len(runs) > 0
+    assert out["would_fire"]["conversations"] == len({r["conversation_id"] for r in runs})
+    assert [x["message_id"] for x in out["examples"]] == [r["message_id"] for r in runs[:5]]
+    for example, run in zip(out["examples"], runs, strict=False):
+        assert [f["keyword"] for f in example["found"]] == run["keywords"]
+        for f in example["found"]:
+            assert normalize(example["text"][f["start"] : f["end"]]) == normalize(f["keyword"])
 
 
 # --- chat -----------------------------------------------------------------------------------------

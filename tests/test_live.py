@@ -215,6 +215,28 @@ async def test_agent_actions_reach_an_open_stream(make_live_bot: Any, db_url: st
         assert await stream.change(cid) == changes.REOPEN
 
 
+@pytest.mark.parametrize("db_url", STORES, indirect=True)
+async def test_an_admins_topic_change_reaches_the_streams_of_the_conversations_it_reroutes(
+    make_live_bot: Any, db_url: str
+) -> None:
+    """A topic's new priority or team moves its open conversations in the queue: the pages open
+    on them hear it (and on another conversation, nothing)."""
+    bot = await make_live_bot(make_settings(db_url))
+    user = await add_user(bot)
+    await bot.api("POST", "/api/topics", json={"name": "Refunds"}, expect=201)
+    cid = (await bot.webhook("Where is my refund?", thread="t-refund"))["conversation_id"]
+    other = (await bot.webhook("hello", thread="t-other"))["conversation_id"]
+    await bot.api("POST", f"/api/conversations/{cid}/topics", json={"add": ["Refunds"]})
+    async with aiohttp.ClientSession() as browser:
+        stream = await open_stream(browser, url_of(bot), user)
+        await bot.api("PATCH", "/api/topics/Refunds", json={"priority": "urgent"})
+        assert await stream.change(cid) == changes.TOPICS
+        await bot.api("DELETE", "/api/topics/Refunds")
+        assert await stream.change(cid) == changes.TOPICS
+        await bot.webhook("still here", thread="t-other")
+        assert await stream.change(other) == changes.MESSAGE, "nothing about the other conversation before"
+
+
 @pytest.mark.parametrize(("answer", "outcome"), [(200, "sent"), (400, "failed")])
 async def test_a_replys_delivery_reaches_an_open_stream(
     make_live_bot: Any, db_url: str, aiohttp_server: Any, answer: int, outcome: str

@@ -153,5 +153,8 @@ async def test_a_refused_login_fails_the_work_naming_the_cause_not_the_password(
 
     (job,) = await eventually(tried, "a refused login recorded on the job")
     assert "Invalid username, password, security token" in job["last_error"]  # Salesforce's own words
+    # what to do next, and not the session-id advice of an expired session
+    assert "Salesforce refused the login" in job["last_error"] and "password_env" in job["last_error"]
+    assert "session id" not in job["last_error"]
     assert "not the password" not in job["last_error"] and SECURITY_TOKEN not in job["last_error"]
     assert double.cases == {}

@@ -4,7 +4,9 @@ receive (store) → plan (engine, pure) → apply (store). On SQLite and on Post
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -337,3 +339,109 @@ async def test_messages_read_back_whole_and_each_conversation_has_its_latest(db_
             other.conversation_id: "other thread",
         }
         assert await repo.last_messages([]) == {}
+
+
+@on_both_stores
+async def test_a_batch_is_one_transaction_committed_when_take_in_returns(db_url: str) -> None:
+    """`take_in` stores a whole batch as one transaction (on SQLite one hand-off to the
+    database's thread): a failure while deciding any round keeps nothing of the earlier rounds,
+    and the same batch then stores everything, round after round (a thread's second message
+    lands in the conversation its first one opened, or in a new one once that was resolved)."""
+    async with db.open_store(db_url):
+        ruleset = rules(BYE, CRM)
+        batch = [
+            [inbound("my order", mid="a", thread="t-1"), inbound("bye", mid="b", thread="t-2")],
+            [inbound("and more", mid="c", thread="t-1"), inbound("hello again", mid="d", thread="t-2")],
+        ]
+        decided: list[int] = []
+
+        def failing(got: Sequence[Received]) -> list[domain.Effects]:
+            decided.append(len(got))
+            if len(decided) == 2:
+                raise _Abort
+            return [plan(r, ruleset) for r in got]
+
+        from tortoise import connections
+
+        from bot.store import steps
+
+        # SQLite runs the batch as one call on its thread (the fast path must not fall away
+        # unnoticed, say with an aiosqlite upgrade); PostgreSQL statement by statement
+        assert steps.one_hand_off(connections.get("default")) == db_url.startswith("sqlite")
+        with pytest.raises(_Abort):
+            await ingest.take_in(batch, failing, contacts=ingest.ContactCache())
+        assert decided == [2, 2], "the first round was decided, the second failed"
+        assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
+        assert await repo.list_runs() == [] and await repo.list_jobs() == []
+
+        taken = await ingest.take_in(batch, lambda got: [plan(r, ruleset) for r in got], contacts=ingest.ContactCache())
+        (order, bye), (more, again) = taken.rounds
+        assert taken.enqueued and len(taken.effects) == 4
+        assert more.conversation_id == order.conversation_id and not more.first
+        assert again.first and again.conversation_id != bye.conversation_id
+        resolved = await repo.get_conversation(bye.conversation_id)
+        assert resolved is not None and resolved.status is Status.RESOLVED
+        # redelivered: duplicates, nothing decided for them
+        seen: list[int] = []
+        taken = await ingest.take_in(batch[:1], lambda got: seen.append(len(got)) or [], contacts=ingest.ContactCache())
+        assert [r.duplicate for r in taken.rounds[0]] == [True, True] and seen == [0]
+        assert [r.message_id for r in taken.rounds[0]] == [order.message_id, bye.message_id]
+
+
+@on_both_stores
+async def test_a_batch_the_database_refuses_raises_the_stores_conflict_and_keeps_nothing(db_url: str) -> None:
+    """A constraint the database enforces (here a tag on a message that does not exist: a
+    foreign key) comes out as StoreConflict — not the driver's exception — with nothing stored."""
+    async with db.open_store(db_url):
+        ruleset = rules(BYE)
+
+        def broken(got: Sequence[Received]) -> list[domain.Effects]:
+            return [dataclasses.replace(plan(r, ruleset), message_id=10**9, tags=("x",)) for r in got]
+
+        with pytest.raises(StoreConflict):
+            await ingest.take_in([[inbound("hello", mid="b")]], broken, contacts=ingest.ContactCache())
+        assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
+
+
+async def test_sqlite_checkpoints_run_in_the_background_not_inside_commits(tmp_path: Path) -> None:
+    """While the checkpointer runs, commits no longer checkpoint (automatic checkpoints are off
+    on the store's connection) and the log is copied into the database in the background; when
+    it stops, automatic checkpoints come back and the log is checkpointed."""
+    import asyncio
+
+    from tortoise import connections
+
+    from bot.store.checkpoint import Checkpointer
+
+    file = tmp_path / "inbox.sqlite3"
+    await db.migrate(f"sqlite://{file}")
+    async with db.open_store(f"sqlite://{file}"):
+        conn = connections.get("default")
+
+        async def automatic() -> int:
+            return int((await conn.execute_query("PRAGMA wal_autocheckpoint"))[1][0][0])
+
+        assert await automatic() == 1000
+        checkpointer = Checkpointer(file, interval=0.05)
+        await checkpointer.start()
+        await asyncio.sleep(0.2)  # what migrating left in the log is copied
+        empty = file.stat().st_size
+        try:
+            assert await automatic() == 0
+            ruleset = rules(BYE)
+            for i in range(40):  # ~1,500 pages of log: past what one automatic checkpoint allows
+                await ingest.take_in(
+                    [[inbound("x" * 20_000, mid=f"m-{i}", thread=f"t-{i}")]],
+                    lambda got: [plan(r, ruleset) for r in got],
+                    contacts=ingest.ContactCache(),
+                )
+            # the messages' pages reach the database file only through a checkpoint: ours
+            for _ in range(100):
+                if file.stat().st_size > empty + 700_000:
+                    break
+                await asyncio.sleep(0.05)
+            assert file.stat().st_size > empty + 700_000, "the log was never copied into the database"
+        finally:
+            await checkpointer.stop()
+        assert await automatic() == 1000
+        assert len(await repo.list_conversations(domain.ConversationFilter(), limit=100)) == 40

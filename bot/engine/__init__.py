@@ -6,7 +6,7 @@ No IO here: callers build a `RuleSet` from the enabled automations (once per cha
 
 from bot.engine.matcher import KeywordIndex, reference_find
 from bot.engine.normalize import format_keywords, keyword_key, normalize, parse_keywords
-from bot.engine.rules import Evaluation, Firing, Rule, RuleSet
+from bot.engine.rules import Evaluation, Firing, Rule, RuleSet, Scan
 
 __all__ = [
     "Evaluation",
@@ -14,6 +14,7 @@ __all__ = [
     "KeywordIndex",
     "Rule",
     "RuleSet",
+    "Scan",
     "format_keywords",
     "keyword_key",
     "normalize",

@@ -15,7 +15,7 @@ for tests and the baseline for benchmarks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -31,7 +31,7 @@ from bot.engine.normalize import (
 )
 from bot.engine.normalize import is_no_space as _no_space
 
-__all__ = ["KeywordIndex", "Prepared", "compile_key", "key_in", "prepare", "reference_find"]
+__all__ = ["KeywordIndex", "Prepared", "Sieve", "compile_key", "key_in", "prepare", "reference_find"]
 
 _NO_SPACE_CLASS: Final = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _NO_SPACE_RANGES)
 _NO_SPACE_RE: Final = re.compile(f"[{_NO_SPACE_CLASS}]")
@@ -107,7 +107,10 @@ def _bytewise(text: str) -> str:
     keywords starting with different Han characters, a node could have thousands of children.
     Over UTF-8 bytes no node has more than 256 (the matches are the same: UTF-8 is
     self-synchronizing, so a pattern's bytes only occur at character boundaries).
+    ASCII text is its own UTF-8: returned as is (`isascii` is a flag check, not a scan).
     """
+    if text.isascii():
+        return text
     return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
@@ -178,3 +181,88 @@ class KeywordIndex:
             for _end, keys in self._symbols.iter(_bytewise(symbol_form(text))):
                 found.update(keys)
         return found
+
+
+# Up to this many needles a `Sieve` looks for each in turn (`in` is a fast C search); beyond, one
+# Aho-Corasick pass costs less.
+_FEW_NEEDLES = 8
+
+
+def _needle_automaton(needles: Iterable[str]) -> Any:
+    automaton = ahocorasick.Automaton()
+    for needle in needles:
+        automaton.add_word(needle, needle)
+    automaton.make_automaton()
+    return automaton
+
+
+class Sieve:
+    """A cheap test that a raw text holds none of some keys, for replaying many stored messages
+    through one automation: `maybe(text)` False means `KeywordIndex(keys).find(text)` is empty;
+    True means the full lookup must decide.
+
+    A key found in a text has each of its words (as compiled: normalized, segmented) inside the
+    text's normal form, since the matching form only adds spaces to it. So one word per key (its
+    longest, the rarest) is looked for, without the boundaries or the other words:
+    - in `normalize(text)`;
+    - in `text.lower()` when the text is ASCII: its normal form's words are runs of that, and a
+      non-ASCII word cannot occur in it.
+    A key of emoji/symbols is matched elsewhere (`symbol_form`): with one, every text is a maybe.
+    """
+
+    __slots__ = ("_all", "_always", "_ascii", "_automata")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        needles: set[str] = set()
+        self._always = False
+        for key in keys:
+            compiled = compile_key(key)
+            if compiled is None:
+                continue
+            pattern, is_symbol = compiled
+            if is_symbol:
+                self._always = True
+            else:
+                needles.add(max(pattern.split(" "), key=len))
+        # a needle holding another is redundant: wherever it is, the other is too
+        kept = sorted(n for n in needles if not any(o != n and o in n for o in needles))
+        self._all: tuple[str, ...] = tuple(kept)
+        self._ascii: tuple[str, ...] = tuple(n for n in kept if n.isascii())
+        self._automata: tuple[Any, Any] | None = None
+        if len(kept) > _FEW_NEEDLES:
+            self._automata = (_needle_automaton(self._ascii) if self._ascii else None, _needle_automaton(kept))
+
+    def maybe(self, text: str) -> bool:
+        """Whether `text` may hold one of the keys (False: it certainly holds none)."""
+        if self._always:
+            return True
+        if text.isascii():
+            needles, hay, which = self._ascii, text.lower(), 0
+        else:
+            needles, hay, which = self._all, normalize(text), 1
+        if self._automata is not None:
+            automaton = self._automata[which]
+            return automaton is not None and next(automaton.iter(hay), None) is not None
+        return any(needle in hay for needle in needles)
+
+    def select(self, rows: Iterable[Sequence[Any]], column: int) -> list[Sequence[Any]]:
+        """The rows whose text (at `column`) may hold one of the keys, in order. The same test
+        as `maybe`, looped here: most rows hold none, and a call per row would cost as much."""
+        if self._always:
+            return list(rows)
+        if self._automata is not None:
+            maybe = self.maybe
+            return [r for r in rows if maybe(r[column])]
+        ascii_needles, all_needles = self._ascii, self._all
+        out: list[Sequence[Any]] = []
+        for row in rows:
+            text = row[column]
+            if text.isascii():
+                hay, needles = text.lower(), ascii_needles
+            else:
+                hay, needles = normalize(text), all_needles
+            for needle in needles:
+                if needle in hay:
+                    out.append(row)
+                    break
+        return out

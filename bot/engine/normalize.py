@@ -130,8 +130,11 @@ class _LazyTable(dict[int, str]):
 
 _TABLE: Final = _LazyTable(_map_char)
 
-# ASCII fast path: every ASCII character that is not a letter or a digit is a separator.
-_ASCII_TABLE: Final = {cp: " " for cp in range(128) if not chr(cp).isalnum()}
+# ASCII fast path: every ASCII character that is not a letter or a digit is a separator, and
+# letters are lowered (casefold == lower on ASCII). A full 256-byte table for `bytes.translate`:
+# a table lookup per byte, where `str.translate` with a dict raises and catches a KeyError per
+# distinct character it leaves alone.
+_ASCII_BYTES: Final = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 0x20 for b in range(128)) + bytes(128)
 
 
 def normalize(text: str) -> str:
@@ -145,8 +148,12 @@ def normalize(text: str) -> str:
     NFC, which gives the same result as the pipeline above without its whole-string passes.
     """
     if text.isascii():
-        # NFKC and diacritics are no-ops on ASCII; casefold == lower.
-        return " ".join(text.lower().translate(_ASCII_TABLE).split())
+        # NFKC and diacritics are no-ops on ASCII; casefold == lower. Runs of separators are
+        # folded by `replace` (a C loop), usually one or two passes: only single spaces are left.
+        b = text.encode("ascii").translate(_ASCII_BYTES)
+        while b"  " in b:
+            b = b.replace(b"  ", b" ")
+        return b.strip(b" ").decode("ascii")
     s = unicodedata.normalize("NFC", text.translate(_TABLE))
     return " ".join(s.split())
 

@@ -16,7 +16,7 @@ from bot.domain import Action, ActionType, ConversationType, MatchMode
 from bot.engine.matcher import KeywordIndex
 from bot.engine.normalize import keyword_key
 
-__all__ = ["Evaluation", "Firing", "Rule", "RuleSet"]
+__all__ = ["Evaluation", "Firing", "Rule", "RuleSet", "Scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,22 @@ class _Compiled:
     crm: tuple[str, ...]
     resolves: bool
     reason: str | None  # of its first resolve action
+
+
+_NO_KEYS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The keys a rule set's keyword index finds in one text (`RuleSet.scan`): the costly part of
+    an evaluation, which depends on nothing but the text, so it can be done ahead — ingest does
+    it as a request arrives, outside the transaction. Valid for that rule set only."""
+
+    rules: RuleSet
+    found: frozenset[str]
+
+
+_NOTHING = Evaluation((), (), (), False, None, None, (), _NO_KEYS)  # immutable: one serves every such message
 
 
 def _values(rule: Rule, type: ActionType) -> tuple[str, ...]:
@@ -222,6 +238,16 @@ class RuleSet:
         derived._set(self._compiled, self._by_key, self._all_counts, other._base)
         return derived
 
+    def _find(self, text: str) -> frozenset[str] | set[str]:
+        found = self._base.find(text)
+        if self._delta is not None:
+            found |= self._delta.find(text)
+        return found
+
+    def scan(self, text: str) -> Scan:
+        """The keys of this rule set found in `text`, for a later `evaluate(…, scan=)`."""
+        return Scan(self, frozenset(self._find(text)))
+
     def evaluate(
         self,
         *,
@@ -230,23 +256,25 @@ class RuleSet:
         type: ConversationType,
         first_message: bool,
         seen: frozenset[str] = frozenset(),
+        scan: Scan | None = None,
     ) -> Evaluation:
         """Evaluate every rule in scope against one inbound message, oldest first.
 
         `seen` holds the keys found in the conversation's earlier inbound messages (ignored on a
         first message); the result's `seen` adds this message's keys that `all` rules use.
+        `scan`: `self.scan(text)` done ahead (one of another rule set is ignored).
         """
-        prior: frozenset[str] = frozenset() if first_message else seen
-        found = self._base.find(text)
-        if self._delta is not None:
-            found |= self._delta.find(text)
+        prior: frozenset[str] = _NO_KEYS if first_message else seen
+        found = scan.found if scan is not None and scan.rules is self else self._find(text)
+        if not found:  # most messages: nothing more to do
+            return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
         by_key = self._by_key
         # the main index may hold keys of removed rules (a loop over the few found keys: a set
         # operation with `by_key.keys()` would copy all of them)
         if any(k not in by_key for k in found):
             found = {k for k in found if k in by_key}
         if not found:
-            return Evaluation((), (), (), False, None, None, (), prior)
+            return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
 
         if len(found) == 1:
             candidates: Iterable[int] = by_key[next(iter(found))]

@@ -35,7 +35,10 @@ def _spaced(word: str) -> str:
 
 def document(text: str) -> str:
     """The text to index for one message."""
-    return " ".join(_spaced(w) for w in match_form(text).split())
+    form = match_form(text)
+    if form.isascii():  # no word to split into characters: the common case, on every message stored
+        return " ".join(form.split())
+    return " ".join(_spaced(w) for w in form.split())
 
 
 def terms(query: str) -> list[str]:

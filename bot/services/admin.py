@@ -44,6 +44,8 @@ from bot.errors import (
     UnknownTeam,
 )
 from bot.services import audit
+from bot.services import live as changes
+from bot.services.live import Hub
 from bot.services.retry import when_busy
 from bot.store import automations, repo
 from bot.store import labels as label_store
@@ -414,9 +416,11 @@ def _topic_summary(t: Topic) -> str:
 class Admin:
     """Automations and labels: the one write path, and the reads the front-ends format."""
 
-    def __init__(self, settings: Settings, rules: RuleCache) -> None:
+    def __init__(self, settings: Settings, rules: RuleCache, *, live: Hub | None = None) -> None:
         self.settings = settings
         self.rules = rules
+        # told of the conversations a topic's change reroutes, for the pages open on them
+        self.live = live or Hub()
 
     # --- labels ----------------------------------------------------------------------------
     async def list_labels(self, kind: str) -> list[str]:
@@ -466,12 +470,21 @@ class Admin:
                 name=label.name,
                 names=names,
             )
+        rerouted: list[int] = []
         async with repo.transaction(topics="change" if kind == "topic" else None):
             await repo.delete_label(label)
             await audit.note(actor, f"{kind}.deleted", f"{kind}:{label.name}", f'deleted {kind} "{label.name}"')
             if kind == "topic":  # its conversations keep the name, but it no longer routes them
-                await queue_store.reroute(await queue_store.conversations_with_topic(label.name))
+                rerouted = await self._reroute(label.name)
+        self.live.publish_many(rerouted, changes.TOPICS)
         return str(label.name)
+
+    @staticmethod
+    async def _reroute(topic: str) -> list[int]:
+        """Route the open conversations with `topic` again (in the caller's transaction); their ids."""
+        ids = await queue_store.conversations_with_topic(topic)
+        await queue_store.reroute(ids)
+        return ids
 
     # --- topics: labels that also route and prioritize conversations ----------------------------------
     async def list_topics(self) -> list[Topic]:
@@ -497,11 +510,12 @@ class Admin:
                 await audit.note(
                     actor, "topic.created", f"topic:{created.name}", f"created topic {_topic_summary(created)}"
                 )
-                await queue_store.reroute(await queue_store.conversations_with_topic(name))
+                rerouted = await self._reroute(name)
         except repo.IntegrityError:
             if await label_store.find_topic(name) is None:  # not the name: the team went meanwhile
                 raise UnknownTeam(str(team), field="team") from None
             raise _taken(LABEL_KINDS["topic"].noun, name) from None
+        self.live.publish_many(rerouted, changes.TOPICS)
         return created
 
     @when_busy
@@ -519,9 +533,10 @@ class Admin:
                 if changed is None:  # deleted meanwhile
                     raise NotFound("topic", topic.name)
                 await audit.note(actor, "topic.updated", f"topic:{changed.name}", f"topic {_topic_summary(changed)}")
-                await queue_store.reroute(await queue_store.conversations_with_topic(changed.name))
+                rerouted = await self._reroute(changed.name)
         except repo.IntegrityError:  # the team was deleted meanwhile
             raise UnknownTeam(str(team), field="team") from None
+        self.live.publish_many(rerouted, changes.TOPICS)
         return changed
 
     async def resolution_reason(self, reason: str | None) -> str | None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +23,17 @@ from bot.domain import (
     ConversationFilter,
     Delivery,
     Direction,
+    Effects,
     InboundMessage,
     NewJob,
     Priority,
     QueueKey,
+    Received,
     Role,
     Status,
     User,
 )
-from bot.engine import RuleSet, search
+from bot.engine import RuleSet, Scan, search
 from bot.engine.effects import crm_sync_job, plan
 from bot.errors import ConversationConflict, ConversationNotFound, Forbidden, Invalid, Missing, UnknownLabel
 from bot.metrics import Metrics
@@ -64,7 +66,9 @@ class IngestResult:
     duplicate: bool
 
 
-_Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float]
+# the text's share of planning, done as the request arrives: (keyword scan, search document)
+_Ahead = tuple[Scan, str]
+_Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float, _Ahead]
 
 
 class Inbox:
@@ -116,7 +120,11 @@ class Inbox:
         if not self._tasks:
             return await self._ingest_alone(msg)
         fut: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put((msg, fut, time.perf_counter()))
+        started = time.perf_counter()
+        # outside the writer's transaction, while it works on the batch before: the batch's
+        # critical path keeps only what depends on the conversation
+        ahead = (self._rules().scan(msg.text), search.document(msg.text))
+        await self._queue.put((msg, fut, started, ahead))
         return await asyncio.shield(fut)
 
     async def _writer(self) -> None:
@@ -140,13 +148,13 @@ class Inbox:
     async def _run_batch(self, batch: list[_Item]) -> None:
         self._metrics.batch_size.observe(len(batch))
         try:
-            async with repo.transaction(topics="route"):
-                results, enqueued = await self._process([msg for msg, _, _ in batch], self._rules())
+            ahead = {id(msg): done for msg, _, _, done in batch}
+            results, enqueued = await self._process([msg for msg, _, _, _ in batch], self._rules(), ahead)
         except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
             self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
             if len(batch) > 1:
                 log.info("group commit of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
-            for msg, fut, started in batch:
+            for msg, fut, started, _ in batch:
                 try:
                     result = await self._ingest_alone(msg)
                 except Exception as one_exc:
@@ -158,7 +166,7 @@ class Inbox:
                     self._settle(msg, fut, started, result)
             return
         self.live.publish_many((r.conversation_id for r in results if not r.duplicate), changes.MESSAGE)
-        for (msg, fut, started), result in zip(batch, results, strict=True):
+        for (msg, fut, started, _), result in zip(batch, results, strict=True):
             self._settle(msg, fut, started, result)
         if enqueued:
             self.wake_outbox()  # committed work for it (CRM sync); otherwise it has nothing new
@@ -174,8 +182,7 @@ class Inbox:
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
         for attempt in range(ALONE_ATTEMPTS):
             try:
-                async with repo.transaction(topics="route"):
-                    (result,), enqueued = await self._process([msg], self._rules())
+                (result,), enqueued = await self._process([msg], self._rules())
                 if not result.duplicate:
                     self.live.publish(result.conversation_id, changes.MESSAGE)
                 if enqueued:
@@ -189,13 +196,15 @@ class Inbox:
                 await asyncio.sleep(random.uniform(0.005, 0.01) * 2 ** min(attempt, 7))
         raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
 
-    async def _process(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
-        """Store `msgs` in the current transaction, set-based: a handful of statements per round
-        rather than per message. A round holds at most one message per thread, so a message that
-        auto-resolves its conversation makes the next one of that thread (next round) open a new one.
-        Returns the results and whether outbox work was enqueued."""
-        enqueued = False
-        results: list[IngestResult | None] = [None] * len(msgs)
+    async def _process(
+        self, msgs: list[InboundMessage], rules: RuleSet, ahead: Mapping[int, _Ahead] | None = None
+    ) -> tuple[list[IngestResult], bool]:
+        """Store `msgs` as one transaction, set-based: a handful of statements per round rather
+        than per message. A round holds at most one message per thread, so a message that
+        auto-resolves its conversation makes the next one of that thread (next round) open a new
+        one. `ahead`: each message's (by `id`) share of planning done already. Returns the results
+        in order and whether outbox work was enqueued."""
+        rounds: list[list[int]] = []
         pending = list(range(len(msgs)))
         while pending:
             round_: list[int] = []
@@ -205,20 +214,25 @@ class Inbox:
                 key = (msgs[i].channel, msgs[i].thread_key)
                 (later if key in threads else round_).append(i)
                 threads.add(key)
-            round_results, round_enqueued = await self._process_round([msgs[i] for i in round_], rules)
-            for i, result in zip(round_, round_results, strict=True):
-                results[i] = result
-            enqueued |= round_enqueued
+            rounds.append(round_)
             pending = later
-        return [r for r in results if r is not None], enqueued
 
-    async def _process_round(self, msgs: list[InboundMessage], rules: RuleSet) -> tuple[list[IngestResult], bool]:
-        """Take the round in, let the engine plan each new message's effects, apply them all."""
-        received = await ingest.receive(msgs, contacts=self._contacts)
-        effects = [plan(r, rules) for r in received if not r.duplicate]
-        self._metrics.fired(run.automation_id for e in effects for run in e.runs)
-        enqueued = await ingest.apply(effects) if effects else False
-        return [IngestResult(r.conversation_id, r.message_id, r.duplicate) for r in received], enqueued
+        def decide(received: Sequence[Received]) -> list[Effects]:  # the engine, pure
+            if not ahead:
+                return [plan(r, rules) for r in received]
+            planned = []
+            for r in received:
+                scan, document = ahead[id(r.message)]
+                planned.append(plan(r, rules, scan=scan, search_document=document))
+            return planned
+
+        taken = await ingest.take_in([[msgs[i] for i in r] for r in rounds], decide, contacts=self._contacts)
+        self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
+        results: list[IngestResult | None] = [None] * len(msgs)
+        for round_, received in zip(rounds, taken.rounds, strict=True):
+            for i, r in zip(round_, received, strict=True):
+                results[i] = IngestResult(r.conversation_id, r.message_id, r.duplicate)
+        return [r for r in results if r is not None], taken.enqueued
 
     # --- agent actions -----------------------------------------------------------------------
     @when_busy

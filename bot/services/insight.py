@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.domain import ActionType, Automation, AutomationRevision, ConversationType, RevisionChange
 from bot.engine.lint import GENERIC_WORDS, UNSAVED, LintSubject, Warning, lint
 from bot.engine.matcher import KeywordIndex
-from bot.engine.preview import PreviewCounts, Replay, ReplayMessage
+from bot.engine.preview import ConversationFacts, PreviewCounts, Replay
 from bot.engine.rules import Rule
 from bot.engine.why import AsOf, HistoryMessage, PastRun, WhyEntry, explain
 from bot.errors import ConversationNotFound, Invalid
@@ -30,7 +30,7 @@ log = logging.getLogger("inbox.insight")
 
 __all__ = ["CHUNK", "Insight", "Preview", "parse_since"]
 
-CHUNK = 2000  # messages read per query by a preview: bounded memory, few round trips, short
+CHUNK = 5000  # messages read per query by a preview: bounded memory, few round trips, short
 # stretches of evaluation between two awaits (other requests are served in between)
 DEFAULT_SINCE = timedelta(days=7)
 MAX_DAYS = 36_500
@@ -168,18 +168,22 @@ class Insight:
         # (reading the next chunk while evaluating this one was slower: the driver's thread and
         # the evaluation contend for the interpreter)
         while rows := await history.inbound_since(since, after_id=after, limit=CHUNK):
-            after = rows[-1].id
-            chunk = [ReplayMessage(r.id, r.conversation_id, r.channel, _TYPES[r.type], r.text, r.first) for r in rows]
-            unknown = replay.unknown(chunk)
-            if unknown:
-                first_here: dict[int, int] = {}
-                for m in chunk:
-                    first_here.setdefault(m.conversation_id, m.id)
-                earlier = await history.earlier_inbound({c: first_here[c] for c in unknown})
-                for c in unknown:
-                    replay.prime(c, earlier.get(c, ()))
-            for m in chunk:
-                replay.feed(m)
+            after = rows[-1][0]
+            candidates = replay.sift(rows)
+            if not candidates:
+                continue
+            stored = await history.conversation_facts({r[1] for r in candidates})
+            facts = {
+                cid: ConversationFacts(_TYPES[kind], first)
+                for cid, (kind, first) in stored.items()
+                if first is not None
+            }
+            prime = replay.to_prime(candidates, facts)
+            if prime:
+                earlier = await history.earlier_inbound(prime)
+                for cid in prime:
+                    replay.prime(cid, earlier.get(cid, ()))
+            replay.feed(candidates, facts)
         scanned = await history.count_conversations_since(since)
         warnings = await self.lint_about(rule, enabled=enabled)
         return Preview(since, replay.counts(), scanned, tuple(warnings))

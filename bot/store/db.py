@@ -37,7 +37,7 @@ def tortoise_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[
     }
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL; None for other stores and in-memory SQLite."""
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :].split("?", 1)[0]
@@ -48,7 +48,7 @@ def _sqlite_file(url: str) -> Path | None:
 
 def _prepare(url: str) -> None:
     """Create the SQLite file's folder (only when the store is really opened)."""
-    file = _sqlite_file(url)
+    file = sqlite_file(url)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
 
@@ -80,7 +80,7 @@ async def pending_migrations(url: str) -> list[str]:
 
     from tortoise.migrations.api import plan
 
-    file = _sqlite_file(url)
+    file = sqlite_file(url)
     if file is not None and not file.exists():
         url = "sqlite://:memory:"
     _forget_compiled_queries()

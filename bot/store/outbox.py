@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 from tortoise.expressions import Q, Subquery
+from tortoise.fields.data import JSON_DUMPS
 from tortoise.functions import Min
 
 from bot import domain, outbox_kinds
 from bot.domain import Delivery, NewJob
-from bot.store import models, records
+from bot.store import models, records, steps
 from bot.store.base import boundary, now, transaction
+from bot.store.steps import Steps, marks, rows_of
 
 
 @boundary
@@ -37,33 +39,37 @@ async def enqueue(
     return records.job(row)
 
 
-@boundary
-async def enqueue_jobs(jobs: Sequence[NewJob]) -> None:
+def enqueue_steps(jobs: Sequence[NewJob]) -> Steps[None]:
     """Enqueue several jobs in one statement (plus one look-up per kind that merges into a waiting
     job: see `NewJob.unless_pending`)."""
-    if not jobs:
-        return
     waiting: dict[str, set[int]] = {}
-    for kind in {j.kind for j in jobs if j.unless_pending}:
+    for kind in sorted({j.kind for j in jobs if j.unless_pending}):
         ids = [j.conversation_id for j in jobs if j.kind == kind and j.unless_pending and j.conversation_id is not None]
-        waiting[kind] = await pending_job_conversations(kind, ids)
+        if ids:
+            found = yield (
+                "SELECT conversation_id FROM outbox_jobs WHERE kind = ? AND status = 'pending' "
+                f"AND conversation_id IN ({marks(len(ids))})",
+                [kind, *ids],
+            )
+            waiting[kind] = {int(cid) for (cid,) in found}
     t = now()
     rows = [
-        models.OutboxJob(
-            kind=j.kind,
-            payload=dict(j.payload),
-            conversation_id=j.conversation_id,
-            ordering_key=j.ordering_key,
-            status="pending",
-            run_after=t,
-            created_at=t,
-            updated_at=t,
-        )
+        (j.kind, JSON_DUMPS(dict(j.payload)), j.conversation_id, j.ordering_key, "pending", 0, t, t, t)
         for j in jobs
         if not (j.unless_pending and j.conversation_id in waiting.get(j.kind, ()))
     ]
     if rows:
-        await models.OutboxJob.bulk_create(rows)
+        yield (
+            "INSERT INTO outbox_jobs (kind, payload, conversation_id, ordering_key, status, attempts, run_after, "
+            f"created_at, updated_at) VALUES {rows_of(9, len(rows))}",
+            [v for row in rows for v in row],
+        )
+
+
+async def enqueue_jobs(jobs: Sequence[NewJob]) -> None:
+    """Enqueue several jobs in the caller's transaction (see `enqueue_steps`)."""
+    if jobs:
+        await steps.run(enqueue_steps(jobs))
 
 
 @boundary

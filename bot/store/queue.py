@@ -13,8 +13,10 @@ from tortoise.expressions import Q
 
 from bot.domain import PRIORITY_ORDER, Priority, QueueFigure, TopicRouting
 from bot.engine.queue import route
+from bot.store import steps
 from bot.store.base import boundary, inline_ids, select
-from bot.store.models import Conversation, ConversationTopic, Label, Team
+from bot.store.models import Conversation, ConversationTopic
+from bot.store.steps import Statement, Steps, marks
 
 # waiting_since by its rule (also run by migrations/0005 over conversations stored before it)
 WAITING_SQL = (
@@ -29,46 +31,54 @@ def _ids(ids: Iterable[int]) -> str:
     return ", ".join(str(int(i)) for i in ids)  # ints only: safe to inline
 
 
-@boundary
-async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool = False) -> None:
-    """Recompute `waiting_since` (the oldest inbound message after our last reply; NULL when
-    resolved or answered). `only_unset`: touch only conversations not waiting yet (a new inbound
-    message never moves an earlier start of waiting)."""
-    if not conversation_ids:
-        return
+def waiting_statement(conversation_ids: Sequence[int], *, only_unset: bool = False) -> Statement:
+    """The statement recomputing `waiting_since` (the oldest inbound message after our last reply;
+    NULL when resolved or answered). `only_unset`: touch only conversations not waiting yet (a new
+    inbound message never moves an earlier start of waiting)."""
     sql = WAITING_SQL.format(ids=_ids(sorted(set(conversation_ids))))
-    if only_unset:
-        sql += " AND waiting_since IS NULL"
-    # execute_query, not execute_script: Python's sqlite3 `executescript` COMMITs a pending
-    # transaction first, which would commit half of the caller's transaction (ingest's included)
-    await connections.get("default").execute_query(sql)
+    return (sql + " AND waiting_since IS NULL" if only_unset else sql), ()
 
 
-@boundary
-async def reroute(conversation_ids: Sequence[int]) -> None:
+async def refresh_waiting(conversation_ids: Sequence[int], *, only_unset: bool = False) -> None:
+    """Recompute `waiting_since` of these conversations (see `waiting_statement`)."""
+    if conversation_ids:
+        await steps.run(_one(waiting_statement(conversation_ids, only_unset=only_unset)))
+
+
+def _one(statement: Statement) -> Steps[None]:
+    yield statement
+
+
+def reroute_steps(conversation_ids: Sequence[int]) -> Steps[None]:
     """Recompute priority and team of these conversations from their topics (applied order)."""
     ids = sorted(set(conversation_ids))
     if not ids:
         return
-    links = (
-        await ConversationTopic.filter(conversation_id__in=ids)
-        .order_by("conversation_id", "id")
-        .values_list("conversation_id", "key")
+    links = yield (
+        f"SELECT conversation_id, key FROM conversation_topics WHERE conversation_id IN ({marks(len(ids))}) "
+        "ORDER BY conversation_id, id",
+        ids,
     )
-    keys = {key for _, key in links}
-    labels = {
-        key: (rank, team_id)
-        for key, rank, team_id in await Label.filter(kind="topic", key__in=list(keys)).values_list(
-            "key", "priority", "team_id"
+    keys = sorted({str(key) for _, key in links})
+    labels: dict[str, tuple[int, int | None]] = {}
+    if keys:
+        found = yield (
+            f"SELECT key, priority, team_id FROM labels WHERE kind = 'topic' AND key IN ({marks(len(keys))})",
+            keys,
         )
-    }
-    team_ids = {t for _, t in labels.values() if t is not None}
-    team_names = dict(await Team.filter(id__in=list(team_ids)).values_list("id", "name")) if team_ids else {}
+        labels = {str(key): (int(rank), team_id) for key, rank, team_id in found}
+    team_ids = sorted({t for _, t in labels.values() if t is not None})
+    team_names: dict[int, str] = {}
+    if team_ids:
+        team_names = {
+            int(i): str(n)
+            for i, n in (yield (f"SELECT id, name FROM teams WHERE id IN ({marks(len(team_ids))})", team_ids))
+        }
     by_name = {name: tid for tid, name in team_names.items()}
     routed: dict[int, tuple[int, int | None]] = {cid: (Priority.NORMAL.rank, None) for cid in ids}
-    for cid, group in groupby(links, key=lambda link: link[0]):
+    for cid, group in groupby(links, key=lambda link: int(link[0])):
         topics = [
-            TopicRouting(PRIORITY_ORDER[labels[key][0]], team_names.get(labels[key][1]))
+            TopicRouting(PRIORITY_ORDER[labels[key][0]], team_names.get(labels[key][1]))  # type: ignore[arg-type]
             for _, key in group
             if key in labels
         ]
@@ -78,7 +88,15 @@ async def reroute(conversation_ids: Sequence[int]) -> None:
     for cid, value in routed.items():
         groups.setdefault(value, []).append(cid)
     for (rank, team_id), members in groups.items():
-        await Conversation.filter(id__in=members).update(priority=rank, team_id=team_id)
+        yield (
+            f"UPDATE conversations SET priority = ?, team_id = ? WHERE id IN ({marks(len(members))})",
+            [rank, team_id, *members],
+        )
+
+
+async def reroute(conversation_ids: Sequence[int]) -> None:
+    """Recompute priority and team of these conversations from their topics (applied order)."""
+    await steps.run(reroute_steps(conversation_ids))
 
 
 @boundary

@@ -67,16 +67,7 @@ from bot.store.conversations import (
     set_reopened,
     set_resolved,
 )
-from bot.store.ingest import (
-    ContactCache,
-    add_inbound_many,
-    apply,
-    contacts_many,
-    find_inbound_many,
-    open_conversations_for_update,
-    receive,
-    start_conversations,
-)
+from bot.store.ingest import ContactCache, apply, contacts_many, receive, take_in
 from bot.store.kv import kv_get, kv_set
 from bot.store.labels import create_label, delete_label, find_label, find_labels, list_labels
 from bot.store.outbox import (
@@ -116,7 +107,6 @@ __all__ = [
     "StoreInvalid",
     "StoreUnavailable",
     "ValidationError",
-    "add_inbound_many",
     "add_message",
     "apply",
     "automation_of",
@@ -142,7 +132,6 @@ __all__ = [
     "enqueue",
     "enqueue_jobs",
     "find_automation",
-    "find_inbound_many",
     "find_label",
     "find_labels",
     "finish_job",
@@ -167,7 +156,6 @@ __all__ = [
     "mark_resolved",
     "mark_sent",
     "now",
-    "open_conversations_for_update",
     "open_key",
     "pending_job_conversations",
     "ping",
@@ -184,7 +172,7 @@ __all__ = [
     "set_message_crm_comment",
     "set_reopened",
     "set_resolved",
-    "start_conversations",
+    "take_in",
     "transaction",
     "update_automation",
 ]

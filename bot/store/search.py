@@ -13,7 +13,8 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import RawSQL
 
-from bot.store.base import boundary
+from bot.store import steps
+from bot.store.steps import Statement, Steps, rows_of
 
 SQLITE_TABLE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
@@ -42,22 +43,31 @@ async def create_index(conn: BaseDBAsyncClient) -> None:
         await conn.execute_script(sql)
 
 
-@boundary
+def index_statement(rows: Sequence[tuple[int, int, str]], *, sqlite: bool) -> Statement:
+    """The statement indexing (message id, conversation id, document) rows (at least one)."""
+    if sqlite:
+        return (
+            f"INSERT INTO message_search (rowid, body) VALUES {rows_of(2, len(rows))}",
+            [v for mid, _, body in rows for v in (mid, body)],
+        )
+    values = ", ".join(["(?, ?, to_tsvector('simple', ?))"] * len(rows))
+    return (
+        f"INSERT INTO message_search (message_id, conversation_id, body) VALUES {values} ON CONFLICT DO NOTHING",
+        [v for row in rows for v in row],
+    )
+
+
 async def index_messages(rows: Sequence[tuple[int, int, str]], *, conn: BaseDBAsyncClient | None = None) -> None:
     """Index (message id, conversation id, document) rows, in the caller's transaction."""
     if not rows:
         return
     conn = conn or _conn()
-    if _is_sqlite(conn):
-        await conn.execute_many(
-            "INSERT INTO message_search (rowid, body) VALUES (?, ?)", [[mid, body] for mid, _, body in rows]
-        )
-    else:
-        await conn.execute_many(
-            "INSERT INTO message_search (message_id, conversation_id, body) "
-            "VALUES ($1, $2, to_tsvector('simple', $3)) ON CONFLICT DO NOTHING",
-            [[mid, cid, body] for mid, cid, body in rows],
-        )
+
+    def chunks() -> Steps[None]:  # within both databases' limit on parameters per statement
+        for start in range(0, len(rows), 2000):
+            yield index_statement(rows[start : start + 2000], sqlite=_is_sqlite(conn))
+
+    await steps.run(chunks(), conn=conn)
 
 
 def _literal(value: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 import certifi
 import requests
 from simple_salesforce.api import Salesforce, SFType
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
 from bot.metrics import Metrics
 from bot.outbox import PermanentFailure, RetryLater
@@ -52,6 +52,12 @@ def translate_error(exc: BaseException) -> Exception:
         return RetryLater(f"Salesforce did not answer in time: {exc}")
     if isinstance(exc, requests.RequestException):
         return RetryLater(f"Salesforce unreachable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, SalesforceAuthenticationFailed):  # a username/password login refused
+        return RetryLater(
+            f"Salesforce refused the login ({exc.code}): {exc.auth_message[:300]} — check the username, "
+            "password and security token in the environment variables named by [salesforce] username_env, "
+            "password_env and security_token_env; the job is tried again later"
+        )
     if isinstance(exc, SalesforceError):
         code, message = error_detail(exc.content)
         what = f"Salesforce answered {exc.status}" + (f" {code}" if code else "")
