@@ -20,34 +20,27 @@ MakeBot = Callable[..., Awaitable[Bot]]
 pytestmark = pytest.mark.parametrize("db_url", STORES, indirect=True)
 
 
-async def say(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, channel: str = "shop") -> int:
-    """Post a contact's message; returns the conversation id."""
-    payload: dict[str, Any] = {
-        "id": f"m-{uuid.uuid4().hex[:10]}",
-        "contact": {"id": f"c-{thread}"},
-        "text": text,
-        "thread": thread,
-    }
-    if sent_at:
-        payload["sent_at"] = sent_at
-    body = json.dumps(payload).encode()
-    resp = await bot.client.post(f"/webhooks/{channel}", data=body, headers=signed_headers(SHOP_SECRET, body))
-    data = await resp.json()
-    assert resp.status == 200, data
-    return int(data["conversation_id"])
-
-
-async def post(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, channel: str = "shop") -> int:
-    """Post a contact's message; returns the message id."""
+async def deliver(bot: Bot, text: str, *, thread: str, sent_at: str | None, channel: str) -> dict[str, Any]:
+    """Post a contact's message through the signed webhook; the answer."""
     payload: dict[str, Any] = {"id": f"m-{uuid.uuid4().hex[:10]}", "contact": {"id": f"c-{thread}"}, "text": text}
     payload["thread"] = thread
     if sent_at:
         payload["sent_at"] = sent_at
     body = json.dumps(payload).encode()
     resp = await bot.client.post(f"/webhooks/{channel}", data=body, headers=signed_headers(SHOP_SECRET, body))
-    data = await resp.json()
+    data: dict[str, Any] = await resp.json()
     assert resp.status == 200, data
-    return int(data["message_id"])
+    return data
+
+
+async def say(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, channel: str = "shop") -> int:
+    """Post a contact's message; returns the conversation id."""
+    return int((await deliver(bot, text, thread=thread, sent_at=sent_at, channel=channel))["conversation_id"])
+
+
+async def post(bot: Bot, text: str, *, thread: str, sent_at: str | None = None, channel: str = "shop") -> int:
+    """Post a contact's message; returns the message id."""
+    return int((await deliver(bot, text, thread=thread, sent_at=sent_at, channel=channel))["message_id"])
 
 
 async def raw(bot: Bot, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
