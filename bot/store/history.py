@@ -19,6 +19,7 @@ from tortoise.functions import Max
 
 from bot.store import models
 from bot.store.base import boundary, select, stored_at
+from bot.store.steps import is_sqlite
 
 
 class InboundRow(NamedTuple):
@@ -37,7 +38,7 @@ def _conn() -> Any:
 
 
 def _sqlite() -> bool:
-    return bool(_conn().capabilities.dialect == "sqlite")
+    return is_sqlite()
 
 
 def _param(i: int) -> str:

@@ -27,15 +27,11 @@ WAITING_SQL = (
 )
 
 
-def _ids(ids: Iterable[int]) -> str:
-    return ", ".join(str(int(i)) for i in ids)  # ints only: safe to inline
-
-
 def waiting_statement(conversation_ids: Sequence[int], *, only_unset: bool = False) -> Statement:
     """The statement recomputing `waiting_since` (the oldest inbound message after our last reply;
     NULL when resolved or answered). `only_unset`: touch only conversations not waiting yet (a new
     inbound message never moves an earlier start of waiting)."""
-    sql = WAITING_SQL.format(ids=_ids(sorted(set(conversation_ids))))
+    sql = WAITING_SQL.format(ids=inline_ids(sorted(set(conversation_ids))))
     return (sql + " AND waiting_since IS NULL" if only_unset else sql), ()
 
 

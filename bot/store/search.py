@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import RawSQL
 
 from bot.store import steps
-from bot.store.steps import Statement, Steps, rows_of
+from bot.store.steps import Statement, Steps, is_sqlite, rows_of
 
 SQLITE_TABLE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
@@ -33,13 +33,9 @@ def _conn() -> BaseDBAsyncClient:
     return conn
 
 
-def _is_sqlite(conn: BaseDBAsyncClient) -> bool:
-    return conn.capabilities.dialect == "sqlite"
-
-
 async def create_index(conn: BaseDBAsyncClient) -> None:
     """The index table for this database (a migration calls it)."""
-    for sql in (SQLITE_TABLE,) if _is_sqlite(conn) else POSTGRES_TABLE:
+    for sql in (SQLITE_TABLE,) if is_sqlite(conn) else POSTGRES_TABLE:
         await conn.execute_script(sql)
 
 
@@ -62,10 +58,11 @@ async def index_messages(rows: Sequence[tuple[int, int, str]], *, conn: BaseDBAs
     if not rows:
         return
     conn = conn or _conn()
+    sqlite = is_sqlite(conn)
 
     def chunks() -> Steps[None]:  # within both databases' limit on parameters per statement
         for start in range(0, len(rows), 2000):
-            yield index_statement(rows[start : start + 2000], sqlite=_is_sqlite(conn))
+            yield index_statement(rows[start : start + 2000], sqlite=sqlite)
 
     await steps.run(chunks(), conn=conn)
 
