@@ -95,18 +95,7 @@ class Submission:
 
     def data(self) -> dict[str, Any]:
         """The automation's JSON form, as the admin service takes it."""
-        return views.automation_fields(
-            name=self.name,
-            keywords=self.keywords,
-            match=self.match,
-            tags=self.tags,
-            topics=self.topics,
-            resolve=self.resolve,
-            reason=self.reason,
-            crm=self.crm,
-            channels=self.channels,
-            types=self.types,
-        )
+        return views.automation_fields(self)
 
 
 @dataclass(frozen=True, slots=True)

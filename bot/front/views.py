@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.domain import (
     PRIORITY_ORDER,
@@ -338,32 +338,45 @@ def preview_json(p: Preview) -> dict[str, Any]:
     }
 
 
-def automation_fields(
-    *,
-    name: str,
-    keywords: str,
-    match: str,
-    tags: Sequence[str],
-    topics: Sequence[str],
-    resolve: bool,
-    reason: str | None,
-    crm: bool,
-    channels: Sequence[str],
-    types: Sequence[str],
-) -> dict[str, Any]:
+class AutomationAnswers(Protocol):
+    """An automation form's answers, as the web page and the Slack modal both hold them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def keywords(self) -> str: ...
+    @property
+    def match(self) -> str: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def topics(self) -> Sequence[str]: ...
+    @property
+    def resolve(self) -> bool: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def crm(self) -> bool: ...
+    @property
+    def channels(self) -> Sequence[str]: ...
+    @property
+    def types(self) -> Sequence[str]: ...
+
+
+def automation_fields(form: AutomationAnswers) -> dict[str, Any]:
     """An automation form's answers (the web page's, the Slack modal's) as the JSON form the admin
     service takes: the ticked actions become the action list."""
-    actions: list[dict[str, str | None]] = [{"type": "tag", "tag": t} for t in tags]
-    actions += [{"type": "topic", "topic": t} for t in topics]
-    if resolve or reason:  # a reason implies resolving
-        actions.append({"type": "resolve", "reason": reason or None})
-    if crm:
+    actions: list[dict[str, str | None]] = [{"type": "tag", "tag": t} for t in form.tags]
+    actions += [{"type": "topic", "topic": t} for t in form.topics]
+    if form.resolve or form.reason:  # a reason implies resolving
+        actions.append({"type": "resolve", "reason": form.reason or None})
+    if form.crm:
         actions.append({"type": "crm", "target": "salesforce"})
     return {
-        "name": name,
-        "keywords": keywords,
-        "match": match,
+        "name": form.name,
+        "keywords": form.keywords,
+        "match": form.match,
         "actions": actions,
-        "channels": list(channels),
-        "types": list(types),
+        "channels": list(form.channels),
+        "types": list(form.types),
     }

@@ -191,18 +191,7 @@ class AutomationForm:
 
     def fields(self) -> dict[str, Any]:
         """The automation's JSON form, as the admin service takes it."""
-        return views.automation_fields(
-            name=self.name,
-            keywords=self.keywords,
-            match=self.match,
-            tags=self.tags,
-            topics=self.topics,
-            resolve=self.resolve,
-            reason=self.reason,
-            crm=self.crm,
-            channels=self.channels,
-            types=self.types,
-        )
+        return views.automation_fields(self)
 
 
 async def _form_page(
