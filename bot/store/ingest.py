@@ -200,12 +200,6 @@ def _contacts(
     return found
 
 
-async def contacts_many(wanted: Sequence[tuple[str, str, str | None]]) -> dict[tuple[str, str], tuple[int, str | None]]:
-    """Find or create contacts (channel, platform id, name) in the caller's transaction; returns
-    key → (pk, name)."""
-    return await steps.run(_contacts(wanted))
-
-
 def _key(name: str | None) -> str | None:
     return name.casefold()[:255] if name else None
 

@@ -148,17 +148,6 @@ async def _reply_delivery(job: domain.OutboxJob, delivery: Delivery) -> None:
 
 
 @boundary
-async def pending_job_conversations(kind: str, conversation_ids: Sequence[int]) -> set[int]:
-    """Conversations that already have a not-yet-started job of this kind (idempotent jobs merge)."""
-    if not conversation_ids:
-        return set()
-    rows = await models.OutboxJob.filter(
-        kind=kind, status="pending", conversation_id__in=list(conversation_ids)
-    ).values_list("conversation_id", flat=True)
-    return {int(r) for r in rows}  # type: ignore[call-overload]
-
-
-@boundary
 async def list_jobs(
     *, status: str | None = None, conversation_id: int | None = None, before_id: int | None = None, limit: int = 50
 ) -> list[domain.OutboxJob]:

@@ -67,7 +67,7 @@ from bot.store.conversations import (
     set_reopened,
     set_resolved,
 )
-from bot.store.ingest import ContactCache, apply, contacts_many, receive, take_in
+from bot.store.ingest import ContactCache, apply, receive, take_in
 from bot.store.kv import kv_get, kv_set
 from bot.store.labels import create_label, delete_label, find_label, find_labels, list_labels
 from bot.store.outbox import (
@@ -78,7 +78,6 @@ from bot.store.outbox import (
     finish_job,
     get_job,
     list_jobs,
-    pending_job_conversations,
     renew_job,
     requeue_job,
     retry_job,
@@ -114,7 +113,6 @@ __all__ = [
     "automations_using",
     "bump_automations_revision",
     "claim_jobs",
-    "contacts_many",
     "conversation_events",
     "conversation_labels",
     "conversation_messages",
@@ -157,7 +155,6 @@ __all__ = [
     "mark_sent",
     "now",
     "open_key",
-    "pending_job_conversations",
     "ping",
     "receive",
     "record_event",
