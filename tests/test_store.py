@@ -403,6 +403,67 @@ async def test_a_batch_the_database_refuses_raises_the_stores_conflict_and_keeps
         assert await repo.list_conversations(domain.ConversationFilter(), limit=10) == []
 
 
+@on_both_stores
+async def test_a_stream_commits_batch_after_batch_and_stops_at_the_first_failure(db_url: str) -> None:
+    """`take_in_stream` takes batches while there are some (on SQLite, on the database's thread)
+    and reports each one on the event loop after its commit, in order; a failing batch keeps
+    nothing, is reported with the store's error, and stops the stream before the next one; other
+    statements still get their turn while batches keep coming."""
+    import asyncio
+    import threading
+    from collections import deque
+
+    async with db.open_store(db_url):
+        ruleset = rules(BYE)
+        loop_thread = threading.get_ident()
+        waiting: deque[tuple[str, list[list[InboundMessage]], ingest.Decide]] = deque()
+
+        def decide(got: Sequence[Received]) -> list[domain.Effects]:
+            return [plan(r, ruleset) for r in got]
+
+        def broken(got: Sequence[Received]) -> list[domain.Effects]:  # a tag on no message: a foreign key
+            return [dataclasses.replace(plan(r, ruleset), message_id=10**9, tags=("x",)) for r in got]
+
+        for i in range(3):
+            waiting.append((f"b{i}", [[inbound(f"hello {i}", mid=f"m{i}", thread=f"t{i}")]], decide))
+        waiting.append(("bad", [[inbound("bye", mid="bad", thread="t-bad")]], broken))
+        waiting.append(("after", [[inbound("later", mid="after", thread="t-after")]], decide))
+        reports: list[tuple[str, object, bool]] = []
+
+        def take() -> tuple[str, list[list[InboundMessage]], ingest.Decide] | None:
+            return waiting.popleft() if waiting else None
+
+        def done(key: str, taken: ingest.Taken | Exception) -> None:
+            reports.append((key, taken, threading.get_ident() == loop_thread))
+
+        await ingest.take_in_stream(take, done, contacts=ingest.ContactCache())
+        assert [key for key, _, _ in reports] == ["b0", "b1", "b2", "bad"], "stopped at the failure"
+        assert all(on_loop for _, _, on_loop in reports), "reported on the event loop"
+        assert all(isinstance(t, ingest.Taken) for _, t, _ in reports[:3])
+        assert isinstance(reports[3][1], StoreConflict)
+        assert [key for key, _, _ in waiting] == ["after"], "the next batch is left for the caller"
+        stored = await repo.list_conversations(domain.ConversationFilter(), limit=10)
+        assert len(stored) == 3, "the failed batch kept nothing"
+
+        # a steady stream (a batch each time one is asked for) lets other statements through:
+        # the connection is handed back at least every budget
+        left = [200]
+
+        def endless() -> tuple[str, list[list[InboundMessage]], ingest.Decide] | None:
+            left[0] -= 1
+            if left[0] < 0:
+                return None
+            n = left[0]
+            return f"e{n}", [[inbound(f"again {n}", mid=f"e{n}", thread=f"e{n}")]], decide
+
+        stream = asyncio.create_task(ingest.take_in_stream(endless, lambda *_: None, contacts=ingest.ContactCache()))
+        await asyncio.sleep(0.01)
+        read = await repo.list_conversations(domain.ConversationFilter(), limit=1)
+        assert read and not stream.done(), "a read got its turn while the stream still ran"
+        await stream
+        assert left[0] < 0
+
+
 async def test_sqlite_checkpoints_run_in_the_background_not_inside_commits(tmp_path: Path) -> None:
     """While the checkpointer runs, commits no longer checkpoint (automatic checkpoints are off
     on the store's connection) and the log is copied into the database in the background; when

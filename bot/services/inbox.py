@@ -13,7 +13,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from bot.services import live as changes
 from bot.services.live import Hub
 from bot.services.retry import when_busy
 from bot.store import StoreBusy, StoreConflict, conversation_topics, ingest, people, queue, repo
+from bot.store.ingest import Batch, Taken
 
 log = logging.getLogger("inbox.ingest")
 MAX_TOPIC = 100  # the longest topic name the store holds: a longer one names none
@@ -71,6 +73,14 @@ _Ahead = tuple[Scan, str]
 _Item = tuple[InboundMessage, "asyncio.Future[IngestResult]", float, _Ahead]
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A group commit's messages as they were queued, and its rounds (indexes into them)."""
+
+    items: list[_Item]
+    rounds: list[list[int]]
+
+
 class Inbox:
     """Stores inbound messages with their automation effects; resolves, reopens, replies and
     assigns; lists conversations (the queue)."""
@@ -90,7 +100,12 @@ class Inbox:
         self._metrics = metrics
         self._batch_max = batch_max
         self._writers_n = writers
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        # messages waiting for a group commit: appended on the event loop, taken by a writer —
+        # on SQLite from the database's own thread (a deque's append and popleft are thread-safe)
+        self._pending: deque[_Item] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._failed: deque[tuple[_Batch, Exception]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         self._contacts = ingest.ContactCache()
         self.wake_outbox: Callable[[], None] = lambda: None
@@ -102,14 +117,15 @@ class Inbox:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         if not self._tasks:
+            self._stopping = False
             self._tasks = [
                 asyncio.create_task(self._writer(), name=f"ingest-writer-{i}") for i in range(self._writers_n)
             ]
 
     async def stop(self) -> None:
         """Finish what is queued, then stop the writers (never cancelled mid-transaction)."""
-        for _ in self._tasks:
-            self._queue.put_nowait(None)
+        self._stopping = True
+        self._wake.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=30)
         self._tasks = []
@@ -124,52 +140,77 @@ class Inbox:
         # outside the writer's transaction, while it works on the batch before: the batch's
         # critical path keeps only what depends on the conversation
         ahead = (self._rules().scan(msg.text), search.document(msg.text))
-        await self._queue.put((msg, fut, started, ahead))
+        self._pending.append((msg, fut, started, ahead))
+        self._wake.set()
         return await asyncio.shield(fut)
 
     async def _writer(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            await self._run_batch(batch)
+        while True:
+            while not self._pending:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            # batch after batch while messages keep coming (on SQLite its thread takes the next
+            # batch as soon as it commits one); stops at a failed batch, taken apart below
+            await ingest.take_in_stream(self._take_batch, self._taken, contacts=self._contacts)
+            while self._failed:
+                await self._one_by_one(*self._failed.popleft())
 
-    async def _run_batch(self, batch: list[_Item]) -> None:
-        self._metrics.batch_size.observe(len(batch))
-        try:
-            ahead = {id(msg): done for msg, _, _, done in batch}
-            results, enqueued = await self._process([msg for msg, _, _, _ in batch], self._rules(), ahead)
-        except Exception as exc:  # one bad message must not fail its neighbours: retry one by one
-            self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
-            if len(batch) > 1:
-                log.info("group commit of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
-            for msg, fut, started, _ in batch:
-                try:
-                    result = await self._ingest_alone(msg)
-                except Exception as one_exc:
-                    self._metrics.ingest_errors.inc()
-                    log.exception("ingest failed channel=%s message=%s", msg.channel, msg.platform_message_id)
-                    if not fut.done():
-                        fut.set_exception(one_exc)
-                else:
-                    self._settle(msg, fut, started, result)
+    def _take_batch(self) -> Batch[_Batch] | None:
+        """The next group commit: up to `batch_max` queued messages in rounds, with the engine
+        for them (runs on SQLite's thread: only pops the deque and reads the current rules)."""
+        items: list[_Item] = []
+        while len(items) < self._batch_max:
+            try:
+                items.append(self._pending.popleft())
+            except IndexError:
+                break
+        if not items:
+            return None
+        msgs = [msg for msg, _, _, _ in items]
+        rounds = _rounds(msgs)
+        rules = self._rules()
+        ahead = {id(msg): done for msg, _, _, done in items}
+
+        def decide(received: Sequence[Received]) -> list[Effects]:  # the engine, pure
+            planned = []
+            for r in received:
+                scan, document = ahead[id(r.message)]
+                planned.append(plan(r, rules, scan=scan, search_document=document))
+            return planned
+
+        return _Batch(items, rounds), [[msgs[i] for i in r] for r in rounds], decide
+
+    def _taken(self, batch: _Batch, taken: Taken | Exception) -> None:
+        """On the event loop, once a batch committed (or failed): answer its messages."""
+        self._metrics.batch_size.observe(len(batch.items))
+        if isinstance(taken, Exception):
+            self._failed.append((batch, taken))
             return
+        self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
+        results = _results(batch.rounds, taken)
         self.live.publish_many((r.conversation_id for r in results if not r.duplicate), changes.MESSAGE)
-        for (msg, fut, started, _), result in zip(batch, results, strict=True):
+        for (msg, fut, started, _), result in zip(batch.items, results, strict=True):
             self._settle(msg, fut, started, result)
-        if enqueued:
+        if taken.enqueued:
             self.wake_outbox()  # committed work for it (CRM sync); otherwise it has nothing new
+
+    async def _one_by_one(self, batch: _Batch, exc: Exception) -> None:
+        """A failed group commit, message by message: one bad message must not fail its neighbours."""
+        self._contacts = ingest.ContactCache()  # it may hold contacts of the rolled-back transaction
+        if len(batch.items) > 1:
+            log.info("group commit of %d failed (%s); retrying one by one", len(batch.items), type(exc).__name__)
+        for msg, fut, started, _ in batch.items:
+            try:
+                result = await self._ingest_alone(msg)
+            except Exception as one_exc:
+                self._metrics.ingest_errors.inc()
+                log.exception("ingest failed channel=%s message=%s", msg.channel, msg.platform_message_id)
+                if not fut.done():
+                    fut.set_exception(one_exc)
+            else:
+                self._settle(msg, fut, started, result)
 
     def _settle(
         self, msg: InboundMessage, fut: asyncio.Future[IngestResult], started: float, result: IngestResult
@@ -180,12 +221,17 @@ class Inbox:
             fut.set_result(result)
 
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
+        rules = self._rules()
         for attempt in range(ALONE_ATTEMPTS):
             try:
-                (result,), enqueued = await self._process([msg], self._rules())
+                taken = await ingest.take_in(
+                    [[msg]], lambda received: [plan(r, rules) for r in received], contacts=self._contacts
+                )
+                self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
+                (result,) = _results([[0]], taken)
                 if not result.duplicate:
                     self.live.publish(result.conversation_id, changes.MESSAGE)
-                if enqueued:
+                if taken.enqueued:
                     self.wake_outbox()
                 return result
             except StoreConflict:
@@ -195,44 +241,6 @@ class Inbox:
             except StoreBusy:  # a deadlock or lock timeout: the other transaction goes first
                 await asyncio.sleep(random.uniform(0.005, 0.01) * 2 ** min(attempt, 7))
         raise RuntimeError(f"could not store message {msg.platform_message_id} after {ALONE_ATTEMPTS} attempts")
-
-    async def _process(
-        self, msgs: list[InboundMessage], rules: RuleSet, ahead: Mapping[int, _Ahead] | None = None
-    ) -> tuple[list[IngestResult], bool]:
-        """Store `msgs` as one transaction, set-based: a handful of statements per round rather
-        than per message. A round holds at most one message per thread, so a message that
-        auto-resolves its conversation makes the next one of that thread (next round) open a new
-        one. `ahead`: each message's (by `id`) share of planning done already. Returns the results
-        in order and whether outbox work was enqueued."""
-        rounds: list[list[int]] = []
-        pending = list(range(len(msgs)))
-        while pending:
-            round_: list[int] = []
-            later: list[int] = []
-            threads: set[tuple[str, str]] = set()
-            for i in pending:
-                key = (msgs[i].channel, msgs[i].thread_key)
-                (later if key in threads else round_).append(i)
-                threads.add(key)
-            rounds.append(round_)
-            pending = later
-
-        def decide(received: Sequence[Received]) -> list[Effects]:  # the engine, pure
-            if not ahead:
-                return [plan(r, rules) for r in received]
-            planned = []
-            for r in received:
-                scan, document = ahead[id(r.message)]
-                planned.append(plan(r, rules, scan=scan, search_document=document))
-            return planned
-
-        taken = await ingest.take_in([[msgs[i] for i in r] for r in rounds], decide, contacts=self._contacts)
-        self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
-        results: list[IngestResult | None] = [None] * len(msgs)
-        for round_, received in zip(rounds, taken.rounds, strict=True):
-            for i, r in zip(round_, received, strict=True):
-                results[i] = IngestResult(r.conversation_id, r.message_id, r.duplicate)
-        return [r for r in results if r is not None], taken.enqueued
 
     # --- agent actions -----------------------------------------------------------------------
     @when_busy
@@ -465,3 +473,31 @@ async def _audit(actor: str, kind: str, conversation_id: int, summary: str) -> N
 
 
 __all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]
+
+
+def _rounds(msgs: Sequence[InboundMessage]) -> list[list[int]]:
+    """A batch's rounds (indexes into `msgs`): each holds at most one message per thread, so a
+    message that auto-resolves its conversation makes the next one of that thread (next round)
+    open a new one."""
+    rounds: list[list[int]] = []
+    pending = list(range(len(msgs)))
+    while pending:
+        round_: list[int] = []
+        later: list[int] = []
+        threads: set[tuple[str, str]] = set()
+        for i in pending:
+            key = (msgs[i].channel, msgs[i].thread_key)
+            (later if key in threads else round_).append(i)
+            threads.add(key)
+        rounds.append(round_)
+        pending = later
+    return rounds
+
+
+def _results(rounds: Sequence[Sequence[int]], taken: Taken) -> list[IngestResult]:
+    """Each message's result, in the order the batch had them."""
+    results: list[IngestResult | None] = [None] * sum(len(r) for r in rounds)
+    for round_, received in zip(rounds, taken.rounds, strict=True):
+        for i, r in zip(round_, received, strict=True):
+            results[i] = IngestResult(r.conversation_id, r.message_id, r.duplicate)
+    return [r for r in results if r is not None]

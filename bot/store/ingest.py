@@ -27,7 +27,7 @@ from bot.store.conversations import open_key, resolved_columns
 from bot.store.outbox import enqueue_steps
 from bot.store.queue import reroute_steps, waiting_statement
 from bot.store.search import index_statement
-from bot.store.steps import Steps, is_sqlite, marks, rows_of, run_transaction
+from bot.store.steps import K, Steps, is_sqlite, marks, rows_of, run_stream, run_transaction
 
 
 class ContactCache:
@@ -85,6 +85,28 @@ async def take_in(rounds: Sequence[Sequence[InboundMessage]], decide: Decide, *,
 
     sqlite = is_sqlite()
     return await run_transaction(make, topics="route")
+
+
+# A batch as a stream hands it over: the caller's key, its rounds, the engine for it.
+Batch = tuple[K, Sequence[Sequence[InboundMessage]], Decide]
+
+
+async def take_in_stream(
+    take: Callable[[], Batch[K] | None], done: Callable[[K, Taken | Exception], None], *, contacts: ContactCache
+) -> None:
+    """`take_in` for batch after batch while `take()` gives one (it runs on SQLite's thread, see
+    `steps.run_stream`); `done(key, what it took in or the error)` on the event loop after each
+    commit. Stops at the first failed batch."""
+    sqlite = is_sqlite()
+
+    def next_one() -> tuple[K, Callable[[], Steps[Taken]]] | None:
+        batch = take()
+        if batch is None:
+            return None
+        key, rounds, decide = batch
+        return key, lambda: _take_in(rounds, decide, contacts, sqlite=sqlite)
+
+    await run_stream(next_one, done, topics="route")
 
 
 def _take_in(

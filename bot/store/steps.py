@@ -8,6 +8,10 @@ statement and receives its rows, run on either database.
   a thread hand-off per statement: under load each hand-off waits for a turn of a busy event loop,
   and a dozen of them per ingest round were most of ingest's latency. On PostgreSQL it is
   `transaction()` around `run`.
+- `run_stream` runs transactions one after another for as long as work keeps coming. On SQLite
+  the connection's thread takes the next one as soon as it commits the last, without waiting for
+  a turn of the event loop in between (ingest's group commits: the thread commits batch k while
+  the loop answers batch k-1 and reads batch k+1).
 
 Statements use `?` placeholders; `run` numbers them (`$1`, `$2` …) for PostgreSQL. SQL text
 never holds a literal `?` of its own: values always travel as parameters.
@@ -15,8 +19,10 @@ never holds a literal `?` of its own: values always travel as parameters.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -28,6 +34,7 @@ from bot.store import StoreBusy, StoreConflict, StoreUnavailable
 from bot.store.base import boundary, transaction
 
 T = TypeVar("T")
+K = TypeVar("K")
 Statement = tuple[str, Sequence[Any]]
 Row = Sequence[Any]
 # yields statements, receives each one's rows, returns the operation's result
@@ -114,8 +121,74 @@ async def run_transaction(make: Callable[[], Steps[T]], *, topics: Literal["rout
         # the client's lock: no other statement or transaction of this process runs meanwhile
         async with conn.acquire_connection() as held:
             return await held._execute(_run_sync, held._conn, make)  # type: ignore[no-any-return]
-    except sqlite3.IntegrityError as exc:
-        raise StoreConflict(str(exc)) from exc
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.IntegrityError, sqlite3.OperationalError) as exc:
+        raise _store_error(exc) from exc
+
+
+def _store_error(exc: Exception) -> Exception:
+    """The store's own error for a conflict or an unavailable database; anything else as it is."""
+    ours: Exception
+    if isinstance(exc, sqlite3.IntegrityError):
+        ours = StoreConflict(str(exc))
+    elif isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
-        raise (StoreBusy if "locked" in text or "busy" in text else StoreUnavailable)(str(exc)) from exc
+        ours = (StoreBusy if "locked" in text or "busy" in text else StoreUnavailable)(str(exc))
+    else:
+        return exc
+    ours.__cause__ = exc
+    return ours
+
+
+# What a stream takes next: a key for `done` and the transaction's statements, or None when idle.
+Take = Callable[[], "tuple[K, Callable[[], Steps[T]]] | None"]
+Done = Callable[[K, "T | Exception"], None]
+
+
+async def run_stream(
+    take: Take[K, T],
+    done: Done[K, T],
+    *,
+    topics: Literal["route", "change"] | None = None,
+    budget: float = 0.02,
+) -> None:
+    """Transactions one after another while `take()` gives work; after each commit (or failure)
+    `done(key, result or error)` runs on the event loop, in order. Stops at the first failure, so
+    the caller can take that work apart. `take` runs on SQLite's thread: it must only read what
+    other threads append (a deque's popleft). On SQLite the thread keeps the connection for at most
+    `budget` seconds at a time, so other statements still get their turn under a steady stream."""
+    conn = connections.get("default")
+    if not one_hand_off(conn):
+        while (work := take()) is not None:
+            key, make = work
+            try:
+                result = await run_transaction(make, topics=topics)
+            except Exception as exc:
+                done(key, exc)
+                return
+            done(key, result)
+        return
+    loop = asyncio.get_running_loop()
+    more = True
+    while more:
+        async with conn.acquire_connection() as held:
+            more = await held._execute(_stream_sync, held._conn, take, done, loop, budget)
+
+
+def _stream_sync(
+    con: sqlite3.Connection, take: Take[K, T], done: Done[K, T], loop: asyncio.AbstractEventLoop, budget: float
+) -> bool:
+    """On SQLite's thread: transactions until `take` has none (False), one fails (False) or the
+    budget is spent (True: there may be more)."""
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        work = take()
+        if work is None:
+            return False
+        key, make = work
+        try:
+            result = _run_sync(con, make)
+        except Exception as exc:
+            loop.call_soon_threadsafe(done, key, _store_error(exc))
+            return False
+        loop.call_soon_threadsafe(done, key, result)
+    return True
