@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tortoise import Tortoise
@@ -188,3 +189,51 @@ async def test_upgrade_gives_each_stored_automation_its_first_revision(kind: str
     finally:
         if kind == "postgres":
             await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _index_columns(conn: Any) -> set[tuple[str, tuple[str, ...]]]:
+    """(table, columns) of every index the database holds, unique constraints included."""
+    if conn.capabilities.dialect == "sqlite":
+        found = set()
+        tables = await conn.execute_query_dict("SELECT name FROM sqlite_master WHERE type = 'table'")
+        for t in tables:
+            for ix in await conn.execute_query_dict(f'PRAGMA index_list("{t["name"]}")'):
+                cols = await conn.execute_query_dict(f'PRAGMA index_info("{ix["name"]}")')
+                found.add((t["name"], tuple(c["name"] for c in cols)))
+        return found
+    rows = await conn.execute_query_dict(
+        "SELECT t.relname AS tbl, array_agg(a.attname ORDER BY k.n) AS cols FROM pg_index i"
+        " JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace"
+        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
+        " WHERE s.nspname = 'public' GROUP BY i.indexrelid, t.relname"
+    )
+    return {(r["tbl"], tuple(r["cols"])) for r in rows}
+
+
+@pytest.mark.parametrize("db_url", conftest.STORES, indirect=True)
+async def test_every_index_the_models_declare_exists_after_migrating(db_url: str) -> None:
+    """An index the models declare is in the migrated database — on SQLite too, where a migration
+    that adds a foreign key rebuilds the table and once dropped the conversations' indexes (each
+    new conversation then scanned them all for its thread's previous one)."""
+    from tortoise import Tortoise
+
+    from bot.store import models
+
+    async with db.open_store(db_url):
+        found = await _index_columns(Tortoise.get_connection("default"))
+    wanted = set()
+    for model in vars(models).values():
+        if not (isinstance(model, type) and issubclass(model, models.Model) and model is not models.Model):
+            continue
+        meta = model._meta
+        if meta.abstract:
+            continue
+        column = {name: f.source_field or name for name, f in meta.fields_map.items()}
+        for cols in (*meta.indexes, *meta.unique_together):
+            wanted.add((meta.db_table, tuple(column.get(c, f"{c}_id" if f"{c}_id" in column else c) for c in cols)))
+        for name, f in meta.fields_map.items():
+            if getattr(f, "index", False) and not f.pk:
+                wanted.add((meta.db_table, (column[name],)))
+    assert len(wanted) > 10
+    assert wanted - found == set(), "declared by the models, missing from the database"
