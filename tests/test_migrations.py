@@ -237,3 +237,35 @@ async def test_every_index_the_models_declare_exists_after_migrating(db_url: str
                 wanted.add((meta.db_table, (column[name],)))
     assert len(wanted) > 10
     assert wanted - found == set(), "declared by the models, missing from the database"
+
+
+async def test_upgrade_rebuilds_the_sqlite_search_index_without_sizes_and_keeps_finding(tmp_path: Path) -> None:
+    """A store whose SQLite full-text index still keeps column sizes (built before 0009) gets it
+    built again from its messages: a search finds what it found before."""
+    from tortoise import connections
+
+    from bot.engine.search import document, terms
+    from bot.store.search import matching_conversations
+
+    url = f"sqlite://{tmp_path}/old.sqlite3"
+    await migrate(config=db.tortoise_config(url), target="inbox.0008_sqlite_lost_indexes")
+    conn = Tortoise.get_connection("default")
+    for sql in SEED:
+        await conn.execute_script(sql)
+    old = (
+        "CREATE VIRTUAL TABLE message_search USING fts5(body, content='', tokenize = \"unicode61 remove_diacritics 0\")"
+    )
+    await conn.execute_script(f"DROP TABLE message_search; {old}")
+    await conn.execute_query(
+        "INSERT INTO message_search (rowid, body) VALUES (1, ?)", [document("Demande de Remboursement")]
+    )
+    await Tortoise.close_connections()
+
+    await db.migrate(url)
+    async with db.open_store(url):
+        conn = connections.get("default")
+        [row] = await conn.execute_query_dict("SELECT sql FROM sqlite_master WHERE name = 'message_search'")
+        assert "columnsize=0" in row["sql"]
+        sub = matching_conversations(terms("remboursement"), dialect="sqlite")
+        found = await conn.execute_query_dict(f"SELECT conversation_id FROM {sub.sql} AS found")
+        assert [r["conversation_id"] for r in found] == [1]

@@ -16,9 +16,11 @@ from tortoise.expressions import RawSQL
 from bot.store import steps
 from bot.store.steps import Statement, Steps, is_sqlite, rows_of
 
+# contentless (the text is in messages) and without column sizes (no ranking by relevance: a
+# search lists conversations in queue order), so each message stored writes only its terms
 SQLITE_TABLE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
-    "body, content='', tokenize = \"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\")"
+    "body, content='', columnsize=0, tokenize = \"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\")"
 )
 POSTGRES_TABLE = (
     "CREATE TABLE IF NOT EXISTS message_search ("
