@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +25,50 @@ SEED = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_upgrade_from_the_first_release_keeps_and_indexes_stored_messages(kind: str, tmp_path: Path) -> None:
-    if kind == "postgres":
-        server, why_not = await asyncio.to_thread(conftest.pg_url)
-        if server is None:
-            pytest.skip(why_not)
-        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
-        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
-        url = conftest._pg_url(name)
-    else:
-        url = f"sqlite://{tmp_path}/old.sqlite3"
+@pytest.fixture
+async def old_store(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the test's `kind` (a PostgreSQL one is dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite://{tmp_path}/old.sqlite3"
+        return
+    server, why_not = await asyncio.to_thread(conftest.pg_url)
+    if server is None:
+        pytest.skip(why_not)
+    name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
+    await conftest._pg_execute(f'CREATE DATABASE "{name}"')
     try:
-        await migrate(config=db.tortoise_config(url), target="inbox.0002_crm")
-        conn = Tortoise.get_connection("default")
-        for sql in SEED:
-            await conn.execute_script(sql)
-        await Tortoise.close_connections()
-
-        await db.migrate(url)
-        async with db.open_store(url):
-            conn = Tortoise.get_connection("default")
-            [row] = await conn.execute_query_dict("SELECT priority, waiting_since, assignee_id FROM conversations")
-            assert row == {"priority": 2, "waiting_since": None, "assignee_id": None}
-            from bot.engine.search import terms
-            from bot.store.models import Conversation
-            from bot.store.search import matching_conversations
-
-            dialect = conn.capabilities.dialect
-            found = await Conversation.filter(
-                id__in=matching_conversations(terms("remboursement"), dialect=dialect)
-            ).values_list("id", flat=True)
-            assert list(found) == [1]
+        yield conftest._pg_url(name)
     finally:
-        if kind == "postgres":
-            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def upgrade(url: str, *, seed: Sequence[str], since: str = "inbox.0002_crm") -> None:
+    """A store as the release of migration `since` left it, holding `seed`, then migrated to now."""
+    await migrate(config=db.tortoise_config(url), target=since)
+    conn = Tortoise.get_connection("default")
+    for sql in seed:
+        await conn.execute_script(sql)
+    await Tortoise.close_connections()
+    await db.migrate(url)
+
+
+@pytest.mark.parametrize("kind", conftest.STORES)
+async def test_upgrade_from_the_first_release_keeps_and_indexes_stored_messages(old_store: str) -> None:
+    url = old_store
+    await upgrade(url, seed=SEED)
+    async with db.open_store(url):
+        conn = Tortoise.get_connection("default")
+        [row] = await conn.execute_query_dict("SELECT priority, waiting_since, assignee_id FROM conversations")
+        assert row == {"priority": 2, "waiting_since": None, "assignee_id": None}
+        from bot.engine.search import terms
+        from bot.store.models import Conversation
+        from bot.store.search import matching_conversations
+
+        dialect = conn.capabilities.dialect
+        found = await Conversation.filter(
+            id__in=matching_conversations(terms("remboursement"), dialect=dialect)
+        ).values_list("id", flat=True)
+        assert list(found) == [1]
 
 
 QUEUE_SEED = [
@@ -89,39 +99,21 @@ QUEUE_SEED = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_upgrade_fills_the_queue_columns_of_what_was_stored_before(kind: str, tmp_path: Path) -> None:
-    if kind == "postgres":
-        server, why_not = await asyncio.to_thread(conftest.pg_url)
-        if server is None:
-            pytest.skip(why_not)
-        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
-        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
-        url = conftest._pg_url(name)
-    else:
-        url = f"sqlite://{tmp_path}/old.sqlite3"
-    try:
-        await migrate(config=db.tortoise_config(url), target="inbox.0002_crm")
+@pytest.mark.parametrize("kind", conftest.STORES)
+async def test_upgrade_fills_the_queue_columns_of_what_was_stored_before(old_store: str) -> None:
+    url = old_store
+    await upgrade(url, seed=QUEUE_SEED)
+    async with db.open_store(url):
         conn = Tortoise.get_connection("default")
-        for sql in QUEUE_SEED:
-            await conn.execute_script(sql)
-        await Tortoise.close_connections()
+        [contact] = await conn.execute_query_dict("SELECT name_key FROM contacts")
+        assert contact["name_key"] == "große straße".casefold() == "grosse strasse"
+        rows = await conn.execute_query_dict("SELECT direction, delivery FROM messages ORDER BY id")
+        assert [r["delivery"] for r in rows] == [None, None, None, "sent", "failed", None]
+        from bot.store.models import Conversation
 
-        await db.migrate(url)
-        async with db.open_store(url):
-            conn = Tortoise.get_connection("default")
-            [contact] = await conn.execute_query_dict("SELECT name_key FROM contacts")
-            assert contact["name_key"] == "große straße".casefold() == "grosse strasse"
-            rows = await conn.execute_query_dict("SELECT direction, delivery FROM messages ORDER BY id")
-            assert [r["delivery"] for r in rows] == [None, None, None, "sent", "failed", None]
-            from bot.store.models import Conversation
-
-            waits = dict(await Conversation.all().order_by("id").values_list("id", "waiting_since"))
-            assert waits[1] is not None and (waits[1].hour, waits[1].minute) == (10, 1)
-            assert waits[2] is None and waits[3] is None
-    finally:
-        if kind == "postgres":
-            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        waits = dict(await Conversation.all().order_by("id").values_list("id", "waiting_since"))
+        assert waits[1] is not None and (waits[1].hour, waits[1].minute) == (10, 1)
+        assert waits[2] is None and waits[3] is None
 
 
 REVISIONS_SEED = [
@@ -139,56 +131,38 @@ REVISIONS_SEED = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_upgrade_gives_each_stored_automation_its_first_revision(kind: str, tmp_path: Path) -> None:
-    if kind == "postgres":
-        server, why_not = await asyncio.to_thread(conftest.pg_url)
-        if server is None:
-            pytest.skip(why_not)
-        name = f"inbox_upgrade_{uuid.uuid4().hex[:10]}"
-        await conftest._pg_execute(f'CREATE DATABASE "{name}"')
-        url = conftest._pg_url(name)
-    else:
-        url = f"sqlite://{tmp_path}/old.sqlite3"
-    try:
-        await migrate(config=db.tortoise_config(url), target="inbox.0005_queue_backfill")
-        conn = Tortoise.get_connection("default")
-        for sql in REVISIONS_SEED:
-            await conn.execute_script(sql)
-        await Tortoise.close_connections()
+@pytest.mark.parametrize("kind", conftest.STORES)
+async def test_upgrade_gives_each_stored_automation_its_first_revision(old_store: str) -> None:
+    url = old_store
+    await upgrade(url, seed=REVISIONS_SEED, since="inbox.0005_queue_backfill")
+    async with db.open_store(url):
+        from bot.store import repo
 
-        await db.migrate(url)
-        async with db.open_store(url):
-            from bot.store import repo
-
-            first = await repo.get_automation(1)
-            assert first is not None and first.revision == 1
-            [r] = await repo.list_revisions(1)
-            assert (r.revision, r.change.value, r.by) == (1, "created", "slack:U1")
-            assert r.automation == {
-                "id": 1,
-                "name": "Au revoir",
-                "keywords": ["au revoir", "bye"],
-                "match": "any",
-                "actions": [{"type": "tag", "tag": "closing"}],
-                "channels": ["shop"],
-                "types": [],
-                "enabled": False,
-                "created_at": "2026-11-20T09:00:00Z",
-                "updated_at": "2026-11-21T10:00:00Z",
-            }
-            assert (r.at.day, r.at.hour) == (20, 9)  # when it was created
-            [other] = await repo.list_revisions(2)
-            assert (other.by, other.automation["match"], other.automation["types"]) == ("api", "all", ["group"])
-            # a run stored before revisions were kept does not claim one
-            [run] = await repo.list_runs(automation_id=1)
-            assert run.revision is None
-            # the next change is revision 2
-            saved = await repo.set_automation_enabled(1, True)
-            assert saved is not None and saved.revision == 2
-    finally:
-        if kind == "postgres":
-            await conftest._pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        first = await repo.get_automation(1)
+        assert first is not None and first.revision == 1
+        [r] = await repo.list_revisions(1)
+        assert (r.revision, r.change.value, r.by) == (1, "created", "slack:U1")
+        assert r.automation == {
+            "id": 1,
+            "name": "Au revoir",
+            "keywords": ["au revoir", "bye"],
+            "match": "any",
+            "actions": [{"type": "tag", "tag": "closing"}],
+            "channels": ["shop"],
+            "types": [],
+            "enabled": False,
+            "created_at": "2026-11-20T09:00:00Z",
+            "updated_at": "2026-11-21T10:00:00Z",
+        }
+        assert (r.at.day, r.at.hour) == (20, 9)  # when it was created
+        [other] = await repo.list_revisions(2)
+        assert (other.by, other.automation["match"], other.automation["types"]) == ("api", "all", ["group"])
+        # a run stored before revisions were kept does not claim one
+        [run] = await repo.list_runs(automation_id=1)
+        assert run.revision is None
+        # the next change is revision 2
+        saved = await repo.set_automation_enabled(1, True)
+        assert saved is not None and saved.revision == 2
 
 
 async def _index_columns(conn: Any) -> set[tuple[str, tuple[str, ...]]]:
@@ -248,20 +222,9 @@ async def test_upgrade_rebuilds_the_sqlite_search_index_without_sizes_and_keeps_
     from bot.store.search import matching_conversations
 
     url = f"sqlite://{tmp_path}/old.sqlite3"
-    await migrate(config=db.tortoise_config(url), target="inbox.0008_sqlite_lost_indexes")
-    conn = Tortoise.get_connection("default")
-    for sql in SEED:
-        await conn.execute_script(sql)
-    old = (
-        "CREATE VIRTUAL TABLE message_search USING fts5(body, content='', tokenize = \"unicode61 remove_diacritics 0\")"
-    )
-    await conn.execute_script(f"DROP TABLE message_search; {old}")
-    await conn.execute_query(
-        "INSERT INTO message_search (rowid, body) VALUES (1, ?)", [document("Demande de Remboursement")]
-    )
-    await Tortoise.close_connections()
-
-    await db.migrate(url)
+    old = "CREATE VIRTUAL TABLE message_search USING fts5(body, content='', tokenize = \"unicode61\")"
+    indexed = f"INSERT INTO message_search (rowid, body) VALUES (1, '{document('Demande de Remboursement')}')"
+    await upgrade(url, seed=[*SEED, "DROP TABLE message_search", old, indexed], since="inbox.0008_sqlite_lost_indexes")
     async with db.open_store(url):
         conn = connections.get("default")
         [row] = await conn.execute_query_dict("SELECT sql FROM sqlite_master WHERE name = 'message_search'")
