@@ -3,28 +3,13 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-BATCH = 5000
-
 
 async def create_and_fill(apps, schema_editor) -> None:
-    from bot.engine.search import document
-    from bot.store.search import create_index, index_messages
+    from bot.store.search import create_index, index_stored
 
     conn = schema_editor.client
     await create_index(conn)
-    last = 0
-    sqlite = conn.capabilities.dialect == "sqlite"
-    while True:
-        sql = (
-            "SELECT id, conversation_id, text FROM messages WHERE id > ? ORDER BY id LIMIT ?"
-            if sqlite
-            else "SELECT id, conversation_id, text FROM messages WHERE id > $1 ORDER BY id LIMIT $2"
-        )
-        rows = await conn.execute_query_dict(sql, [last, BATCH])
-        if not rows:
-            return
-        await index_messages([(r["id"], r["conversation_id"], document(r["text"])) for r in rows], conn=conn)
-        last = rows[-1]["id"]
+    await index_stored(conn)
 
 
 class Migration(migrations.Migration):

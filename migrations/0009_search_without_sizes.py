@@ -8,12 +8,9 @@ PostgreSQL's index has no such sizes: nothing to do there."""
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-BATCH = 5000
-
 
 async def rebuild(apps, schema_editor) -> None:
-    from bot.engine.search import document
-    from bot.store.search import create_index, index_messages
+    from bot.store.search import create_index, index_stored
 
     conn = schema_editor.client
     if conn.capabilities.dialect != "sqlite":
@@ -23,15 +20,7 @@ async def rebuild(apps, schema_editor) -> None:
         return  # created by 0004 of this release already
     await conn.execute_script("DROP TABLE message_search")
     await create_index(conn)
-    last = 0
-    while True:
-        rows = await conn.execute_query_dict(
-            "SELECT id, conversation_id, text FROM messages WHERE id > ? ORDER BY id LIMIT ?", [last, BATCH]
-        )
-        if not rows:
-            return
-        await index_messages([(r["id"], r["conversation_id"], document(r["text"])) for r in rows], conn=conn)
-        last = rows[-1]["id"]
+    await index_stored(conn)
 
 
 class Migration(migrations.Migration):

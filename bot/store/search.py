@@ -55,6 +55,23 @@ def index_statement(rows: Sequence[tuple[int, int, str]], *, sqlite: bool) -> St
     )
 
 
+async def index_stored(conn: BaseDBAsyncClient, *, batch: int = 5000) -> None:
+    """Index every message already stored (a migration that (re)builds the index calls it)."""
+    from bot.engine.search import document
+
+    sqlite = is_sqlite(conn)
+    sql = "SELECT id, conversation_id, text FROM messages WHERE id > ? ORDER BY id LIMIT ?"
+    last = 0
+    while True:
+        rows = await conn.execute_query_dict(
+            sql if sqlite else sql.replace("?", "$1", 1).replace("?", "$2"), [last, batch]
+        )
+        if not rows:
+            return
+        await index_messages([(r["id"], r["conversation_id"], document(r["text"])) for r in rows], conn=conn)
+        last = rows[-1]["id"]
+
+
 async def index_messages(rows: Sequence[tuple[int, int, str]], *, conn: BaseDBAsyncClient | None = None) -> None:
     """Index (message id, conversation id, document) rows, in the caller's transaction."""
     if not rows:
