@@ -32,15 +32,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._stores import bench_store  # noqa: E402
 from bench.bench_queue import Loader  # noqa: E402
 from bot.config import settings_from_dict  # noqa: E402
 from bot.domain import Action, ActionType, ConversationType, MatchMode  # noqa: E402
@@ -214,34 +212,11 @@ async def measure(url: str, sample: list[str], *, messages: int) -> list[str]:
 
 async def run_store(kind: str, args: argparse.Namespace, tmp: Path) -> list[str]:
     print(f"\n[{kind}] building {args.messages:,} messages ...", flush=True)
-    drop: Callable[[], Awaitable[None]] | None = None
-    if kind == "sqlite":
-        url = f"sqlite://{tmp}/bench-preview.sqlite3"
-    else:
-        import asyncpg
-
-        name = f"bench_preview_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        url = urlunsplit(urlsplit(args.postgres)._replace(path=f"/{name}"))
-
-        async def drop_database() -> None:
-            conn = await asyncpg.connect(args.postgres)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        drop = drop_database
-    try:
+    async with bench_store(kind, name="bench_preview", tmp=tmp, postgres=args.postgres) as url:
         messages = (args.messages // args.per_conversation) * args.per_conversation
         sample = await build(url, messages=messages, per_conversation=args.per_conversation)
         print(f"[{kind}] previewing ...", flush=True)
         return [f"{kind} ({messages:,} messages)", *await measure(url, sample, messages=messages)]
-    finally:
-        if drop is not None:
-            await drop()
 
 
 async def main() -> None:

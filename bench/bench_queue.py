@@ -31,16 +31,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._stores import bench_store  # noqa: E402
 from bot.domain import QueueKey  # noqa: E402
 from bot.engine.search import document, terms  # noqa: E402
 
@@ -348,35 +347,12 @@ def report(store: str, results: list[tuple[str, list[float], int]]) -> list[str]
 
 async def run_store(kind: str, args: argparse.Namespace, tmp: Path) -> list[str]:
     print(f"\n[{kind}] building {args.conversations:,} conversations ...", flush=True)
-    drop: Callable[[], Awaitable[None]] | None = None
-    if kind == "sqlite":
-        url = f"sqlite://{tmp}/bench-queue.sqlite3"
-    else:
-        import asyncpg
-
-        name = f"bench_queue_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        url = urlunsplit(urlsplit(args.postgres)._replace(path=f"/{name}"))
-
-        async def drop_database() -> None:
-            conn = await asyncpg.connect(args.postgres)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        drop = drop_database
-    try:
+    async with bench_store(kind, name="bench_queue", tmp=tmp, postgres=args.postgres) as url:
         texts = await build(url, conversations=args.conversations, per_conversation=args.messages_per_conversation)
         print(f"[{kind}] timing {args.samples} samples per query ({args.naive_samples} for the naive scans)",
               flush=True)  # fmt: skip
         results = await measure(url, texts, samples=args.samples, naive_samples=args.naive_samples)
         return report(f"{kind} ({args.conversations:,} conversations)", results)
-    finally:
-        if drop is not None:
-            await drop()
 
 
 async def main() -> None:
