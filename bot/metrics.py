@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -32,6 +33,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         # CPU, memory, open files, start time (from /proc) and the Python version, as every exporter has
         ProcessCollector(registry=r)
@@ -88,6 +90,15 @@ class Metrics:
             registry=r,
         )
 
+    def labelled(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: the hot paths (every request, every message) skip
+        the metric's lock and label checks after the first time. Not for metrics that are cleared."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def set_queue(self, figures: Iterable[QueueFigure], *, now: datetime) -> None:
         """The queue's gauges from this scrape's figures (combinations gone since are dropped)."""
         self.queue_open.clear()
@@ -135,7 +146,7 @@ def http_metrics_middleware(metrics: Metrics) -> Middleware:
         finally:
             if status:
                 method = request.method if request.method in _METHODS else "other"
-                metrics.http_seconds.labels(route_pattern(request), method, str(status)).observe(
+                metrics.labelled(metrics.http_seconds, route_pattern(request), method, str(status)).observe(
                     time.perf_counter() - started
                 )
 

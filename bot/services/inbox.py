@@ -142,7 +142,9 @@ class Inbox:
         ahead = (self._rules().scan(msg.text), search.document(msg.text))
         self._pending.append((msg, fut, started, ahead))
         self._wake.set()
-        return await asyncio.shield(fut)
+        # a request cancelled meanwhile cancels only its wait: the batch commits it all the same
+        # and `_settle` skips a future already done
+        return await fut
 
     async def _writer(self) -> None:
         while True:
@@ -216,7 +218,7 @@ class Inbox:
         self, msg: InboundMessage, fut: asyncio.Future[IngestResult], started: float, result: IngestResult
     ) -> None:
         self._metrics.ingest_seconds.observe(time.perf_counter() - started)
-        self._metrics.messages.labels(msg.channel, "duplicate" if result.duplicate else "stored").inc()
+        self._metrics.labelled(self._metrics.messages, msg.channel, "duplicate" if result.duplicate else "stored").inc()
         if not fut.done():
             fut.set_result(result)
 
