@@ -149,13 +149,14 @@ async def run_stream(
     done: Done[K, T],
     *,
     topics: Literal["route", "change"] | None = None,
-    budget: float = 0.02,
+    budget: float = 0.005,
 ) -> None:
     """Transactions one after another while `take()` gives work; after each commit (or failure)
     `done(key, result or error)` runs on the event loop, in order. Stops at the first failure, so
     the caller can take that work apart. `take` runs on SQLite's thread: it must only read what
     other threads append (a deque's popleft). On SQLite the thread keeps the connection for at most
-    `budget` seconds at a time, so other statements still get their turn under a steady stream."""
+    `budget` seconds at a time (a batch or two), so a page's reads still get their turn every few
+    milliseconds under a steady stream."""
     conn = connections.get("default")
     if not one_hand_off(conn):
         while (work := take()) is not None:
