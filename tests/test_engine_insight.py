@@ -288,6 +288,63 @@ def subject(r: Rule, *, enabled: bool = True, **facts: object) -> LintSubject:
     return LintSubject(rule=r, enabled=enabled, **facts)  # type: ignore[arg-type]
 
 
+def every_pair(active: list[LintSubject], about: int | None) -> list[tuple[str, tuple[int, ...], str | None]]:
+    """The two-automation warnings by their definition: every pair of automations (by id) whose
+    scopes overlap, for each keyword of the first that the second has too; a conflict when one
+    resolves and the other sends to the CRM."""
+    out = []
+    ordered = sorted(active, key=lambda s: s.rule.id)
+    for n, s in enumerate(ordered):
+        for t in ordered[n + 1 :]:
+            a, b = s.rule, t.rule
+            if about is not None and about not in (a.id, b.id):
+                continue
+            if not ((not a.channels or not b.channels or a.channels & b.channels) and
+                    (not a.types or not b.types or a.types & b.types)):  # fmt: skip
+                continue
+            shared = [kw for kw, key in zip(a.keywords, a.keys, strict=True) if key and key in set(b.keys)]
+            out += [(Kind.DUPLICATE_KEYWORD.value, (a.id, b.id), kw) for kw in shared]
+            kinds = ({x.type for x in a.actions}, {x.type for x in b.actions})
+            if shared and ActionType.RESOLVE in kinds[0] and ActionType.CRM in kinds[1]:
+                out.append((Kind.CONFLICT.value, (a.id, b.id), shared[0]))
+            elif shared and ActionType.CRM in kinds[0] and ActionType.RESOLVE in kinds[1]:
+                out.append((Kind.CONFLICT.value, (b.id, a.id), shared[0]))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["bye", "Bye", "au revoir", "refund", "help", "!!"]), min_size=1, max_size=3),
+            st.sampled_from([(TAG,), (RESOLVE,), (CRM,), (TAG, RESOLVE)]),
+            st.sampled_from([frozenset(), frozenset({"shop"}), frozenset({"support"})]),
+            st.booleans(),
+        ),
+        max_size=7,
+    ),
+    st.sampled_from([None, 1, 3]),
+)
+def test_lint_finds_the_pairs_that_trying_every_pair_finds(
+    specs: list[tuple[list[str], tuple[Action, ...], frozenset[str], bool]], about: int | None
+) -> None:
+    subjects = [
+        subject(
+            Rule(id=i + 1, name=f"R{i + 1}", keywords=tuple(kws), match=MatchMode.ANY, actions=acts, channels=ch),
+            enabled=on,
+        )
+        for i, (kws, acts, ch, on) in enumerate(specs)
+    ]
+    random.Random(len(specs)).shuffle(subjects)  # the order subjects come in does not matter
+    active = [s for s in subjects if s.enabled or s.rule.id == about]
+    found = [
+        (w.kind.value, w.automation_ids, w.keyword)
+        for w in lint(subjects, known_channels=["shop", "support"], now=NOW, about=about)
+        if w.kind in (Kind.DUPLICATE_KEYWORD, Kind.CONFLICT)
+    ]
+    assert found == every_pair(active, about)
+
+
 def test_generic_words_cover_four_languages() -> None:
     assert {"hello", "thanks", "merci", "bonjour", "danke", "hallo", "gracias", "hola"} <= GENERIC_WORDS
     assert "au revoir" not in GENERIC_WORDS  # a goodbye is what resolving is for

@@ -108,6 +108,8 @@ def lint(
     out: list[Warning] = []
     channels = set(known_channels)
     for s in active:
+        if about is not None and s.rule.id != about:
+            continue  # its own warnings name only itself
         r = s.rule
         if _has(r, ActionType.RESOLVE):
             for kw, key in zip(r.keywords, r.keys, strict=True):
@@ -127,8 +129,9 @@ def lint(
             and (s.last_run_at is None or s.last_run_at <= quiet_since)
         ):
             out.append(Warning(Kind.NEVER_FIRED, *_ids(r), days=QUIET_DAYS))
-    for s, t in combinations(sorted(active, key=lambda x: x.rule.id), 2):
-        a, b = s.rule, t.rule
+    ordered = sorted(active, key=lambda x: x.rule.id)
+    for i, j in _sharing_pairs(ordered, about):
+        a, b = ordered[i].rule, ordered[j].rule
         if not _overlap(a, b):
             continue
         shared = _shared(a, b)
@@ -143,6 +146,27 @@ def lint(
     if about is not None:
         out = [w for w in out if about in w.automation_ids]
     return [_saved_only(w) for w in out]
+
+
+def _sharing_pairs(active: Sequence[LintSubject], about: int | None) -> list[tuple[int, int]]:
+    """The pairs (i < j, positions in `active`) of automations with a keyword in common — the only
+    pairs a warning can name — found through the keywords rather than by trying every pair (an
+    edit page among thousands of automations); with `about`, only the pairs it is part of."""
+    holders: dict[str, list[int]] = {}
+    for n, s in enumerate(active):
+        for key in set(s.rule.keys):
+            if key:
+                holders.setdefault(key, []).append(n)
+    pairs: set[tuple[int, int]] = set()
+    if about is None:
+        for members in holders.values():
+            pairs.update(combinations(members, 2))
+    else:
+        for n, s in enumerate(active):
+            if s.rule.id == about:
+                for key in set(s.rule.keys):
+                    pairs.update((min(n, m), max(n, m)) for m in holders.get(key, ()) if m != n)
+    return sorted(pairs)
 
 
 def _saved_only(w: Warning) -> Warning:
