@@ -155,7 +155,13 @@ class Inbox:
                 await self._wake.wait()
             # batch after batch while messages keep coming (on SQLite its thread takes the next
             # batch as soon as it commits one); stops at a failed batch, taken apart below
-            await ingest.take_in_stream(self._take_batch, self._taken, contacts=self._contacts)
+            try:
+                await ingest.take_in_stream(self._take_batch, self._taken, contacts=self._contacts)
+            except Exception as exc:  # the stream could not run at all: never leave a request waiting
+                log.exception("ingest stream failed; taking the next batch message by message")
+                stranded = self._take_batch()
+                if stranded is not None:
+                    self._failed.append((stranded[0], exc))
             while self._failed:
                 await self._one_by_one(*self._failed.popleft())
 
