@@ -10,6 +10,7 @@ message; each is acknowledged only after that commit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -229,11 +230,11 @@ class Inbox:
             fut.set_result(result)
 
     async def _ingest_alone(self, msg: InboundMessage) -> IngestResult:
-        rules = self._rules()
         for attempt in range(ALONE_ATTEMPTS):
+            rules = self._rules()  # the current ones on each attempt
             try:
                 taken = await ingest.take_in(
-                    [[msg]], lambda received: [plan(r, rules) for r in received], contacts=self._contacts
+                    [[msg]], functools.partial(_plan_all, rules=rules), contacts=self._contacts
                 )
                 self._metrics.fired(run.automation_id for e in taken.effects for run in e.runs)
                 (result,) = _results([[0]], taken)
@@ -481,6 +482,10 @@ async def _audit(actor: str, kind: str, conversation_id: int, summary: str) -> N
 
 
 __all__ = ["ConversationConflict", "ConversationNotFound", "Inbox", "IngestResult"]
+
+
+def _plan_all(received: Sequence[Received], *, rules: RuleSet) -> list[Effects]:
+    return [plan(r, rules) for r in received]
 
 
 def _rounds(msgs: Sequence[InboundMessage]) -> list[list[int]]:
