@@ -6,7 +6,7 @@ to the page (POST → redirect → GET)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from babel.dates import TIMEDELTA_UNITS, format_timedelta
+from markupsafe import Markup, escape
 
-from bot.domain import Message, Priority
+from bot.domain import Direction, Message, Priority
 from bot.errors import InboxError, Invalid, NotFound
 from bot.front import views
 from bot.front.api import decode_cursor, decode_queue_cursor, encode_cursor, encode_queue_cursor
+from bot.front.views import delivery_state, iso
 from bot.front.web.auth import current_user, require_user
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import flash, page_language, render, wording_for
@@ -247,14 +249,6 @@ async def _user_names(ctx: WebContext, ids: Iterable[int]) -> dict[int, str]:
     return {user_id: u.name for user_id, u in (await ctx.people.users_by_id(list(ids))).items()}
 
 
-def _actors(data: dict[str, Any]) -> list[str]:
-    found = [data.get("resolved_by")]
-    found += [m.get("author") for m in data["messages"]]
-    found += [e.get("by") for e in data["events"]]
-    found += [e.get("detail") for e in data["events"] if e["kind"] == "assigned"]
-    return [a for a in found if isinstance(a, str)]
-
-
 def actor_words(_: Wording, actor: str | None, *, users: dict[int, str], automations: dict[int, str]) -> str:
     """Who did something, as a person reads it: a user's name, an automation's, Salesforce."""
     if actor is None:
@@ -304,18 +298,45 @@ def event_kinds(_: Wording) -> dict[str, str]:
     }
 
 
-@dataclass(slots=True)
-class MessageLine:
-    """One message as the conversation page shows it, worded: a page holds hundreds, and the
-    template reads attributes of an object faster than keys of a dict."""
+def message_items(
+    _: Wording,
+    messages: Sequence[Message],
+    tags: Mapping[int, list[str]],
+    *,
+    contact: str,
+    who: Callable[[str | None], str],
+) -> Markup:
+    """The conversation's messages as the page's `<li>` items, oldest first.
 
-    direction: str
-    byline: str  # "Ann wrote", "Bob replied"
-    sent_at: str | None
-    when: str
-    delivery: str  # how our reply fared, in words ('' for the contact's messages)
-    text: str
-    tags: list[str]
+    Written here rather than in the template: a long conversation shows hundreds, and each `{{ }}`
+    of a template is an escape call that makes a Markup object (five a message cost more than the
+    rest of the page). Whatever a person wrote (the contact's text and name, an agent's name, a
+    tag) is escaped here, each text once; our own words once a page; the direction and the
+    timestamps are ours and hold nothing to escape."""
+    wrote = escape(_("{name} wrote", name=contact))
+    replied: dict[str | None, Markup] = {}
+    deliveries = {state: f" · {escape(words)}" for state, words in delivery_words(_).items()}
+    tags_word = escape(_("Tags"))
+    items = []
+    for m in messages:
+        at = iso(m.sent_at)
+        byline, delivery = wrote, ""
+        if m.direction is Direction.OUTBOUND:
+            if m.author not in replied:
+                replied[m.author] = escape(_("{name} replied", name=who(m.author)))
+            byline = replied[m.author]
+            state = delivery_state(m)
+            delivery = deliveries.get(state) or f" · {escape(state)}"
+        chips = ""
+        if tags.get(m.id):
+            spans = "".join(f'<span class="chip">{escape(t)}</span>' for t in tags[m.id])
+            chips = f'<p class="meta">{tags_word}: {spans}</p>\n'
+        items.append(
+            f'<li class="message {m.direction.value}">\n'
+            f'<p class="meta">{byline} · <time datetime="{at}">{when(at)}</time>{delivery}</p>\n'
+            f'<p class="text">{escape(m.text)}</p>\n{chips}</li>\n'
+        )
+    return Markup("".join(items))
 
 
 @dataclass(slots=True)
@@ -339,36 +360,30 @@ def case_link(ctx: WebContext, crm: dict[str, Any] | None) -> str | None:
 
 @require_user
 async def conversation_page(request: web.Request) -> web.StreamResponse:
+    """One conversation: its messages, automations, history and what can be done to it. Built once
+    from the store's records (not from the API's JSON)."""
     ctx = request.app[WEB_KEY]
     cid = _conversation_id(request)
-    data = await views.conversation_detail_json(cid)
-    if data is None:
+    conv = await repo.get_conversation(cid)
+    if conv is None:
         raise NotFound("conversation", cid)
+    (data,) = await views.conversations_json([conv])
+    messages, tags = await repo.conversation_messages(cid)
+    runs = await repo.conversation_runs(cid)
+    history = views.events_json(conv, await repo.conversation_events(cid), messages)
     _ = wording_for(request)
-    automations = {r["automation_id"]: r["automation_name"] for r in data["runs"]}
-    user_ids = [int(m.group(2)) for a in _actors(data) if (m := ACTOR.fullmatch(a)) and m.group(1) == "user"]
-    user_ids += [data["assignee"]["id"]] if data["assignee"] else []
-    users = await _user_names(ctx, [i for i in user_ids if i < 2**62])
+    automations = {r.automation_id: r.automation_name for r in runs}
+    actors = [conv.resolved_by, *(m.author for m in messages if m.direction is Direction.OUTBOUND)]
+    actors += [e["by"] for e in history] + [e["detail"] for e in history if e["kind"] == "assigned"]
+    user_ids = [int(m.group(2)) for a in actors if a and (m := ACTOR.fullmatch(a)) and m.group(1) == "user"]
+    user_ids += [conv.assignee_id] if conv.assignee_id is not None else []
+    users = await _user_names(ctx, {i for i in user_ids if i < 2**62})
 
     def who(actor: str | None) -> str:
         return actor_words(_, actor, users=users, automations=automations)
 
-    contact_name = data["contact"]["name"] or ""
-    deliveries = delivery_words(_)
-    messages = [
-        MessageLine(
-            direction=m["direction"],
-            byline=_("{name} wrote", name=contact_name)
-            if m["direction"] == "inbound"
-            else _("{name} replied", name=who(m["author"])),
-            sent_at=m["sent_at"],
-            when=when(m["sent_at"]),
-            delivery=deliveries.get(m["delivery"], m["delivery"]) if m["direction"] == "outbound" else "",
-            text=m["text"],
-            tags=m["tags"],
-        )
-        for m in data["messages"]
-    ]
+    contact = data["contact"]
+    data["runs"] = [views.run_json(r) for r in runs]
     for r in data["runs"]:
         r["words"] = run_words(_, r)
     kinds = event_kinds(_)
@@ -380,7 +395,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             who=who(e["by"]),
             detail=who(e["detail"]) if e["kind"] == "assigned" else (e["detail"] or ""),
         )
-        for e in data["events"]
+        for e in history
     ]
     me = current_user(request)
     reasons_on = ctx.settings.organization.resolution_reasons
@@ -390,19 +405,19 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         "conversation.html",
         {
             "c": data,
-            "messages": messages,
+            "messages": message_items(_, messages, tags, contact=contact["name"] or "", who=who),
             "events": events,
-            "contact": data["contact"]["name"] or data["contact"]["id"] or "",
-            "resolved_by": who(data["resolved_by"]),
+            "contact": contact["name"] or contact["id"] or "",
+            "resolved_by": who(conv.resolved_by),
             "resolved_at": when(data["resolved_at"]),
             "reasons": await ctx.admin.list_labels("reason") if reasons_on else [],
             "reasons_on": reasons_on,
             "addable_topics": [t for t in topics if t.casefold() not in {x.casefold() for x in data["topics"]}],
             "case_url": case_link(ctx, data["crm"]),
-            "mine": data["assignee"] is not None and data["assignee"]["id"] == me.id,
+            "mine": conv.assignee_id is not None and conv.assignee_id == me.id,
             "priorities": priority_words(_),
             "types": type_words(_),
-            "why": await why_items(ctx, cid, _, {m["id"]: m["text"] for m in data["messages"]}),
+            "why": await why_items(ctx, _, conv, runs, messages),
         },
     )
 
