@@ -93,7 +93,8 @@ def _waited_words(lang: str, unit: str, count: int, seconds: float) -> str:
 
 
 def first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    lines = text.splitlines()
+    line = lines[0].strip() if len(lines) == 1 else next((ln.strip() for ln in lines if ln.strip()), "")
     return line if len(line) <= FIRST_LINE else line[: FIRST_LINE - 1] + "…"
 
 
@@ -218,7 +219,8 @@ def _queue_rows(
         name = (contact.name or contact.platform_id or "") if contact is not None else ""
         assigned = ""
         if c.assignee_id is not None:
-            assigned = f"<br><small>{escape(_('assigned to {name}', name=users.get(c.assignee_id) or ''))}</small>"
+            assigned = once(_("assigned to {name}", name=users.get(c.assignee_id) or ""))
+            assigned = f"<br><small>{assigned}</small>"
         priority = PRIORITY_ORDER[c.priority].value
         out.append(
             f'<tr>\n<td><a href="/inbox/{c.id}">{escape(name)}</a>{assigned}</td>\n'
