@@ -311,3 +311,56 @@ def test_a_wait_is_worded_as_babel_words_it(lang: str) -> None:
         assert waited(since, lang, now) == expected, seconds
     assert waited(None, lang, now) == ""
     assert waited((now + timedelta(hours=1)).isoformat(), lang, now) == format_timedelta(0, locale=lang, threshold=1.0)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_rows_written_in_python_escape_everything_a_person_wrote(lang: str) -> None:
+    """The queue's rows and a conversation's messages are written outside the template (a page
+    holds hundreds): names, texts, topics and tags stay text there too, in both languages."""
+    from datetime import UTC, datetime
+
+    from bot.domain import Contact, Conversation, ConversationType, Direction, Message, Status
+    from bot.front.web.inbox_pages import _queue_rows, message_items
+    from bot.i18n import wording
+
+    _ = wording(lang)
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    evil = "<img src=x onerror=alert(1)>&\"'"
+    safe = "&lt;img src=x onerror=alert(1)&gt;&amp;&#34;&#39;"
+
+    def message(mid: int, direction: Direction, author: str | None) -> Message:
+        return Message(mid, 1, "shop", None, None, direction, evil, author, at, None, at, "sent" if author else None)
+
+    items = str(
+        message_items(
+            _,
+            [message(1, Direction.INBOUND, None), message(2, Direction.OUTBOUND, "user:1")],
+            {1: [evil], 2: []},
+            contact=evil,
+            who=lambda actor: evil if actor else "",
+        )
+    )
+    assert "<img" not in items
+    assert items.count(safe) == 5  # the contact's name, both texts, the tag, the agent's name
+    assert _("{name} replied", name=safe) in items
+    assert f'<time datetime="2026-12-01T10:00:00Z">2026-12-01 10:00 UTC</time> · {_("sent")}' in items
+
+    conv = Conversation(
+        1, "shop", "t", ConversationType.DIRECT, Status.OPEN, 7, None, None, None, None, (), {}, None, None, None,
+        None, None, None, None, at, at, priority=0, assignee_id=3, waiting_since=at,
+    )  # fmt: skip
+    rows = str(
+        _queue_rows(
+            _,
+            [conv],
+            contacts={7: Contact(7, "shop", "c-7", evil, at)},
+            topics={1: [evil]},
+            tags={1: [evil]},
+            lasts={1: message(5, Direction.INBOUND, None)},
+            users={3: evil},
+            lang=lang,
+        )
+    )
+    assert "<img" not in rows
+    assert rows.count(safe) == 5  # the contact, the assignee, the last line, the topic, the tag
+    assert '<a href="/inbox/1">' in rows and 'class="priority-urgent"' in rows

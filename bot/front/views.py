@@ -33,7 +33,8 @@ from bot.services.insight import Preview
 from bot.store import queue, repo
 
 
-def _iso(dt: datetime | None) -> str | None:
+def iso(dt: datetime | None) -> str | None:
+    """An instant as the API (and a page's `<time datetime>`) writes it: `2026-11-24T10:00:00Z`."""
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
@@ -45,13 +46,14 @@ def message_json(m: Message, tags: list[str]) -> dict[str, Any]:
         "direction": m.direction.value,
         "text": m.text,
         "tags": tags,
-        "sent_at": _iso(m.sent_at),
+        "sent_at": iso(m.sent_at),
         "author": m.author if outbound else None,
-        "delivery": _delivery(m) if outbound else None,
+        "delivery": delivery_state(m) if outbound else None,
     }
 
 
-def _delivery(m: Message) -> str:
+def delivery_state(m: Message) -> str:
+    """How our reply fared: stored, pending, sent or failed."""
     if m.delivery is not None:
         return m.delivery
     # a reply stored before deliveries were recorded: delivered when the platform gave it an id
@@ -67,15 +69,15 @@ def events_json(conv: Conversation, stored: list[ConversationEvent], messages: l
     from the conversation and its messages: nothing is written for them) with what was recorded
     (resolved, reopened, assigned, topics changed)."""
     events: list[tuple[datetime, int, dict[str, Any]]] = [
-        (conv.created_at, 0, {"kind": "opened", "by": None, "detail": None, "at": _iso(conv.created_at)})
+        (conv.created_at, 0, {"kind": "opened", "by": None, "detail": None, "at": iso(conv.created_at)})
     ]
     for e in stored:
         kind = EVENT_KINDS.get(e.action, e.action)
-        events.append((e.created_at, 1, {"kind": kind, "by": e.actor, "detail": e.reason, "at": _iso(e.created_at)}))
+        events.append((e.created_at, 1, {"kind": kind, "by": e.actor, "detail": e.reason, "at": iso(e.created_at)}))
     for m in messages:
         if m.direction is Direction.OUTBOUND:
             at = m.sent_at or m.created_at
-            events.append((at, 1, {"kind": "replied", "by": m.author, "detail": None, "at": _iso(at)}))
+            events.append((at, 1, {"kind": "replied", "by": m.author, "detail": None, "at": iso(at)}))
     events.sort(key=lambda item: (item[0], item[1]))  # stable: same instant keeps the order above
     return [e for _, _, e in events]
 
@@ -90,8 +92,8 @@ def automation_json(a: Automation) -> dict[str, Any]:
         "channels": list(a.channels),
         "types": [t.value for t in a.types],
         "enabled": a.enabled,
-        "created_at": _iso(a.created_at),
-        "updated_at": _iso(a.updated_at),
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
     }
 
 
@@ -126,7 +128,7 @@ def run_json(r: AutomationRun) -> dict[str, Any]:
         "keywords": list(r.keywords),
         "actions": [action.to_json() for action in r.actions],
         "revision": r.revision,
-        "created_at": _iso(r.created_at),
+        "created_at": iso(r.created_at),
     }
 
 
@@ -134,7 +136,7 @@ def revision_json(r: AutomationRevision) -> dict[str, Any]:
     """One revision: what changed, by whom, and the automation as it stood after it."""
     return {
         "revision": r.revision,
-        "at": _iso(r.at),
+        "at": iso(r.at),
         "by": r.by,
         "change": r.change.value,
         "automation": dict(r.automation),
@@ -142,7 +144,7 @@ def revision_json(r: AutomationRevision) -> dict[str, Any]:
 
 
 def audit_json(e: AuditEntry) -> dict[str, Any]:
-    return {"id": e.id, "at": _iso(e.at), "actor": e.actor, "kind": e.kind, "target": e.target, "summary": e.summary}
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "kind": e.kind, "target": e.target, "summary": e.summary}
 
 
 def user_json(u: User) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def user_json(u: User) -> dict[str, Any]:
         "teams": list(u.teams),
         "active": u.active,
         "language": u.language,
-        "created_at": _iso(u.created_at),
+        "created_at": iso(u.created_at),
     }
 
 
@@ -172,9 +174,9 @@ def job_json(j: OutboxJob) -> dict[str, Any]:
         "conversation_id": j.conversation_id,
         "message_id": j.payload.get("message_id"),  # the reply a `reply` job sends
         "last_error": j.last_error,
-        "run_after": _iso(j.run_after),
-        "created_at": _iso(j.created_at),
-        "updated_at": _iso(j.updated_at),
+        "run_after": iso(j.run_after),
+        "created_at": iso(j.created_at),
+        "updated_at": iso(j.updated_at),
     }
 
 
@@ -200,14 +202,14 @@ def conversation_json(
         "tags": tags,
         "resolution_reason": c.resolution_reason,
         "resolved_by": c.resolved_by,
-        "resolved_at": _iso(c.resolved_at),
+        "resolved_at": iso(c.resolved_at),
         "previous_id": c.previous_id,
-        "created_at": _iso(c.created_at),
+        "created_at": iso(c.created_at),
         "crm": {"case_id": c.crm_case_id, "case_number": c.crm_case_number} if c.crm_case_id else None,
         "priority": PRIORITY_ORDER[c.priority].value,
         "team": team,
         "assignee": {"id": c.assignee_id, "name": assignee} if c.assignee_id is not None else None,
-        "waiting_since": _iso(c.waiting_since),
+        "waiting_since": iso(c.waiting_since),
     }
 
 
@@ -317,7 +319,7 @@ def why_json(entries: Sequence[WhyEntry]) -> dict[str, Any]:
 def preview_json(p: Preview) -> dict[str, Any]:
     c = p.counts
     return {
-        "since": _iso(p.since),
+        "since": iso(p.since),
         "messages_scanned": c.messages_scanned,
         "conversations_scanned": p.conversations_scanned,
         "would_fire": {"messages": c.would_fire_messages, "conversations": c.would_fire_conversations},

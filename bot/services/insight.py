@@ -16,7 +16,17 @@ from datetime import UTC, datetime, timedelta
 
 from bot import plans
 from bot.config import Settings
-from bot.domain import ActionType, Automation, AutomationRevision, ConversationType, RevisionChange
+from bot.domain import (
+    ActionType,
+    Automation,
+    AutomationRevision,
+    AutomationRun,
+    Conversation,
+    ConversationType,
+    Direction,
+    Message,
+    RevisionChange,
+)
 from bot.engine.lint import GENERIC_WORDS, UNSAVED, LintSubject, Warning, lint
 from bot.engine.matcher import KeywordIndex
 from bot.engine.preview import ConversationFacts, PreviewCounts, Replay
@@ -134,19 +144,32 @@ class Insight:
         return compiled[key]
 
     # --- why ----------------------------------------------------------------------------------
-    async def why(self, conversation_id: int) -> list[WhyEntry]:
+    async def why(
+        self,
+        conversation_id: int,
+        *,
+        read: tuple[Conversation, Sequence[AutomationRun], Sequence[Message]] | None = None,
+    ) -> list[WhyEntry]:
         """Per inbound message of the conversation, each automation that fired on it or found one
-        of its keywords in it, and what it did or why not."""
-        conv = await repo.get_conversation(conversation_id)
-        if conv is None:
-            raise ConversationNotFound(conversation_id)
+        of its keywords in it, and what it did or why not. `read`: the conversation, its runs and
+        its messages when the caller has just read them (a conversation page): not read again."""
+        if read is None:
+            conv = await repo.get_conversation(conversation_id)
+            if conv is None:
+                raise ConversationNotFound(conversation_id)
+            stored_runs: Sequence[AutomationRun] = await repo.conversation_runs(conversation_id)
+        else:
+            conv, stored_runs, _ = read
         runs = [
             PastRun(r.automation_id, r.automation_name, r.message_id, r.keywords, r.actions, revision=r.revision)
-            for r in await repo.conversation_runs(conversation_id)
+            for r in stored_runs
         ]
         if not runs and not await repo.has_revisions():
             return []  # no automation ever existed (each has revisions), none fired here: nothing to say
-        stored = await history.inbound_messages(conversation_id)
+        if read is None:
+            stored = await history.inbound_messages(conversation_id)
+        else:
+            stored = [(m.id, m.text, m.created_at) for m in read[2] if m.direction is Direction.INBOUND]
         messages = [HistoryMessage(mid, text, i == 0) for i, (mid, text, _) in enumerate(stored)]
         subjects = dict(
             zip((m.id for m in messages), await self.automations_as_of([at for *_, at in stored]), strict=True)

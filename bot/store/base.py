@@ -44,9 +44,12 @@ def inline_ids(ids: Iterable[int]) -> str:
 
 def timestamp(value: object) -> datetime | None:
     """A timestamp as the driver returns it: a datetime (PostgreSQL) or the stored text (SQLite)."""
-    if value is None:
+    if type(value) is str:  # SQLite's text first: a page parses hundreds
+        moment = datetime.fromisoformat(value)
+    elif value is None:
         return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    else:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 

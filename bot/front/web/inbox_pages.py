@@ -6,7 +6,7 @@ to the page (POST → redirect → GET)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from babel.dates import TIMEDELTA_UNITS, format_timedelta
+from markupsafe import Markup, escape
 
-from bot.domain import Message, Priority
+from bot.domain import PRIORITY_ORDER, Contact, Conversation, Direction, Message, Priority, User
 from bot.errors import InboxError, Invalid, NotFound
 from bot.front import views
 from bot.front.api import decode_cursor, decode_queue_cursor, encode_cursor, encode_queue_cursor
+from bot.front.views import delivery_state, iso
 from bot.front.web.auth import current_user, require_user
 from bot.front.web.context import WEB_KEY, WebContext
 from bot.front.web.render import flash, page_language, render, wording_for
@@ -60,11 +62,13 @@ def when(iso: str | None) -> str:
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
 
 
-def waited(iso: str | None, lang: str, now: datetime) -> str:
-    """How long the contact has waited, in words of the page's language (`3 hours`), or ''."""
-    if not iso:
+def waited(since: datetime | str | None, lang: str, now: datetime) -> str:
+    """How long the contact has waited since `since` (an instant, or as the API writes it), in
+    words of the page's language (`3 hours`), or ''."""
+    if not since:
         return ""
-    since = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if isinstance(since, str):
+        since = datetime.fromisoformat(since.replace("Z", "+00:00"))
     seconds = max((now - since).total_seconds(), 0.0)
     # Babel words the largest unit that holds at least one (`threshold=1.0`), its count rounded:
     # those two say the words, so each is worded once (a queue page words 50 waits per view).
@@ -89,7 +93,8 @@ def _waited_words(lang: str, unit: str, count: int, seconds: float) -> str:
 
 
 def first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    lines = text.splitlines()
+    line = lines[0].strip() if len(lines) == 1 else next((ln.strip() for ln in lines if ln.strip()), "")
     return line if len(line) <= FIRST_LINE else line[: FIRST_LINE - 1] + "…"
 
 
@@ -139,10 +144,19 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     more = len(convs) > PAGE_SIZE
     convs = convs[:PAGE_SIZE]
     _ = wording_for(request)
+    people = await ctx.people.list_users(limit=USERS_LISTED)
+    names = {u.id: u.name for u in people}  # whom rows are assigned to: among them, nearly always
+    missing = {c.assignee_id for c in convs if c.assignee_id is not None and c.assignee_id not in names}
+    names.update(await _user_names(ctx, missing) if missing else {})
+    topics, tags = await repo.conversation_labels([c.id for c in convs])
     rows = _queue_rows(
         _,
-        await views.conversations_json(convs),
-        await repo.last_messages([c.id for c in convs]),
+        convs,
+        contacts=await repo.get_contacts([c.contact_id for c in convs]),
+        topics=topics,
+        tags=tags,
+        lasts=await repo.last_messages([c.id for c in convs]),
+        users=names,
         lang=page_language(request, user),
     )
     next_url = None
@@ -162,53 +176,61 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
             "first_url": ("/inbox" + _query(f)) if cursor else None,
             "open_url": "/inbox" + _query({**f, "status": ""}),
             "resolved_url": "/inbox" + _query({**f, "status": "resolved"}),
-            "choices": await _choices(ctx),
+            "choices": await _choices(ctx, people),
             "priorities": priority_words(_),
         },
         status=400 if problem else 200,
     )
 
 
-@dataclass(slots=True)
-class QueueRow:
-    """One conversation as the queue shows it, worded (see `MessageLine`)."""
+def _queue_rows(
+    _: Wording,
+    convs: list[Conversation],
+    *,
+    contacts: Mapping[int, Contact],
+    topics: Mapping[int, list[str]],
+    tags: Mapping[int, list[str]],
+    lasts: Mapping[int, Message],
+    users: Mapping[int, str],
+    lang: str,
+) -> Markup:
+    """The queue's table rows (`<tr>`), worded once from the store's records.
 
-    id: int
-    contact: str
-    assigned: str  # "assigned to Ann", or ''
-    channel: str
-    type: str
-    last_line: str
-    topics: list[str]
-    tags: list[str]
-    priority: str
-    priority_words: str
-    waited: str
-
-
-def _queue_rows(_: Wording, rows: list[dict[str, Any]], lasts: dict[int, Message], *, lang: str) -> list[QueueRow]:
+    Written here rather than in the template for the reason `message_items` gives (ten `{{ }}` a
+    row, fifty rows): what a person wrote (contact names, last lines, topics, tags, names) is
+    escaped here, each once; the words a page repeats (channels, types, priorities, waits) once a
+    page; ids and priority values are ours."""
     now = datetime.now(UTC)
     types, priorities = type_words(_), priority_words(_)
+    repeated: dict[str, Markup] = {}
+
+    def once(text: str) -> Markup:
+        if text not in repeated:
+            repeated[text] = escape(text)
+        return repeated[text]
+
+    def chips(names: list[str]) -> str:
+        return "".join(f'<span class="chip">{escape(n)}</span>' for n in names)
+
     out = []
-    for row in rows:
-        last = lasts.get(row["id"])
-        assignee = row["assignee"]
+    for c in convs:
+        last = lasts.get(c.id)
+        contact = contacts.get(c.contact_id)
+        name = (contact.name or contact.platform_id or "") if contact is not None else ""
+        assigned = ""
+        if c.assignee_id is not None:
+            assigned = once(_("assigned to {name}", name=users.get(c.assignee_id) or ""))
+            assigned = f"<br><small>{assigned}</small>"
+        priority = PRIORITY_ORDER[c.priority].value
         out.append(
-            QueueRow(
-                id=row["id"],
-                contact=row["contact"]["name"] or row["contact"]["id"] or "",
-                assigned=_("assigned to {name}", name=assignee["name"] or "") if assignee else "",
-                channel=row["channel"],
-                type=types.get(row["type"], row["type"]),
-                last_line=first_line(last.text) if last is not None else "",
-                topics=row["topics"],
-                tags=row["tags"],
-                priority=row["priority"],
-                priority_words=priorities.get(row["priority"], row["priority"]),
-                waited=waited(row["waiting_since"], lang, now),
-            )
+            f'<tr>\n<td><a href="/inbox/{c.id}">{escape(name)}</a>{assigned}</td>\n'
+            f"<td>{once(c.channel)}</td>\n<td>{once(types.get(c.type.value, c.type.value))}</td>\n"
+            f'<td class="first-line">{escape(first_line(last.text)) if last is not None else ""}</td>\n'
+            f"<td>{chips(topics.get(c.id, []))}</td>\n<td>{chips(tags.get(c.id, []))}</td>\n"
+            f'<td class="priority-{priority}">{once(priorities.get(priority, priority))}</td>\n'
+            f"<td>{once(waited(c.waiting_since, lang, now))}</td>\n</tr>\n"
         )
-    return out
+    return Markup("".join(out))
 
 
 def _filter_problem(_: Wording, exc: Invalid) -> str:
@@ -222,14 +244,16 @@ def _filter_problem(_: Wording, exc: Invalid) -> str:
     return _("{field}: {problem}", field=field, problem=str(exc))
 
 
-async def _choices(ctx: WebContext) -> dict[str, Any]:
-    """What the filters offer: every channel, topic, team and active user."""
-    users = [u for u in await ctx.people.list_users(limit=500) if u.active]
+USERS_LISTED = 500  # the assignee filter's choices
+
+
+async def _choices(ctx: WebContext, users: list[User]) -> dict[str, Any]:
+    """What the filters offer: every channel, topic, team and active user (of `users`)."""
     return {
         "channels": [c.name for c in ctx.settings.channels],
         "topics": await ctx.admin.list_labels("topic"),
         "teams": [t.name for t in await ctx.people.list_teams()],
-        "users": [(str(u.id), u.name) for u in users],
+        "users": [(str(u.id), u.name) for u in users if u.active],
     }
 
 
@@ -245,14 +269,6 @@ def _conversation_id(request: web.Request) -> int:
 
 async def _user_names(ctx: WebContext, ids: Iterable[int]) -> dict[int, str]:
     return {user_id: u.name for user_id, u in (await ctx.people.users_by_id(list(ids))).items()}
-
-
-def _actors(data: dict[str, Any]) -> list[str]:
-    found = [data.get("resolved_by")]
-    found += [m.get("author") for m in data["messages"]]
-    found += [e.get("by") for e in data["events"]]
-    found += [e.get("detail") for e in data["events"] if e["kind"] == "assigned"]
-    return [a for a in found if isinstance(a, str)]
 
 
 def actor_words(_: Wording, actor: str | None, *, users: dict[int, str], automations: dict[int, str]) -> str:
@@ -304,18 +320,45 @@ def event_kinds(_: Wording) -> dict[str, str]:
     }
 
 
-@dataclass(slots=True)
-class MessageLine:
-    """One message as the conversation page shows it, worded: a page holds hundreds, and the
-    template reads attributes of an object faster than keys of a dict."""
+def message_items(
+    _: Wording,
+    messages: Sequence[Message],
+    tags: Mapping[int, list[str]],
+    *,
+    contact: str,
+    who: Callable[[str | None], str],
+) -> Markup:
+    """The conversation's messages as the page's `<li>` items, oldest first.
 
-    direction: str
-    byline: str  # "Ann wrote", "Bob replied"
-    sent_at: str | None
-    when: str
-    delivery: str  # how our reply fared, in words ('' for the contact's messages)
-    text: str
-    tags: list[str]
+    Written here rather than in the template: a long conversation shows hundreds, and each `{{ }}`
+    of a template is an escape call that makes a Markup object (five a message cost more than the
+    rest of the page). Whatever a person wrote (the contact's text and name, an agent's name, a
+    tag) is escaped here, each text once; our own words once a page; the direction and the
+    timestamps are ours and hold nothing to escape."""
+    wrote = escape(_("{name} wrote", name=contact))
+    replied: dict[str | None, Markup] = {}
+    deliveries = {state: f" · {escape(words)}" for state, words in delivery_words(_).items()}
+    tags_word = escape(_("Tags"))
+    items = []
+    for m in messages:
+        at = iso(m.sent_at)
+        byline, delivery = wrote, ""
+        if m.direction is Direction.OUTBOUND:
+            if m.author not in replied:
+                replied[m.author] = escape(_("{name} replied", name=who(m.author)))
+            byline = replied[m.author]
+            state = delivery_state(m)
+            delivery = deliveries.get(state) or f" · {escape(state)}"
+        chips = ""
+        if tags.get(m.id):
+            spans = "".join(f'<span class="chip">{escape(t)}</span>' for t in tags[m.id])
+            chips = f'<p class="meta">{tags_word}: {spans}</p>\n'
+        items.append(
+            f'<li class="message {m.direction.value}">\n'
+            f'<p class="meta">{byline} · <time datetime="{at}">{when(at)}</time>{delivery}</p>\n'
+            f'<p class="text">{escape(m.text)}</p>\n{chips}</li>\n'
+        )
+    return Markup("".join(items))
 
 
 @dataclass(slots=True)
@@ -339,36 +382,30 @@ def case_link(ctx: WebContext, crm: dict[str, Any] | None) -> str | None:
 
 @require_user
 async def conversation_page(request: web.Request) -> web.StreamResponse:
+    """One conversation: its messages, automations, history and what can be done to it. Built once
+    from the store's records (not from the API's JSON)."""
     ctx = request.app[WEB_KEY]
     cid = _conversation_id(request)
-    data = await views.conversation_detail_json(cid)
-    if data is None:
+    conv = await repo.get_conversation(cid)
+    if conv is None:
         raise NotFound("conversation", cid)
+    (data,) = await views.conversations_json([conv])
+    messages, tags = await repo.conversation_messages(cid)
+    runs = await repo.conversation_runs(cid)
+    history = views.events_json(conv, await repo.conversation_events(cid), messages)
     _ = wording_for(request)
-    automations = {r["automation_id"]: r["automation_name"] for r in data["runs"]}
-    user_ids = [int(m.group(2)) for a in _actors(data) if (m := ACTOR.fullmatch(a)) and m.group(1) == "user"]
-    user_ids += [data["assignee"]["id"]] if data["assignee"] else []
-    users = await _user_names(ctx, [i for i in user_ids if i < 2**62])
+    automations = {r.automation_id: r.automation_name for r in runs}
+    actors = [conv.resolved_by, *(m.author for m in messages if m.direction is Direction.OUTBOUND)]
+    actors += [e["by"] for e in history] + [e["detail"] for e in history if e["kind"] == "assigned"]
+    user_ids = [int(m.group(2)) for a in actors if a and (m := ACTOR.fullmatch(a)) and m.group(1) == "user"]
+    user_ids += [conv.assignee_id] if conv.assignee_id is not None else []
+    users = await _user_names(ctx, {i for i in user_ids if i < 2**62})
 
     def who(actor: str | None) -> str:
         return actor_words(_, actor, users=users, automations=automations)
 
-    contact_name = data["contact"]["name"] or ""
-    deliveries = delivery_words(_)
-    messages = [
-        MessageLine(
-            direction=m["direction"],
-            byline=_("{name} wrote", name=contact_name)
-            if m["direction"] == "inbound"
-            else _("{name} replied", name=who(m["author"])),
-            sent_at=m["sent_at"],
-            when=when(m["sent_at"]),
-            delivery=deliveries.get(m["delivery"], m["delivery"]) if m["direction"] == "outbound" else "",
-            text=m["text"],
-            tags=m["tags"],
-        )
-        for m in data["messages"]
-    ]
+    contact = data["contact"]
+    data["runs"] = [views.run_json(r) for r in runs]
     for r in data["runs"]:
         r["words"] = run_words(_, r)
     kinds = event_kinds(_)
@@ -380,7 +417,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             who=who(e["by"]),
             detail=who(e["detail"]) if e["kind"] == "assigned" else (e["detail"] or ""),
         )
-        for e in data["events"]
+        for e in history
     ]
     me = current_user(request)
     reasons_on = ctx.settings.organization.resolution_reasons
@@ -390,19 +427,19 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         "conversation.html",
         {
             "c": data,
-            "messages": messages,
+            "messages": message_items(_, messages, tags, contact=contact["name"] or "", who=who),
             "events": events,
-            "contact": data["contact"]["name"] or data["contact"]["id"] or "",
-            "resolved_by": who(data["resolved_by"]),
+            "contact": contact["name"] or contact["id"] or "",
+            "resolved_by": who(conv.resolved_by),
             "resolved_at": when(data["resolved_at"]),
             "reasons": await ctx.admin.list_labels("reason") if reasons_on else [],
             "reasons_on": reasons_on,
             "addable_topics": [t for t in topics if t.casefold() not in {x.casefold() for x in data["topics"]}],
             "case_url": case_link(ctx, data["crm"]),
-            "mine": data["assignee"] is not None and data["assignee"]["id"] == me.id,
+            "mine": conv.assignee_id is not None and conv.assignee_id == me.id,
             "priorities": priority_words(_),
             "types": type_words(_),
-            "why": await why_items(ctx, cid, _, {m["id"]: m["text"] for m in data["messages"]}),
+            "why": await why_items(ctx, _, conv, runs, messages),
         },
     )
 

@@ -7,10 +7,11 @@ in objects the template only prints (a long conversation explains hundreds of me
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain import AutomationRun, Conversation, Message
 from bot.engine.why import NOT_FIRST, Outcome, WhyEntry
 from bot.front.commands import describe_actions
 from bot.front.web.context import WebContext
@@ -84,13 +85,20 @@ def why_words(e: WhyEntry, _: Wording, outcomes: Mapping[Outcome, str] | None = 
     )
 
 
-async def why_items(ctx: WebContext, conversation_id: int, _: Wording, texts: Mapping[int, str]) -> list[WhyMessage]:
+async def why_items(
+    ctx: WebContext,
+    _: Wording,
+    conversation: Conversation,
+    runs: Sequence[AutomationRun],
+    messages: Sequence[Message],
+) -> list[WhyMessage]:
     """Per inbound message that an automation fired on or found a keyword in (oldest first): its
-    text cut into segments at the found words' offsets, and the automations in words. `texts`:
-    the conversation's messages by id (the page has read them already)."""
-    entries = await ctx.insight.why(conversation_id)
+    text cut into segments at the found words' offsets, and the automations in words. The
+    conversation, its runs and messages: the page has read them already (not read again)."""
+    entries = await ctx.insight.why(conversation.id, read=(conversation, runs, messages))
     if not entries:
         return []
+    texts = {m.id: m.text for m in messages}
     outcomes = _outcomes(_)
     items: dict[int, WhyMessage] = {}
     found: dict[int, list[Any]] = {}
