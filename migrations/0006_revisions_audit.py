@@ -69,61 +69,46 @@ async def first_revisions(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("inbox", "0005_queue_backfill")]
+    dependencies = [('inbox', '0005_queue_backfill')]
 
     initial = False
 
     operations = [
         ops.CreateModel(
-            name="AuditEntry",
+            name='AuditEntry',
             fields=[
-                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                ("actor", fields.CharField(max_length=100)),
-                ("kind", fields.CharField(max_length=32)),
-                ("target", fields.CharField(max_length=200)),
-                ("summary", fields.CharField(max_length=500)),
-                ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('actor', fields.CharField(max_length=100)),
+                ('kind', fields.CharField(max_length=32)),
+                ('target', fields.CharField(max_length=200)),
+                ('summary', fields.CharField(max_length=500)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={
-                "table": "audit_log",
-                "app": "inbox",
-                "indexes": [Index(fields=["actor", "id"]), Index(fields=["kind", "id"])],
-                "pk_attr": "id",
-                "table_description": "Who changed what: admin changes and actions of people on conversations. Append-only.",
-            },
-            bases=["Model"],
+            options={'table': 'audit_log', 'app': 'inbox', 'indexes': [Index(fields=['actor', 'id']), Index(fields=['kind', 'id'])], 'pk_attr': 'id', 'table_description': "Who changed what: admin changes and actions of people on conversations. Append-only."},
+            bases=['Model'],
         ),
         ops.CreateModel(
-            name="AutomationRevision",
+            name='AutomationRevision',
             fields=[
-                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                ("automation_id", fields.IntField()),
-                ("revision", fields.IntField()),
-                ("change", fields.CharField(max_length=16)),
-                ("actor", fields.CharField(max_length=100)),
-                (
-                    "automation",
-                    fields.JSONField(encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads),
-                ),
-                ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('automation_id', fields.IntField()),
+                ('revision', fields.IntField()),
+                ('change', fields.CharField(max_length=16)),
+                ('actor', fields.CharField(max_length=100)),
+                ('automation', fields.JSONField(encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={
-                "table": "automation_revisions",
-                "app": "inbox",
-                "unique_together": (("automation_id", "revision"),),
-                "pk_attr": "id",
-                "table_description": "One change to an automation and the automation as it stood after it. Append-only, and kept",
-            },
-            bases=["Model"],
+            options={'table': 'automation_revisions', 'app': 'inbox', 'unique_together': (('automation_id', 'revision'),), 'pk_attr': 'id', 'table_description': 'One change to an automation and the automation as it stood after it. Append-only, and kept'},
+            bases=['Model'],
         ),
         ops.AddField(
-            model_name="Automation",
-            name="revision",
+            model_name='Automation',
+            name='revision',
             field=fields.IntField(default=1, db_default=1),
         ),
         ops.AddField(
-            model_name="AutomationRun",
-            name="revision",
+            model_name='AutomationRun',
+            name='revision',
             field=fields.IntField(null=True),
         ),
         ops.RunPython(first_revisions),

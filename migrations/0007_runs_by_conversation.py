@@ -5,15 +5,14 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
-
 class Migration(migrations.Migration):
-    dependencies = [("inbox", "0006_revisions_audit")]
+    dependencies = [('inbox', '0006_revisions_audit')]
 
     initial = False
 
     operations = [
         ops.AddIndex(
-            model_name="AutomationRun",
-            index=Index(fields=["conversation_id", "id"]),
+            model_name='AutomationRun',
+            index=Index(fields=['conversation_id', 'id']),
         ),
     ]
