@@ -413,6 +413,8 @@ async def test_a_stream_commits_batch_after_batch_and_stops_at_the_first_failure
     import threading
     from collections import deque
 
+    from bot.store import steps
+
     async with db.open_store(db_url):
         ruleset = rules(BYE)
         loop_thread = threading.get_ident()
@@ -455,6 +457,26 @@ async def test_a_stream_commits_batch_after_batch_and_stops_at_the_first_failure
                 return None
             n = left[0]
             return f"e{n}", [[inbound(f"again {n}", mid=f"e{n}", thread=f"e{n}")]], decide
+
+        # on SQLite, a batch that arrives while the thread lingers is taken in the same hand-off
+        lingered: list[float] = []
+
+        def linger(seconds: float) -> bool:
+            lingered.append(seconds)
+            if len(lingered) == 1:
+                waiting.append(("late", [[inbound("just now", mid="late", thread="t-late")]], decide))
+                return True
+            return False
+
+        reports.clear()
+        waiting.clear()
+        waiting.append(("early", [[inbound("first", mid="early", thread="t-early")]], decide))
+        await ingest.take_in_stream(take, done, contacts=ingest.ContactCache(), linger=linger)
+        if db_url.startswith("sqlite"):
+            assert [key for key, _, _ in reports] == ["early", "late"]
+            assert len(lingered) == 2 and all(0 < s <= steps.LINGER_SECONDS for s in lingered)
+        else:  # only SQLite's thread lingers (elsewhere `take` runs on the event loop, which must not wait)
+            assert [key for key, _, _ in reports] == ["early"] and lingered == []
 
         stream = asyncio.create_task(ingest.take_in_stream(endless, lambda *_: None, contacts=ingest.ContactCache()))
         await asyncio.sleep(0.01)

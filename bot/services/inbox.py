@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -105,6 +106,7 @@ class Inbox:
         # on SQLite from the database's own thread (a deque's append and popleft are thread-safe)
         self._pending: deque[_Item] = deque()
         self._wake = asyncio.Event()
+        self._arrived = threading.Event()  # for the database's thread, waiting a moment for more
         self._stopping = False
         self._failed: deque[tuple[_Batch, Exception]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,6 +144,7 @@ class Inbox:
         # critical path keeps only what depends on the conversation
         ahead = (self._rules().scan(msg.text), search.document(msg.text))
         self._pending.append((msg, fut, started, ahead))
+        self._arrived.set()
         self._wake.set()
         # a request cancelled meanwhile cancels only its wait: the batch commits it all the same
         # and `_settle` skips a future already done
@@ -157,7 +160,7 @@ class Inbox:
             # batch after batch while messages keep coming (on SQLite its thread takes the next
             # batch as soon as it commits one); stops at a failed batch, taken apart below
             try:
-                await ingest.take_in_stream(self._take_batch, self._taken, contacts=self._contacts)
+                await ingest.take_in_stream(self._take_batch, self._taken, contacts=self._contacts, linger=self._linger)
             except Exception as exc:  # the stream could not run at all: never leave a request waiting
                 log.exception("ingest stream failed; taking the next batch message by message")
                 stranded = self._take_batch()
@@ -165,6 +168,11 @@ class Inbox:
                     self._failed.append((stranded[0], exc))
             while self._failed:
                 await self._one_by_one(*self._failed.popleft())
+
+    def _linger(self, seconds: float) -> bool:
+        """On SQLite's thread, nothing queued: wait at most `seconds` for a message (True if one came)."""
+        self._arrived.clear()
+        return bool(self._pending) or self._arrived.wait(seconds)
 
     def _take_batch(self) -> Batch[_Batch] | None:
         """The next group commit: up to `batch_max` queued messages in rounds, with the engine

@@ -92,11 +92,15 @@ Batch = tuple[K, Sequence[Sequence[InboundMessage]], Decide]
 
 
 async def take_in_stream(
-    take: Callable[[], Batch[K] | None], done: Callable[[K, Taken | Exception], None], *, contacts: ContactCache
+    take: Callable[[], Batch[K] | None],
+    done: Callable[[K, Taken | Exception], None],
+    *,
+    contacts: ContactCache,
+    linger: Callable[[float], bool] | None = None,
 ) -> None:
     """`take_in` for batch after batch while `take()` gives one (it runs on SQLite's thread, see
-    `steps.run_stream`); `done(key, what it took in or the error)` on the event loop after each
-    commit. Stops at the first failed batch."""
+    `steps.run_stream`, as does `linger`); `done(key, what it took in or the error)` on the event
+    loop after each commit. Stops at the first failed batch."""
     sqlite = is_sqlite()
 
     def next_one() -> tuple[K, Callable[[], Steps[Taken]]] | None:
@@ -106,7 +110,7 @@ async def take_in_stream(
         key, rounds, decide = batch
         return key, lambda: _take_in(rounds, decide, contacts, sqlite=sqlite)
 
-    await run_stream(next_one, done, topics="route")
+    await run_stream(next_one, done, topics="route", linger=linger)
 
 
 def _take_in(

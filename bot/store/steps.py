@@ -150,13 +150,16 @@ async def run_stream(
     *,
     topics: Literal["route", "change"] | None = None,
     budget: float = 0.005,
+    linger: Callable[[float], bool] | None = None,
 ) -> None:
     """Transactions one after another while `take()` gives work; after each commit (or failure)
     `done(key, result or error)` runs on the event loop, in order. Stops at the first failure, so
     the caller can take that work apart. `take` runs on SQLite's thread: it must only read what
     other threads append (a deque's popleft). On SQLite the thread keeps the connection for at most
     `budget` seconds at a time (a batch or two), so a page's reads still get their turn every few
-    milliseconds under a steady stream."""
+    milliseconds under a steady stream. `linger(seconds)`, when given, is called on SQLite's
+    thread when `take` has nothing: it waits at most that long for more (True if some came), so
+    work that arrives a moment later is taken without going back through the event loop."""
     conn = connections.get("default")
     if not one_hand_off(conn):
         while (work := take()) is not None:
@@ -172,17 +175,27 @@ async def run_stream(
     more = True
     while more:
         async with conn.acquire_connection() as held:
-            more = await held._execute(_stream_sync, held._conn, take, done, loop, budget)
+            more = await held._execute(_stream_sync, held._conn, take, done, loop, budget, linger)
+
+
+LINGER_SECONDS = 0.001  # how long the thread waits for more work before handing the connection back
 
 
 def _stream_sync(
-    con: sqlite3.Connection, take: Take[K, T], done: Done[K, T], loop: asyncio.AbstractEventLoop, budget: float
+    con: sqlite3.Connection,
+    take: Take[K, T],
+    done: Done[K, T],
+    loop: asyncio.AbstractEventLoop,
+    budget: float,
+    linger: Callable[[float], bool] | None,
 ) -> bool:
     """On SQLite's thread: transactions until `take` has none (False), one fails (False) or the
     budget is spent (True: there may be more)."""
     deadline = time.monotonic() + budget
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         work = take()
+        if work is None and linger is not None and linger(min(LINGER_SECONDS, left)):
+            work = take()
         if work is None:
             return False
         key, make = work
