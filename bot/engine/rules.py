@@ -190,6 +190,12 @@ class RuleSet:
         """The rules, oldest (lowest id) first."""
         return tuple(self._compiled[i].rule for i in sorted(self._compiled))
 
+    def holding(self, keys: Iterable[str]) -> list[Rule]:
+        """The rules that hold any of the keyword `keys`, oldest first (what an automation's lint
+        compares it with, without going through every rule)."""
+        ids = {rule_id for key in keys if key for rule_id in self._by_key.get(key, ())}
+        return [self._compiled[i].rule for i in sorted(ids)]
+
     def changed(self, upsert: Iterable[Rule] = (), remove: Iterable[int] = ()) -> RuleSet:
         """A new rule set with `upsert` added or replacing the rule of the same id and the rules of
         `remove` gone. Costs the changed rules plus copying the maps (no rule is recompiled, the

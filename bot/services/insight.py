@@ -231,25 +231,30 @@ class Insight:
             return []
 
     async def lint_about(self, rule: Rule, *, enabled: bool, since: datetime | None = None) -> list[Warning]:
-        """The warnings that involve `rule` (stored, or `UNSAVED` for one being previewed)."""
-        others = [a for a in await repo.list_automations() if a.id != rule.id]
-        subjects = await self._subjects(others, extra=(rule, enabled, since))
+        """The warnings that involve `rule` (stored, or `UNSAVED` for one being previewed): its own,
+        and those with the enabled automations that hold one of its keywords — taken from the
+        compiled rules this worker runs (the automations its plan allows), so an automation's
+        save or edit page costs its keywords, not every automation."""
+        partners = [r for r in self.admin.rules.current().holding(rule.keys) if r.id != rule.id]
+        subjects = await self._subjects_of([(rule, enabled, since)], about=rule.id)
         return lint(
-            subjects,
+            [*subjects, *(LintSubject(rule=r, enabled=True) for r in partners)],
             known_channels=[c.name for c in self.settings.channels],
             now=datetime.now(UTC),
             about=rule.id,
         )
 
-    async def _subjects(
-        self, automations: Sequence[Automation], *, extra: tuple[Rule, bool, datetime | None] | None = None
-    ) -> list[LintSubject]:
+    async def _subjects(self, automations: Sequence[Automation]) -> list[LintSubject]:
         # (rule, enabled, enabled since): the last change stands for "enabled since" until the
         # automations keep a history of their changes
-        items: list[tuple[Rule, bool, datetime | None]] = [(rule_of(a), a.enabled, a.updated_at) for a in automations]
-        if extra is not None:
-            items.append(extra)
-        live = [(r, e, s) for r, e, s in items if e or (extra is not None and r.id == extra[0].id)]
+        return await self._subjects_of([(rule_of(a), a.enabled, a.updated_at) for a in automations])
+
+    async def _subjects_of(
+        self, items: Sequence[tuple[Rule, bool, datetime | None]], *, about: int | None = None
+    ) -> list[LintSubject]:
+        """The enabled ones among (rule, enabled, enabled since), and `about` even if disabled,
+        with the facts their own warnings need (last run, shares among first messages)."""
+        live = [(r, e, s) for r, e, s in items if e or r.id == about]
         last = await history.last_runs([r.id for r, _, _ in live if r.id != UNSAVED])
         shares = await self._first_message_shares([r for r, _, _ in live])
         return [
