@@ -209,9 +209,6 @@ def _queue_rows(
             repeated[text] = escape(text)
         return repeated[text]
 
-    def chips(names: list[str]) -> str:
-        return "".join(f'<span class="chip">{escape(n)}</span>' for n in names)
-
     out = []
     for c in convs:
         last = lasts.get(c.id)
@@ -226,11 +223,16 @@ def _queue_rows(
             f'<tr>\n<td><a href="/inbox/{c.id}">{escape(name)}</a>{assigned}</td>\n'
             f"<td>{once(c.channel)}</td>\n<td>{once(types.get(c.type.value, c.type.value))}</td>\n"
             f'<td class="first-line">{escape(first_line(last.text)) if last is not None else ""}</td>\n'
-            f"<td>{chips(topics.get(c.id, []))}</td>\n<td>{chips(tags.get(c.id, []))}</td>\n"
+            f"<td>{_chips(topics.get(c.id, []))}</td>\n<td>{_chips(tags.get(c.id, []))}</td>\n"
             f'<td class="priority-{priority}">{once(priorities.get(priority, priority))}</td>\n'
             f"<td>{once(waited(c.waiting_since, lang, now))}</td>\n</tr>\n"
         )
     return Markup("".join(out))
+
+
+def _chips(names: Iterable[str]) -> str:
+    """Topics or tags as the pages show them, each name escaped (an admin or an automation wrote it)."""
+    return "".join(f'<span class="chip">{escape(n)}</span>' for n in names)
 
 
 def _filter_problem(_: Wording, exc: Invalid) -> str:
@@ -351,8 +353,7 @@ def message_items(
             delivery = deliveries.get(state) or f" · {escape(state)}"
         chips = ""
         if tags.get(m.id):
-            spans = "".join(f'<span class="chip">{escape(t)}</span>' for t in tags[m.id])
-            chips = f'<p class="meta">{tags_word}: {spans}</p>\n'
+            chips = f'<p class="meta">{tags_word}: {_chips(tags[m.id])}</p>\n'
         items.append(
             f'<li class="message {m.direction.value}">\n'
             f'<p class="meta">{byline} · <time datetime="{at}">{when(at)}</time>{delivery}</p>\n'
