@@ -62,13 +62,11 @@ def when(iso: str | None) -> str:
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
 
 
-def waited(since: datetime | str | None, lang: str, now: datetime) -> str:
-    """How long the contact has waited since `since` (an instant, or as the API writes it), in
-    words of the page's language (`3 hours`), or ''."""
-    if not since:
+def waited(since: datetime | None, lang: str, now: datetime) -> str:
+    """How long the contact has waited since `since`, in words of the page's language (`3 hours`),
+    or ''."""
+    if since is None:
         return ""
-    if isinstance(since, str):
-        since = datetime.fromisoformat(since.replace("Z", "+00:00"))
     seconds = max((now - since).total_seconds(), 0.0)
     # Babel words the largest unit that holds at least one (`threshold=1.0`), its count rounded:
     # those two say the words, so each is worded once (a queue page words 50 waits per view).
