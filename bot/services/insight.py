@@ -214,8 +214,10 @@ class Insight:
     # --- lint ---------------------------------------------------------------------------------
     async def lint_all(self) -> list[Warning]:
         """The warnings of every enabled automation."""
+        # the last change stands for "enabled since" until automations keep a history of their changes
+        stored = [(rule_of(a), a.enabled, a.updated_at) for a in await repo.list_automations()]
         return lint(
-            await self._subjects(await repo.list_automations()),
+            await self._subjects(stored),
             known_channels=[c.name for c in self.settings.channels],
             now=datetime.now(UTC),
         )
@@ -236,7 +238,7 @@ class Insight:
         compiled rules this worker runs (the automations its plan allows), so an automation's
         save or edit page costs its keywords, not every automation."""
         partners = [r for r in self.admin.rules.current().holding(rule.keys) if r.id != rule.id]
-        subjects = await self._subjects_of([(rule, enabled, since)], about=rule.id)
+        subjects = await self._subjects([(rule, enabled, since)], about=rule.id)
         return lint(
             [*subjects, *(LintSubject(rule=r, enabled=True) for r in partners)],
             known_channels=[c.name for c in self.settings.channels],
@@ -244,12 +246,7 @@ class Insight:
             about=rule.id,
         )
 
-    async def _subjects(self, automations: Sequence[Automation]) -> list[LintSubject]:
-        # (rule, enabled, enabled since): the last change stands for "enabled since" until the
-        # automations keep a history of their changes
-        return await self._subjects_of([(rule_of(a), a.enabled, a.updated_at) for a in automations])
-
-    async def _subjects_of(
+    async def _subjects(
         self, items: Sequence[tuple[Rule, bool, datetime | None]], *, about: int | None = None
     ) -> list[LintSubject]:
         """The enabled ones among (rule, enabled, enabled since), and `about` even if disabled,
