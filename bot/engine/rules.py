@@ -272,14 +272,12 @@ class RuleSet:
         """
         prior: frozenset[str] = _NO_KEYS if first_message else seen
         found = scan.found if scan is not None and scan.rules is self else self._find(text)
-        if not found:  # most messages: nothing more to do
-            return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
         by_key = self._by_key
         # the main index may hold keys of removed rules (a loop over the few found keys: a set
         # operation with `by_key.keys()` would copy all of them)
-        if any(k not in by_key for k in found):
+        if found and any(k not in by_key for k in found):
             found = {k for k in found if k in by_key}
-        if not found:
+        if not found:  # most messages: nothing more to do
             return _NOTHING if not prior else Evaluation((), (), (), False, None, None, (), prior)
 
         if len(found) == 1:
